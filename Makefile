@@ -1,0 +1,51 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 and Java 17 required):
+#   make demo   simulate a card-transaction history, run the ingest and features DAGs over it
+#   make test   run the test suite (what CI runs)
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+ENV := source scripts/airflow-env.sh
+DAYS ?= 45
+START ?= 2026-01-01
+CUSTOMERS ?= 5000
+TERMINALS ?= 10000
+SEED ?= 0
+PYTEST_ARGS ?=
+
+.PHONY: venv airflow-home demo test lint airflow bench clean
+
+venv:
+	scripts/bootstrap.sh
+
+# A git-ignored Airflow home in .airflow/ (SQLite, LocalExecutor, this repo's dags/ and plugins/)
+airflow-home: venv
+	$(ENV)
+	mkdir -p "$$AIRFLOW_HOME"
+	airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -30 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+	python -m include.airflow_settings airflow_settings.yaml
+
+demo: airflow-home
+	$(ENV)
+	python -m include.demo --days $(DAYS) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
+
+test: airflow-home
+	$(ENV)
+	python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(ENV)
+	ruff check .
+
+# The Airflow UI and scheduler on http://localhost:8080 (credentials are printed at start-up)
+airflow: airflow-home
+	$(ENV)
+	airflow standalone
+
+bench: airflow-home
+	$(ENV)
+	python bench/bench_parse.py
+	python bench/bench_features.py
+
+clean:
+	rm -rf .airflow data spark-warehouse

@@ -1,0 +1,9 @@
+"""The Assets that connect the DAGs. Names are logical; the paths live in include.storage."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+RAW_TRANSACTIONS = Asset(name="raw_transactions", uri="batchml://lake/raw/transactions")
+RAW_LABELS = Asset(name="raw_labels", uri="batchml://lake/raw/labels")
+FEATURES_BASELINE = Asset(name="features_baseline", uri="batchml://lake/features/baseline")

@@ -1,0 +1,56 @@
+"""The steps of the features DAG around the Spark job: which days to compute, and publishing the
+staged, validated partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from include.config import data_root
+from include.storage import as_date, day_range, partition_file, publish_file, remove_tree
+
+log = logging.getLogger(__name__)
+
+FEATURE_SET = "baseline"
+
+
+def plan_feature_days(
+    start: str | None, end: str | None, triggered_days: Iterable[str], root: Path | None = None
+) -> tuple[dt.date, dt.date]:
+    """The range to compute: the ``start``/``end`` params of a manual or backfill run, else the days
+    whose raw partitions triggered this run. Fails early when a day has no raw partition."""
+    if start:
+        first, last = as_date(start), as_date(end or start)
+    else:
+        days = sorted({as_date(d) for d in triggered_days})
+        if not days:
+            raise ValueError(
+                "no feature days: the run was not triggered by a raw_transactions event carrying a ds, "
+                "and no 'start' param was given (trigger with {\"start\": \"YYYY-MM-DD\", \"end\": ...})"
+            )
+        first, last = days[0], days[-1]
+    wanted = day_range(first, last)
+    missing = [d.isoformat() for d in wanted if not partition_file("raw", "transactions", d, root).exists()]
+    if missing:
+        raise FileNotFoundError(f"raw transactions are not published for feature days {missing}; run ingest first")
+    return first, last
+
+
+def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.date,
+                            root: Path | None = None) -> dict[str, Any]:
+    """Move each staged day into ``features/baseline/ds=<day>/data.parquet`` (one rename each)."""
+    root = root or data_root()
+    published = []
+    for day in day_range(start, end):
+        files = sorted((staging / f"ds={day.isoformat()}").glob("*.parquet"))
+        if len(files) != 1:
+            raise RuntimeError(f"expected one staged feature file for ds={day}, found {len(files)} in {staging}")
+        dest = partition_file("features", FEATURE_SET, day, root)
+        publish_file(files[0], dest)
+        published.append(day.isoformat())
+    remove_tree(staging)
+    log.info("published %d feature partitions %s..%s", len(published), published[0], published[-1])
+    return {"feature_set": FEATURE_SET, "days": published, "count": len(published)}

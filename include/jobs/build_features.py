@@ -1,0 +1,83 @@
+"""spark-submit entry point: baseline features for one day or a range of days, in one application.
+
+    spark-submit include/jobs/build_features.py --start 2026-02-01 [--end 2026-03-01] \
+        --output <staging folder> [--root <data root>]
+
+Reads only the raw partitions the range needs (the lookback window), writes one parquet file per
+day under ``<output>/ds=<day>/`` and a ``_summary.json``; publishing is the caller's job, after the
+staged partitions have passed their checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from include.features.baseline import baseline_features, label_days, missing_label_count, transaction_days
+from include.spark import get_session
+from include.storage import as_date, day_range, existing_partitions, partition_file
+
+log = logging.getLogger("build_features")
+
+
+def run(spark, start: dt.date, end: dt.date, output: Path, root: Path | None = None) -> dict:
+    """Compute and stage the features of [start, end]; returns the summary written beside them."""
+    began = time.perf_counter()
+    # every output day needs its own raw partition; lookback days before the history began may be absent
+    missing = [str(p) for p in (partition_file("raw", "transactions", d, root) for d in day_range(start, end))
+               if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"raw transactions missing for feature days: {missing}")
+    tx_paths = existing_partitions("raw", "transactions", transaction_days(start, end), root)
+    label_paths = existing_partitions("raw", "labels", label_days(start, end), root)
+
+    transactions = spark.read.parquet(*map(str, tx_paths))
+    labels = (
+        spark.read.parquet(*map(str, label_paths))
+        if label_paths
+        else spark.createDataFrame([], "transaction_id long, tx_fraud long")
+    )
+    features = baseline_features(transactions, labels, start, end)
+    # one task per day, so each day is written as exactly one file
+    features.repartition("ds").write.mode("overwrite").partitionBy("ds").parquet(str(output))
+
+    summary = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "transaction_partitions_read": len(tx_paths),
+        "label_partitions_read": len(label_paths),
+        "missing_labels": missing_label_count(transactions, labels, end),
+        "rows_per_day": {
+            str(r["ds"]): r["count"] for r in spark.read.parquet(str(output)).groupBy("ds").count().collect()
+        },
+        "seconds": round(time.perf_counter() - began, 2),
+    }
+    (output / "_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--start", required=True, type=as_date)
+    p.add_argument("--end", type=as_date, default=None)
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--root", type=Path, default=None)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    end = args.end or args.start
+    spark = get_session(f"build_features {args.start}..{end}")
+    try:
+        summary = run(spark, args.start, end, args.output, args.root)
+    finally:
+        spark.stop()
+    log.info("features staged: %s", json.dumps(summary, sort_keys=True))
+    print(json.dumps(summary, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Deliver a simulation as daily landing files, the way an upstream system would drop them.
+
+- ``landing/transactions/<D>.parquet``: the transactions of day D (no labels).
+- ``landing/labels/<A>.parquet``: the labels that arrive on day A, i.e. of the transactions of
+  day A - 7. Every day gets a labels file; in the first seven days it is empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from include.config import LABEL_DELAY_DAYS
+from include.simulator.generator import LABEL_COLUMNS, TRANSACTION_COLUMNS
+from include.storage import landing_file, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LandingSummary:
+    transaction_files: int
+    label_files: int
+    transactions: int
+
+
+def write_landing_files(transactions: pd.DataFrame, root: Path | None = None) -> LandingSummary:
+    """Write one transactions file per day and one labels file per arrival day."""
+    by_day = {day: frame for day, frame in transactions.groupby("ds", sort=True)}
+    no_labels = transactions[LABEL_COLUMNS].iloc[:0]
+    for day, frame in by_day.items():
+        write_parquet_atomic(frame[TRANSACTION_COLUMNS].reset_index(drop=True), landing_file("transactions", day, root))
+        labelled = by_day.get(day - dt.timedelta(days=LABEL_DELAY_DAYS))
+        labels = no_labels if labelled is None else labelled[LABEL_COLUMNS]
+        write_parquet_atomic(labels.reset_index(drop=True), landing_file("labels", day, root))
+    log.info("landed %d days of transaction and label files", len(by_day))
+    return LandingSummary(len(by_day), len(by_day), len(transactions))

@@ -1,0 +1,105 @@
+"""The data lake: hive-style ``ds=`` partitions, one parquet file each, published atomically.
+
+Layout under the data root::
+
+    landing/<source>/<YYYY-MM-DD>.parquet        files as delivered (the simulator writes these)
+    raw/<source>/ds=<YYYY-MM-DD>/data.parquet     validated, published by the ingest DAG
+    features/<name>/ds=<YYYY-MM-DD>/data.parquet  published by the features DAG
+    quarantine/<source>/ds=<YYYY-MM-DD>/          rejected files and the reason, kept for inspection
+    _staging/...                                  work in progress, never read downstream
+
+A partition is a single file, so publishing is one ``os.replace``: readers see the old partition or
+the new one, never a mix, and a rerun replaces instead of appending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from include.config import data_root
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PARTITION_FILE = "data.parquet"
+
+
+def as_date(ds: str | dt.date) -> dt.date:
+    return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(ds)
+
+
+def day_range(start: str | dt.date, end: str | dt.date) -> list[dt.date]:
+    """Days from start to end, both inclusive."""
+    first, last = as_date(start), as_date(end)
+    if last < first:
+        raise ValueError(f"date range ends before it starts: {first} > {last}")
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def landing_file(source: str, ds: str | dt.date, root: Path | None = None) -> Path:
+    return (root or data_root()) / "landing" / source / f"{as_date(ds).isoformat()}.parquet"
+
+
+def partition_dir(zone: str, dataset: str, ds: str | dt.date, root: Path | None = None) -> Path:
+    return (root or data_root()) / zone / dataset / f"ds={as_date(ds).isoformat()}"
+
+
+def partition_file(zone: str, dataset: str, ds: str | dt.date, root: Path | None = None) -> Path:
+    return partition_dir(zone, dataset, ds, root) / PARTITION_FILE
+
+
+def existing_partitions(
+    zone: str, dataset: str, days: Iterable[dt.date], root: Path | None = None
+) -> list[Path]:
+    """The partition files of ``days`` that exist: readers name the days they need, never glob history."""
+    paths = [partition_file(zone, dataset, d, root) for d in days]
+    return [p for p in paths if p.exists()]
+
+
+def publish_file(tmp: Path, dest: Path) -> None:
+    """Atomically move a finished file into place, replacing what was there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, dest: Path) -> Path:
+    """Write ``frame`` next to ``dest`` under a temporary name, then rename it over ``dest``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # microsecond timestamps: Spark cannot read parquet nanosecond timestamps
+        pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=False)
+        publish_file(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def parquet_row_count(path: Path) -> int:
+    """Rows in a parquet file, from its footer only."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def staging_dir(run_id: str, *parts: str, root: Path | None = None) -> Path:
+    """A per-run scratch folder; the run id is made path-safe."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return (root or data_root()) / "_staging" / safe / Path(*parts)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

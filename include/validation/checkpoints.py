@@ -1,0 +1,200 @@
+"""Run Great Expectations checkpoints on one partition and turn the result into a short report.
+
+The GX project lives under ``<data root>/gx`` (a file context, so validation results accumulate and
+Data Docs show every run). Suites are defined in code (:mod:`include.validation.suites`) and written
+to the context with ``add_or_update`` on each run, so the code is the single source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.config import data_root
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# GX phones home and draws progress bars unless told otherwise; neither belongs in a task log.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@dataclass(frozen=True)
+class Failure:
+    column: str | None
+    expectation: str
+    details: str
+
+    def __str__(self) -> str:
+        where = f"column {self.column}" if self.column else "table"
+        return f"{where}: {self.expectation} ({self.details})"
+
+
+@dataclass
+class ValidationReport:
+    """What an operator needs to see: which partition, which file, what failed and where."""
+
+    suite: str
+    ds: str
+    path: str
+    success: bool
+    evaluated: int
+    rows: int | None = None
+    failures: list[Failure] = field(default_factory=list)
+    quarantined_to: str | None = None
+    sha256: str | None = None
+
+    def message(self) -> str:
+        if self.success:
+            return f"{self.suite} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows ({self.path})"
+        lines = [
+            f"{self.suite} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed "
+            f"on {self.path}" + (f"; file kept in quarantine at {self.quarantined_to}" if self.quarantined_to else "")
+        ]
+        lines += [f"  - {f}" for f in self.failures]
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON for XCom and quarantine notes."""
+        out = asdict(self)
+        out["failures"] = [str(f) for f in self.failures]
+        return out
+
+
+class DataQualityError(Exception):
+    """A partition failed its checkpoint; the report says where and why."""
+
+    def __init__(self, report: ValidationReport):
+        super().__init__(report.message())
+        self.report = report
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gx_context(root: Path | None = None):
+    import great_expectations as gx
+
+    project = (root or data_root()) / "gx"
+    project.mkdir(parents=True, exist_ok=True)
+    return gx.get_context(mode="file", project_root_dir=str(project))
+
+
+def data_docs_index(root: Path | None = None) -> Path:
+    return (root or data_root()) / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None = None):
+    """Validate ``frame`` against a suite of :mod:`include.validation.suites`; returns the GX result."""
+    import great_expectations as gx
+
+    from include.validation.suites import build_suite
+
+    context = gx_context(root)
+    source = context.data_sources.add_or_update_pandas(name="batchml")
+    try:
+        asset = source.get_asset(suite_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=suite_name)
+    try:
+        batch = asset.get_batch_definition("partition")
+    except KeyError:
+        batch = asset.add_batch_definition_whole_dataframe("partition")
+    suite = context.suites.add_or_update(build_suite(suite_name))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite_name,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format="SUMMARY",
+        )
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+    return next(iter(result.run_results.values()))
+
+
+def _failures(validation_result) -> list[Failure]:
+    failures = []
+    for r in validation_result.results:
+        if r.success:
+            continue
+        config = r.expectation_config
+        info = r.exception_info or {}
+        if info.get("raised_exception"):
+            details = f"could not run: {str(info.get('exception_message', '')).splitlines()[0][:200]}"
+        else:
+            res = r.result or {}
+            parts = []
+            if "observed_value" in res:
+                parts.append(f"observed {res['observed_value']!r}")
+            if res.get("unexpected_count"):
+                sample = [str(v) for v in (res.get("partial_unexpected_list") or [])[:3]]
+                parts.append(f"{res['unexpected_count']} unexpected values, e.g. {sample}")
+            expected = {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id", "result_format")}
+            parts.append(f"expected {expected}")
+            details = "; ".join(parts)
+        failures.append(Failure(config.kwargs.get("column"), config.type, details))
+    return failures
+
+
+def validate_frame(
+    suite_name: str, frame: pd.DataFrame, ds: str, path: Path, parameters: dict[str, Any], root: Path | None = None
+) -> ValidationReport:
+    result = run_checkpoint(suite_name, frame, parameters, root)
+    return ValidationReport(
+        suite=suite_name,
+        ds=ds,
+        path=str(path),
+        success=bool(result.success),
+        evaluated=int(result.statistics["evaluated_expectations"]),
+        rows=len(frame),
+        failures=_failures(result),
+    )
+
+
+def validate_parquet_file(
+    suite_name: str, path: Path, ds: str, parameters: dict[str, Any], root: Path | None = None
+) -> tuple[ValidationReport, pd.DataFrame | None]:
+    """Read and validate one parquet file; an unreadable file is a failed report, not a crash."""
+    import pandas as pd
+
+    sha = file_sha256(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        report = ValidationReport(suite_name, ds, str(path), False, 1,
+                                  failures=[Failure(None, "file_is_readable_parquet", reason)], sha256=sha)
+        return report, None
+    report = validate_frame(suite_name, frame, ds, path, parameters, root)
+    report.sha256 = sha
+    return report, frame
+
+
+def quarantine(path: Path, report: ValidationReport, zone: str, dataset: str, root: Path | None = None) -> Path:
+    """Move a rejected file to ``quarantine/<zone>/<dataset>/ds=<ds>/`` with the reason beside it."""
+    target = (root or data_root()) / "quarantine" / zone / dataset / f"ds={report.ds}"
+    target.mkdir(parents=True, exist_ok=True)
+    kept = target / path.name
+    shutil.copy2(path, kept)
+    report.quarantined_to = str(kept)
+    (target / "failure.json").write_text(json.dumps(report.summary(), indent=2, default=str))
+    log.error("quarantined %s to %s", path, kept)
+    return kept

@@ -1,0 +1,138 @@
+"""Which file each dataset's checkpoint reads, with which run-time parameters, and where a rejected
+file goes. One entry per validated dataset; :func:`validate_partitions` is what operators call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include.config import LABEL_DELAY_DAYS, data_root
+from include.storage import as_date, existing_partitions, parquet_row_count, partition_file
+from include.validation.checkpoints import DataQualityError, ValidationReport, quarantine, validate_parquet_file
+
+log = logging.getLogger(__name__)
+
+# Raw daily volume must stay within [RELATIVE_LOW, RELATIVE_HIGH] x the median of recent days.
+RELATIVE_LOW, RELATIVE_HIGH, RECENT_DAYS = 0.5, 2.0, 7
+
+
+class MissingInputError(FileNotFoundError):
+    """The file to validate is not there (yet): retryable, unlike a failed check."""
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    suite: str
+    zone: str  # quarantine/<zone>/<dataset>/
+    dataset: str
+    locate: Callable[[dt.date, Path | None, Path], Path]  # (day, staging folder, data root) -> file
+    parameters: Callable[[dt.date, Path, dict[str, Any]], dict[str, Any]]  # (day, root, overrides)
+
+
+def day_bounds(day: dt.date) -> dict[str, str]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return {"day_start": start.isoformat(), "day_end": end.isoformat()}
+
+
+def transaction_row_bounds(day: dt.date, root: Path, floor: int = 1, ceiling: int = 5_000_000) -> dict[str, int]:
+    """Absolute bounds, narrowed to a band around the median of the last published days."""
+    recent_days = [day - dt.timedelta(days=i) for i in range(1, RECENT_DAYS + 1)]
+    recent = [parquet_row_count(p) for p in existing_partitions("raw", "transactions", recent_days, root)]
+    low, high = floor, ceiling
+    if len(recent) >= 3:
+        median = statistics.median(recent)
+        low, high = max(floor, int(median * RELATIVE_LOW)), min(ceiling, int(median * RELATIVE_HIGH) + 1)
+    return {"min_rows": low, "max_rows": high}
+
+
+def _transactions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    bounds = transaction_row_bounds(
+        day, root, int(overrides.get("min_rows", 1)), int(overrides.get("max_rows", 5_000_000))
+    )
+    return {**day_bounds(day), **bounds}
+
+
+def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Labels arriving on ``day`` label exactly the transactions of ``day - delay``."""
+    import pyarrow.parquet as pq
+
+    labelled = partition_file("raw", "transactions", day - dt.timedelta(days=LABEL_DELAY_DAYS), root)
+    if not labelled.exists():  # nothing was published that day (start of history): expect an empty file
+        return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0}
+    ids = pq.read_table(labelled, columns=["transaction_id"]).column(0)
+    return {
+        "expected_rows": len(ids),
+        "first_transaction_id": int(ids.combine_chunks().to_numpy().min()) if len(ids) else 0,
+        "last_transaction_id": int(ids.combine_chunks().to_numpy().max()) if len(ids) else 0,
+    }
+
+
+def _features_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    raw = partition_file("raw", "transactions", day, root)
+    return {**day_bounds(day), "expected_rows": parquet_row_count(raw)}
+
+
+def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
+    if staging is None:
+        raise ValueError("features are validated in their staging folder: pass staging")
+    files = sorted((staging / f"ds={day.isoformat()}").glob("*.parquet"))
+    if len(files) > 1:
+        raise RuntimeError(f"expected one staged file for ds={day}, found {len(files)} in {staging}")
+    return files[0] if files else staging / f"ds={day.isoformat()}" / "missing.parquet"
+
+
+DATASETS: dict[str, DatasetCheck] = {
+    "raw_transactions": DatasetCheck(
+        "raw_transactions", "landing", "transactions",
+        lambda day, _staging, root: root / "landing" / "transactions" / f"{day.isoformat()}.parquet",
+        _transactions_parameters,
+    ),
+    "raw_labels": DatasetCheck(
+        "raw_labels", "landing", "labels",
+        lambda day, _staging, root: root / "landing" / "labels" / f"{day.isoformat()}.parquet",
+        _labels_parameters,
+    ),
+    "features_baseline": DatasetCheck(
+        "features_baseline", "features", "baseline", _staged_file, _features_parameters
+    ),
+}
+
+
+def validate_partitions(
+    dataset: str,
+    days: Iterable[str | dt.date],
+    staging: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    root: Path | None = None,
+) -> list[ValidationReport]:
+    """Validate each day's file of ``dataset``; quarantine and raise if any of them fails.
+
+    Raises :class:`MissingInputError` when a file is absent and :class:`DataQualityError` (carrying the
+    first failed report, its message listing all of them) when any partition fails.
+    """
+    if dataset not in DATASETS:
+        raise KeyError(f"no checks defined for dataset {dataset!r}; known: {sorted(DATASETS)}")
+    check, root = DATASETS[dataset], root or data_root()
+    reports, failed = [], []
+    for day in map(as_date, days):
+        path = check.locate(day, staging, root)
+        if not path.exists():
+            raise MissingInputError(f"{dataset} ds={day}: no file at {path}")
+        report, _ = validate_parquet_file(check.suite, path, day.isoformat(), check.parameters(day, root, overrides or {}),
+                                          root)
+        log.info("%s", report.message())
+        if not report.success:
+            quarantine(path, report, check.zone, check.dataset, root)
+            failed.append(report)
+        reports.append(report)
+    if failed:
+        error = DataQualityError(failed[0])
+        error.args = ("\n".join(r.message() for r in failed),)
+        raise error
+    return reports

@@ -1,0 +1,104 @@
+"""Expectation suites, in code. Values that depend on the partition are suite parameters
+(``{"$PARAMETER": name}``) filled in at run time by :mod:`include.validation.datasets`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from include.features.baseline import CUSTOMER_WINDOWS, FEATURE_COLUMNS, OUTPUT_COLUMNS, TERMINAL_WINDOWS
+
+INT_TYPES = ["int64", "Int64", "int32", "Int32"]
+FLOAT_TYPES = ["float64", "Float64", "float32"]
+# tz-aware columns are checked element-wise by GX, which reports "Timestamp"
+UTC_TIMESTAMP_TYPES = ["datetime64[us, UTC]", "datetime64[ns, UTC]", "datetime64[ms, UTC]", "Timestamp"]
+
+# The largest amount a card transaction may carry before we call the file corrupt.
+MAX_AMOUNT = 100_000
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$PARAMETER": name}
+
+
+def _raw_transactions() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"], exact_match=True
+        ),
+        gxe.ExpectTableRowCountToBeBetween(min_value=_param("min_rows"), max_value=_param("max_rows")),
+        *[gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES)
+          for c in ("transaction_id", "customer_id", "terminal_id")],
+        gxe.ExpectColumnValuesToBeInTypeList(column="tx_amount", type_list=FLOAT_TYPES),
+        gxe.ExpectColumnValuesToBeInTypeList(column="tx_datetime", type_list=UTC_TIMESTAMP_TYPES),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c)
+          for c in ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")],
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        gxe.ExpectColumnValuesToBeBetween(column="tx_amount", min_value=0, max_value=MAX_AMOUNT),
+        gxe.ExpectColumnValuesToBeBetween(column="customer_id", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="terminal_id", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="tx_datetime", min_value=_param("day_start"), max_value=_param("day_end")
+        ),
+    ]
+
+
+def _raw_labels() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=["transaction_id", "tx_fraud", "tx_fraud_scenario"], exact_match=True
+        ),
+        # exactly one label per transaction of the labelled day, and no label for any other transaction
+        gxe.ExpectTableRowCountToBeBetween(min_value=_param("expected_rows"), max_value=_param("expected_rows")),
+        *[gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES)
+          for c in ("transaction_id", "tx_fraud", "tx_fraud_scenario")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("transaction_id", "tx_fraud", "tx_fraud_scenario")],
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="transaction_id", min_value=_param("first_transaction_id"), max_value=_param("last_transaction_id")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="tx_fraud", value_set=[0, 1]),
+        gxe.ExpectColumnValuesToBeInSet(column="tx_fraud_scenario", value_set=[0, 1, 2, 3]),
+    ]
+
+
+def _features_baseline() -> list:
+    import great_expectations.expectations as gxe
+
+    counts = [f"customer_nb_tx_{n}d" for n in CUSTOMER_WINDOWS]
+    terminal_counts = [f"terminal_nb_tx_{n}d" for n in TERMINAL_WINDOWS]
+    risks = [f"terminal_risk_{n}d" for n in TERMINAL_WINDOWS]
+    return [
+        gxe.ExpectTableColumnsToMatchSet(column_set=OUTPUT_COLUMNS, exact_match=True),
+        # one feature row per raw transaction of the day
+        gxe.ExpectTableRowCountToBeBetween(min_value=_param("expected_rows"), max_value=_param("expected_rows")),
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ["transaction_id", *FEATURE_COLUMNS]],
+        *[gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1])
+          for c in ("tx_during_weekend", "tx_during_night")],
+        # the current transaction is always inside its customer windows
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=1) for c in counts],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in terminal_counts],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in risks],
+        gxe.ExpectColumnValuesToBeBetween(
+            column="tx_datetime", min_value=_param("day_start"), max_value=_param("day_end")
+        ),
+    ]
+
+
+SUITES: dict[str, Callable[[], list]] = {
+    "raw_transactions": _raw_transactions,
+    "raw_labels": _raw_labels,
+    "features_baseline": _features_baseline,
+}
+
+
+def build_suite(name: str):
+    import great_expectations as gx
+
+    if name not in SUITES:
+        raise KeyError(f"no expectation suite named {name!r}; known: {sorted(SUITES)}")
+    return gx.ExpectationSuite(name=name, expectations=SUITES[name]())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv and installs requirements.txt into it; does nothing when both are up to date.
+# Fails early, with a clear message, when Python 3.11 or Java 17+ (needed by Spark) is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "ERROR: $PYTHON not found. Install Python 3.11 or run with PYTHON=/path/to/python3.11." >&2
+  exit 1
+fi
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "ERROR: java not found on PATH. Spark (pyspark 4) needs Java 17 or newer:" >&2
+  echo "       install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME and PATH." >&2
+  exit 1
+fi
+java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}')
+if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
+  echo "ERROR: Java $java_major found; Spark (pyspark 4) needs Java 17 or newer." >&2
+  exit 1
+fi
+
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo ">>> creating .venv and installing requirements.txt (a cold install takes a few minutes)"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --progress-bar off -r requirements.txt
+echo "$want" > "$stamp"
