@@ -25,7 +25,7 @@ from include.storage import day_range, parquet_row_count, partition_file
 def load_dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     return bag.get_dag(dag_id)
@@ -34,9 +34,28 @@ def load_dag(dag_id: str):
 def run_dag(dag, log_path: Path, **kwargs) -> str:
     """``dag.test()`` with its output in ``log_path``; returns the run's final state."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with log_path.open("a") as log, redirect_fds(log.fileno()):
         run = dag.test(**kwargs)
     return str(run.state)
+
+
+@contextlib.contextmanager
+def redirect_fds(target: int):
+    """Send file descriptors 1 and 2 to ``target``: Airflow's loggers hold on to the original streams."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:

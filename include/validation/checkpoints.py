@@ -183,9 +183,22 @@ def validate_parquet_file(
         report = ValidationReport(suite_name, ds, str(path), False, 1,
                                   failures=[Failure(None, "file_is_readable_parquet", reason)], sha256=sha)
         return report, None
-    report = validate_frame(suite_name, frame, ds, path, parameters, root)
+    report = validate_frame(suite_name, utc_naive(frame), ds, path, parameters, root)
     report.sha256 = sha
     return report, frame
+
+
+def utc_naive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Time-zone-aware columns as naive UTC: GX's pandas type checks do not know tz-aware dtypes."""
+    import pandas as pd
+
+    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if not aware:
+        return frame
+    frame = frame.copy()
+    for column in aware:
+        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
 
 
 def quarantine(path: Path, report: ValidationReport, zone: str, dataset: str, root: Path | None = None) -> Path:

@@ -35,7 +35,7 @@ class DatasetCheck:
 
 
 def day_bounds(day: dt.date) -> dict[str, str]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time())  # naive UTC, like the validated frames
     end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
     return {"day_start": start.isoformat(), "day_end": end.isoformat()}
 

@@ -9,8 +9,8 @@ from include.features.baseline import CUSTOMER_WINDOWS, FEATURE_COLUMNS, OUTPUT_
 
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 FLOAT_TYPES = ["float64", "Float64", "float32"]
-# tz-aware columns are checked element-wise by GX, which reports "Timestamp"
-UTC_TIMESTAMP_TYPES = ["datetime64[us, UTC]", "datetime64[ns, UTC]", "datetime64[ms, UTC]", "Timestamp"]
+# timestamps are validated as naive UTC (see checkpoints.utc_naive)
+UTC_TIMESTAMP_TYPES = ["datetime64[us]", "datetime64[ns]", "datetime64[ms]"]
 
 # The largest amount a card transaction may carry before we call the file corrupt.
 MAX_AMOUNT = 100_000
