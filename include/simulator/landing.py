@@ -16,7 +16,7 @@ import pandas as pd
 
 from include.config import LABEL_DELAY_DAYS
 from include.simulator.generator import LABEL_COLUMNS, TRANSACTION_COLUMNS
-from include.storage import landing_file, write_parquet_atomic
+from include.storage import landing_file, partition_file, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,32 @@ class LandingSummary:
     transactions: int
 
 
-def write_landing_files(transactions: pd.DataFrame, root: Path | None = None) -> LandingSummary:
-    """Write one transactions file per day and one labels file per arrival day."""
+def daily_files(transactions: pd.DataFrame):
+    """(day, transactions of the day, labels arriving that day) for every simulated day."""
     by_day = {day: frame for day, frame in transactions.groupby("ds", sort=True)}
     no_labels = transactions[LABEL_COLUMNS].iloc[:0]
     for day, frame in by_day.items():
-        write_parquet_atomic(frame[TRANSACTION_COLUMNS].reset_index(drop=True), landing_file("transactions", day, root))
         labelled = by_day.get(day - dt.timedelta(days=LABEL_DELAY_DAYS))
         labels = no_labels if labelled is None else labelled[LABEL_COLUMNS]
-        write_parquet_atomic(labels.reset_index(drop=True), landing_file("labels", day, root))
-    log.info("landed %d days of transaction and label files", len(by_day))
-    return LandingSummary(len(by_day), len(by_day), len(transactions))
+        yield day, frame[TRANSACTION_COLUMNS].reset_index(drop=True), labels.reset_index(drop=True)
+
+
+def write_landing_files(transactions: pd.DataFrame, root: Path | None = None) -> LandingSummary:
+    """Write one transactions file and one labels file (those arriving that day) per day."""
+    days = 0
+    for day, tx, labels in daily_files(transactions):
+        write_parquet_atomic(tx, landing_file("transactions", day, root))
+        write_parquet_atomic(labels, landing_file("labels", day, root))
+        days += 1
+    log.info("landed %d days of transaction and label files", days)
+    return LandingSummary(days, days, len(transactions))
+
+
+def write_raw_partitions(transactions: pd.DataFrame, root: Path | None = None) -> int:
+    """Seed ``raw/`` directly, as if every day had passed ingest: for tests and benchmarks only."""
+    days = 0
+    for day, tx, labels in daily_files(transactions):
+        write_parquet_atomic(tx, partition_file("raw", "transactions", day, root))
+        write_parquet_atomic(labels, partition_file("raw", "labels", day, root))
+        days += 1
+    return days
