@@ -14,6 +14,8 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAU
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
 # include/ and the plugins' packages import from the repo root, in tasks and in spark-submit jobs
 export PYTHONPATH="$_repo:$_repo/plugins${PYTHONPATH:+:$PYTHONPATH}"
+# Spark binds its driver to loopback on a single machine (a cluster setup overrides this)
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$_repo/.venv/bin/python}"
 export PATH="$_repo/.venv/bin:$PATH"
 unset _repo

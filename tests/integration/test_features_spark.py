@@ -1,0 +1,143 @@
+"""The Spark feature job equals an independent pandas computation and never leaks the future."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from include.config import LABEL_DELAY_DAYS
+from include.features.baseline import MODEL_INPUTS, OUTPUT_COLUMNS, TRANSACTION_LOOKBACK_DAYS
+from include.jobs.build_features import run as build_features
+from include.simulator.landing import write_raw_partitions
+from include.storage import day_range, partition_file, write_parquet_atomic
+
+from tests.conftest import SMALL
+from tests.reference_features import reference_features
+
+pytestmark = pytest.mark.spark
+
+FIRST = SMALL.start_date + dt.timedelta(days=40)
+LAST = FIRST + dt.timedelta(days=2)
+
+
+@pytest.fixture
+def raw_lake(data_root, small_sim):
+    write_raw_partitions(small_sim.transactions, data_root)
+    return data_root
+
+
+def _staged(output, days) -> pd.DataFrame:
+    frames = [pd.read_parquet(next((output / f"ds={d}").glob("*.parquet"))) for d in days]
+    return pd.concat(frames, ignore_index=True).sort_values("transaction_id", ignore_index=True)
+
+
+def _known_labels(sim, end: dt.date) -> pd.DataFrame:
+    """Labels that have arrived by the end of ``end``: those of transactions up to end - 7 days."""
+    tx = sim.transactions
+    return tx.loc[tx["ds"] <= end - dt.timedelta(days=LABEL_DELAY_DAYS), ["transaction_id", "tx_fraud"]]
+
+
+def test_range_equals_pandas_reference(spark, raw_lake, small_sim, tmp_path):
+    out = tmp_path / "staged"
+    summary = build_features(spark, FIRST, LAST, out, raw_lake)
+    got = _staged(out, day_range(FIRST, LAST))
+    assert list(got.columns) == OUTPUT_COLUMNS
+
+    expected = reference_features(small_sim.transactions, _known_labels(small_sim, LAST), day_range(FIRST, LAST))
+    assert len(got) == len(expected) == sum(summary["rows_per_day"].values())
+    pd.testing.assert_frame_equal(
+        got[["transaction_id", *MODEL_INPUTS]].astype("float64"),
+        expected[["transaction_id", *MODEL_INPUTS]].astype("float64"),
+        check_exact=False, rtol=1e-9,
+    )
+    assert summary["missing_labels"] == 0
+    # the first day reads exactly its lookback window, not all 50 days of history
+    assert summary["transaction_partitions_read"] == TRANSACTION_LOOKBACK_DAYS + 3
+
+
+def test_single_day_equals_the_same_day_of_a_range(spark, raw_lake, tmp_path):
+    build_features(spark, FIRST, LAST, tmp_path / "range", raw_lake)
+    single = build_features(spark, LAST, LAST, tmp_path / "single", raw_lake)
+    assert single["transaction_partitions_read"] == TRANSACTION_LOOKBACK_DAYS + 1
+    pd.testing.assert_frame_equal(_staged(tmp_path / "range", [LAST]), _staged(tmp_path / "single", [LAST]))
+
+
+def test_labels_younger_than_the_delay_do_not_change_features(spark, raw_lake, small_sim, tmp_path):
+    """The labels of transactions younger than 7 days at the feature day arrive after it. They are on
+    disk here (the history is complete), yet flipping all of them must not move a single feature."""
+    day = LAST
+    before = build_features(spark, day, day, tmp_path / "before", raw_lake)
+    for arrival in day_range(day + dt.timedelta(days=1), day + dt.timedelta(days=LABEL_DELAY_DAYS)):
+        path = partition_file("raw", "labels", arrival, raw_lake)
+        labels = pd.read_parquet(path)
+        write_parquet_atomic(labels.assign(tx_fraud=1 - labels["tx_fraud"]), path)
+    after = build_features(spark, day, day, tmp_path / "after", raw_lake)
+    pd.testing.assert_frame_equal(_staged(tmp_path / "before", [day]), _staged(tmp_path / "after", [day]))
+    assert before["label_partitions_read"] == after["label_partitions_read"]
+
+    # an old label (arrived 8+ days ago) does change the terminal risk: the test above is not vacuous
+    old = partition_file("raw", "labels", day - dt.timedelta(days=3), raw_lake)
+    labels = pd.read_parquet(old)
+    write_parquet_atomic(labels.assign(tx_fraud=1), old)
+    changed = build_features(spark, day, day, tmp_path / "changed", raw_lake)
+    assert changed
+    assert not _staged(tmp_path / "changed", [day])["terminal_risk_30d"].equals(
+        _staged(tmp_path / "before", [day])["terminal_risk_30d"])
+
+
+def test_window_edges_by_hand(spark, data_root, tmp_path):
+    """Current transaction in customer windows, never in terminal windows; the 7-day delay is exact."""
+    t0 = pd.Timestamp("2026-05-01 12:00:00", tz="UTC")
+    delay = pd.Timedelta(days=LABEL_DELAY_DAYS)
+    rows = [  # (id, time, customer, terminal, amount, fraud)
+        (0, t0, 1, 9, 10.0, 1),
+        (1, t0 + delay - pd.Timedelta(seconds=1), 2, 9, 20.0, 1),
+        (2, t0 + delay + pd.Timedelta(hours=1), 1, 8, 30.0, 0),
+        (3, t0 + delay + pd.Timedelta(seconds=0), 3, 9, 40.0, 0),  # exactly 7 days after tx 0
+    ]
+    frame = pd.DataFrame(rows, columns=["transaction_id", "tx_datetime", "customer_id", "terminal_id",
+                                        "tx_amount", "tx_fraud"])
+    frame["tx_datetime"] = frame["tx_datetime"].astype("datetime64[us, UTC]")
+    frame["ds"] = frame["tx_datetime"].dt.date
+    frame["tx_fraud_scenario"] = frame["tx_fraud"]
+    write_raw_partitions(frame, data_root)
+    day = (t0 + delay).date()
+    build_features(spark, day, day, tmp_path / "out", data_root)
+    got = _staged(tmp_path / "out", [day]).set_index("transaction_id")
+
+    assert got.loc[3, "terminal_nb_tx_1d"] == 1 and got.loc[3, "terminal_risk_1d"] == 1.0  # tx 0 only
+    # tx 0 is 1 s short of 7 days old when tx 1 happens: its (fraud) label is not known yet
+    assert got.loc[1, "terminal_nb_tx_1d"] == 0 and got.loc[1, "terminal_risk_1d"] == 0.0
+    # tx 1 (fraud) happened 1 s before tx 3 on the same terminal: far too young to count
+    assert got.loc[3, "terminal_nb_tx_7d"] == 1 and got.loc[3, "terminal_risk_7d"] == 1.0
+    assert got.loc[3, "customer_nb_tx_1d"] == 1 and got.loc[3, "customer_avg_amount_1d"] == 40.0  # itself
+    assert got.loc[2, "customer_nb_tx_30d"] == 2 and got.loc[2, "customer_avg_amount_30d"] == 20.0
+    assert got.loc[2, "customer_nb_tx_7d"] == 1  # tx 0 is 7 days and 1 hour old
+
+
+def test_missing_raw_day_fails_before_spark_work(spark, raw_lake, tmp_path):
+    partition_file("raw", "transactions", LAST, raw_lake).unlink()
+    with pytest.raises(FileNotFoundError, match=f"raw transactions missing for feature days.*{LAST}"):
+        build_features(spark, FIRST, LAST, tmp_path / "out", raw_lake)
+    assert not (tmp_path / "out").exists()
+
+
+def test_spark_submit_entry_point(raw_lake, tmp_path):
+    """The file the DAG submits runs under spark-submit and prints its summary."""
+    import subprocess
+
+    from include.config import REPO_ROOT
+
+    out = tmp_path / "submitted"
+    proc = subprocess.run(
+        ["spark-submit", "--master", "local[2]", str(REPO_ROOT / "include/jobs/build_features.py"),
+         "--start", str(LAST), "--output", str(out), "--root", str(raw_lake)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert summary["start"] == summary["end"] == str(LAST)
+    assert (out / "_summary.json").exists() and len(list((out / f"ds={LAST}").glob("*.parquet"))) == 1
