@@ -31,6 +31,7 @@ demo: airflow-home
 
 test: airflow-home
 	$(ENV)
+	ruff check .
 	python -m pytest $(PYTEST_ARGS)
 
 lint: venv

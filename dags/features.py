@@ -72,7 +72,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
 @dag(
     dag_id="features",
     schedule=[RAW_TRANSACTIONS],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,  # so validate_features receives the list of days
@@ -86,7 +86,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
 )
 def features():
     planned = plan()
-    build = SparkSubmitOperator(
+    build_features = SparkSubmitOperator(
         task_id="build_features",
         conn_id="spark_default",
         application=str(REPO_ROOT / "include" / "jobs" / "build_features.py"),
@@ -105,7 +105,7 @@ def features():
         partitions=f"{{{{ {PLAN}['days'] }}}}",
         staging=f"{{{{ {PLAN}['staging'] }}}}",
     )
-    planned >> build >> validate >> publish(planned)
+    planned >> build_features >> validate >> publish(planned)
 
 
 features()

@@ -48,7 +48,7 @@ def publish(source: str, validation: dict) -> dict:
 @dag(
     dag_id="ingest",
     schedule="@daily",
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # label checks and row-count bounds read the days published before
     tags=["batchml", "fraud", "ingest", "great-expectations"],

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     days = day_range(cfg.start_date, cfg.end_date)
     for i, day in enumerate(days, 1):
         t0 = time.perf_counter()
-        logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+        logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         state = run_dag(ingest, logs / f"ingest-{day}.log", logical_date=logical)
         if state != "success":
             print(f"      {day}: ingest run {state}; see {logs / f'ingest-{day}.log'}", file=sys.stderr)

@@ -84,8 +84,8 @@ def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date
             F.when(nb > 0, frauds / nb).otherwise(F.lit(0.0)).alias(f"terminal_risk_{n}d"),
         ]
 
-    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.timezone.utc)
-    stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     out = tx.select(*KEY_COLUMNS, "tx_amount", *cols).where(
         (F.col("tx_datetime") >= F.lit(begin)) & (F.col("tx_datetime") < F.lit(stop))
     )
@@ -96,6 +96,6 @@ def missing_label_count(transactions: DataFrame, labels: DataFrame, end: dt.date
     """Transactions old enough to be labelled by ``end`` whose label never arrived."""
     from pyspark.sql import functions as F
 
-    cutoff = dt.datetime.combine(end - dt.timedelta(days=LABEL_DELAY_DAYS - 1), dt.time(), tzinfo=dt.timezone.utc)
+    cutoff = dt.datetime.combine(end - dt.timedelta(days=LABEL_DELAY_DAYS - 1), dt.time(), tzinfo=dt.UTC)
     old = transactions.where(F.col("tx_datetime") < F.lit(cutoff)).select("transaction_id")
     return old.join(labels.select("transaction_id"), "transaction_id", "left_anti").count()

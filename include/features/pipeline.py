@@ -43,14 +43,15 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
                             root: Path | None = None) -> dict[str, Any]:
     """Move each staged day into ``features/baseline/ds=<day>/data.parquet`` (one rename each)."""
     root = root or data_root()
-    published = []
-    for day in day_range(start, end):
+    staged = {}
+    for day in day_range(start, end):  # check every day before moving any: no partial publication
         files = sorted((staging / f"ds={day.isoformat()}").glob("*.parquet"))
         if len(files) != 1:
             raise RuntimeError(f"expected one staged feature file for ds={day}, found {len(files)} in {staging}")
-        dest = partition_file("features", FEATURE_SET, day, root)
-        publish_file(files[0], dest)
-        published.append(day.isoformat())
+        staged[day] = files[0]
+    for day, file in staged.items():
+        publish_file(file, partition_file("features", FEATURE_SET, day, root))
+    published = [day.isoformat() for day in staged]
     remove_tree(staging)
     log.info("published %d feature partitions %s..%s", len(published), published[0], published[-1])
     return {"feature_set": FEATURE_SET, "days": published, "count": len(published)}

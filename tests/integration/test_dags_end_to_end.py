@@ -11,7 +11,6 @@ import pytest
 from include.simulator import SimulatorConfig, simulate
 from include.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import day_range, landing_file, partition_file, write_parquet_atomic
-
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -35,7 +34,7 @@ def _run(dag, **kwargs):
 
 
 def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from include.features.baseline import MODEL_INPUTS, OUTPUT_COLUMNS, TRANSACTION_
 from include.jobs.build_features import run as build_features
 from include.simulator.landing import write_raw_partitions
 from include.storage import day_range, partition_file, write_parquet_atomic
-
 from tests.conftest import SMALL
 from tests.reference_features import reference_features
 

@@ -1,0 +1,70 @@
+"""Which days a features run computes, and what publishing does with the staged files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from include.features.baseline import label_days, transaction_days
+from include.features.pipeline import plan_feature_days, publish_staged_features
+from include.storage import partition_file, write_parquet_atomic
+
+D = dt.date(2026, 4, 10)
+
+
+def _raw(root, *days):
+    for day in days:
+        write_parquet_atomic(pd.DataFrame({"transaction_id": [1]}), partition_file("raw", "transactions", day, root))
+
+
+def test_triggered_days_become_one_range(data_root):
+    _raw(data_root, D, D + dt.timedelta(days=1), D + dt.timedelta(days=2))
+    assert plan_feature_days(None, None, [str(D + dt.timedelta(days=2)), str(D)]) == (D, D + dt.timedelta(days=2))
+
+
+def test_params_win_over_triggers(data_root):
+    _raw(data_root, D)
+    assert plan_feature_days(str(D), None, ["2030-01-01"]) == (D, D)
+
+
+def test_no_days_is_a_clear_error(data_root):
+    with pytest.raises(ValueError, match="no feature days"):
+        plan_feature_days(None, None, [])
+
+
+def test_missing_raw_partition_is_named(data_root):
+    _raw(data_root, D)
+    with pytest.raises(FileNotFoundError, match=str(D + dt.timedelta(days=1))):
+        plan_feature_days(str(D), str(D + dt.timedelta(days=1)), [])
+
+
+def test_backwards_range_is_rejected(data_root):
+    with pytest.raises(ValueError, match="ends before it starts"):
+        plan_feature_days(str(D), str(D - dt.timedelta(days=1)), [])
+
+
+def test_lookback_windows_grow_with_the_range_not_with_history():
+    assert len(transaction_days(D, D)) == 38  # 7-day delay + 30-day window + the day itself
+    assert len(label_days(D, D)) == 31
+    assert max(label_days(D, D)) == D  # never a label that arrives after the day
+    assert len(transaction_days(D, D + dt.timedelta(days=89))) == 38 + 89
+
+
+def test_publish_moves_each_day_and_cleans_staging(data_root):
+    staging = data_root / "_staging" / "run1" / "features"
+    for day in (D, D + dt.timedelta(days=1)):
+        write_parquet_atomic(pd.DataFrame({"x": [day.day]}), staging / f"ds={day}" / "part-0.parquet")
+    result = publish_staged_features(staging, D, D + dt.timedelta(days=1))
+    assert result["days"] == [str(D), str(D + dt.timedelta(days=1))]
+    assert pd.read_parquet(partition_file("features", "baseline", D, data_root))["x"].tolist() == [D.day]
+    assert not staging.exists()
+
+
+def test_publish_refuses_an_incomplete_staging(data_root):
+    staging = data_root / "_staging" / "run2" / "features"
+    write_parquet_atomic(pd.DataFrame({"x": [1]}), staging / f"ds={D}" / "part-0.parquet")
+    with pytest.raises(RuntimeError, match=f"ds={D + dt.timedelta(days=1)}"):
+        publish_staged_features(staging, D, D + dt.timedelta(days=1))
+    assert not partition_file("features", "baseline", D, data_root).exists()  # nothing half-published
