@@ -89,6 +89,9 @@ def file_sha256(path: Path) -> str:
 def gx_context(root: Path | None = None):
     import great_expectations as gx
 
+    # GX logs every config load at INFO; the task log should show our report, not that
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
     project = (root or data_root()) / "gx"
     project.mkdir(parents=True, exist_ok=True)
     return gx.get_context(mode="file", project_root_dir=str(project))

@@ -60,16 +60,18 @@ def _transactions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]
 
 def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """Labels arriving on ``day`` label exactly the transactions of ``day - delay``."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     labelled = partition_file("raw", "transactions", day - dt.timedelta(days=LABEL_DELAY_DAYS), root)
     if not labelled.exists():  # nothing was published that day (start of history): expect an empty file
         return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0}
     ids = pq.read_table(labelled, columns=["transaction_id"]).column(0)
+    bounds = pc.min_max(ids)
     return {
         "expected_rows": len(ids),
-        "first_transaction_id": int(ids.combine_chunks().to_numpy().min()) if len(ids) else 0,
-        "last_transaction_id": int(ids.combine_chunks().to_numpy().max()) if len(ids) else 0,
+        "first_transaction_id": (bounds["min"].as_py() or 0),
+        "last_transaction_id": (bounds["max"].as_py() or 0),
     }
 
 
