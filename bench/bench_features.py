@@ -38,12 +38,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from include.config import LABEL_DELAY_DAYS, REPO_ROOT
+from include.config import REPO_ROOT
 from include.features.baseline import TRANSACTION_LOOKBACK_DAYS
-from include.simulator.generator import LABEL_COLUMNS, TRANSACTION_COLUMNS, SimulatorConfig, simulate
-from include.storage import day_range, partition_file, remove_tree, write_parquet_atomic
+from include.simulator.generator import SimulatorConfig, simulate
+from include.simulator.landing import write_raw_partitions
+from include.storage import day_range, remove_tree
 
 JOB = REPO_ROOT / "include" / "jobs" / "build_features.py"
 START = dt.date(2026, 1, 1)
@@ -63,19 +62,6 @@ class JobRun:
     @property
     def rows(self) -> int:
         return sum(self.summary["rows_per_day"].values())
-
-
-def publish_raw(transactions: pd.DataFrame, root: Path) -> int:
-    """Write the raw partitions the ingest DAG would publish; returns the number of days."""
-    by_day = dict(tuple(transactions.groupby("ds", sort=True)))
-    no_labels = transactions[LABEL_COLUMNS].iloc[:0]
-    for day, frame in by_day.items():
-        write_parquet_atomic(frame[TRANSACTION_COLUMNS].reset_index(drop=True),
-                             partition_file("raw", "transactions", day, root))
-        labelled = by_day.get(day - dt.timedelta(days=LABEL_DELAY_DAYS))  # labels arriving on `day`
-        labels = no_labels if labelled is None else labelled[LABEL_COLUMNS]
-        write_parquet_atomic(labels.reset_index(drop=True), partition_file("raw", "labels", day, root))
-    return len(by_day)
 
 
 def submit(start: dt.date, end: dt.date, root: Path) -> JobRun:
@@ -185,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         sim = simulate(cfg)
-        published = publish_raw(sim.transactions, root)
+        published = write_raw_partitions(sim.transactions, root)
         print(f"set-up: {n_days} days ({cfg.start_date}..{cfg.end_date}), {customers:,} customers, {terminals:,} "
               f"terminals, {len(sim.transactions):,} transactions ({len(sim.transactions) / n_days:,.0f}/day), "
               f"{published} raw partitions per source in {root}, {time.perf_counter() - t0:.0f}s",

@@ -7,8 +7,9 @@ range is computed in one Spark application.
 
 1. `plan` picks the days and checks their raw partitions exist.
 2. `build_features` submits `include/jobs/build_features.py` through the `spark_default`
-   connection (`local[*]` by default). It reads only the lookback window the days need (37 days of
-   transactions, 30 days of label arrivals) and stages one parquet file per day.
+   connection (`local[*]` by default). It reads only the partitions the days need (for one day: that
+   day and the 37 before it of transactions, label arrivals of that day and the 30 before) and
+   stages one parquet file per day.
 3. `validate_features` runs the `features_baseline` checkpoint on each staged day (one row per raw
    transaction, no nulls, counts and risks in range).
 4. `publish` renames each staged day into `features/baseline/ds=<day>/` and emits `features_baseline`.
