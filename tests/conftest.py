@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 
@@ -37,3 +38,5 @@ def spark():
     session = get_session("batchml-tests", master="local[2]")
     yield session
     session.stop()
+    # py4j logs its shutdown from a finaliser, after pytest has closed the streams
+    logging.getLogger("py4j").setLevel(logging.WARNING)
