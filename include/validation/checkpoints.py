@@ -7,6 +7,8 @@ to the context with ``add_or_update`` on each run, so the code is the single sou
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -101,8 +103,29 @@ def data_docs_index(root: Path | None = None) -> Path:
     return (root or data_root()) / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
+@contextlib.contextmanager
+def gx_project_lock(root: Path | None = None):
+    """One GX run at a time per project folder. The file context rewrites great_expectations.yml and
+    the Data Docs index on every run; parallel tasks (both ingest sources, backfill runs) otherwise
+    read each other's half-written files. flock is per machine: on shared storage across workers,
+    give each worker its own data root for GX or move the GX stores to a database."""
+    lock = (root or data_root()) / "gx" / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None = None):
     """Validate ``frame`` against a suite of :mod:`include.validation.suites`; returns the GX result."""
+    with gx_project_lock(root):
+        return _run_checkpoint(suite_name, frame, parameters, root)
+
+
+def _run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None):
     import great_expectations as gx
 
     from include.validation.suites import build_suite
