@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# GX phones home and draws progress bars unless told otherwise; neither belongs in a task log.
+# GX phones home unless told otherwise (the machines running this may have no route out anyway).
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The Data Docs index lists the newest N validation results. Unlimited, every checkpoint run would
+# load every result ever stored to rebuild it: a cost that grows with history, not with the day.
+DATA_DOCS_INDEX_LIMIT = 200
+
+
 def gx_context(root: Path | None = None):
     import great_expectations as gx
 
@@ -96,7 +100,30 @@ def gx_context(root: Path | None = None):
 
     project = (root or data_root()) / "gx"
     project.mkdir(parents=True, exist_ok=True)
-    return gx.get_context(mode="file", project_root_dir=str(project))
+    context = gx.get_context(mode="file", project_root_dir=str(project))
+    _configure_project(context)
+    return context
+
+
+def _configure_project(context) -> None:
+    """Bounded Data Docs index, no progress bars in task logs; saved once, on the first run."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    changed = False
+    sites = context.variables.data_docs_sites or {}
+    for site in sites.values():
+        builder = site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
+        if builder.get("validation_results_limit") != DATA_DOCS_INDEX_LIMIT:
+            builder["validation_results_limit"] = DATA_DOCS_INDEX_LIMIT
+            changed = True
+    bars = context.variables.progress_bars
+    globally = bars.get("globally") if isinstance(bars, dict) else getattr(bars, "globally", None)
+    if globally is not False:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        changed = True
+    if changed:
+        context.variables.data_docs_sites = sites
+        context.variables.save()
 
 
 def data_docs_index(root: Path | None = None) -> Path:
