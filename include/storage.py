@@ -101,5 +101,17 @@ def staging_dir(run_id: str, *parts: str, root: Path | None = None) -> Path:
     return (root or data_root()) / "_staging" / safe / Path(*parts)
 
 
+def staged_partition_file(staging: Path, ds: str | dt.date) -> Path:
+    """The one file Spark staged for day ``ds`` (``<staging>/ds=<day>/part-*.parquet``).
+
+    Returns the expected path of a missing file (callers check ``exists()``); more than one file
+    means the staging folder is not what a job of ours wrote, and is an error."""
+    folder = staging / f"ds={as_date(ds).isoformat()}"
+    files = sorted(folder.glob("*.parquet"))
+    if len(files) > 1:
+        raise RuntimeError(f"expected one staged file for ds={as_date(ds)}, found {len(files)} in {folder}")
+    return files[0] if files else folder / "part-00000.parquet"
+
+
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)

@@ -13,6 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from include.config import LABEL_DELAY_DAYS
+from include.storage import day_range
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -40,14 +41,12 @@ LABEL_LOOKBACK_DAYS = max(TERMINAL_WINDOWS)
 
 def transaction_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Raw transaction partitions that the features of [start, end] read."""
-    first = start - dt.timedelta(days=TRANSACTION_LOOKBACK_DAYS)
-    return [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+    return day_range(start - dt.timedelta(days=TRANSACTION_LOOKBACK_DAYS), end)
 
 
 def label_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Raw label partitions (by arrival day) that the features of [start, end] read; never after ``end``."""
-    first = start - dt.timedelta(days=LABEL_LOOKBACK_DAYS)
-    return [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+    return day_range(start - dt.timedelta(days=LABEL_LOOKBACK_DAYS), end)
 
 
 def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date, end: dt.date) -> DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
-from include.storage import as_date, day_range, partition_file, publish_file, remove_tree
+from include.storage import as_date, day_range, partition_file, publish_file, remove_tree, staged_partition_file
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,10 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
                             root: Path | None = None) -> dict[str, Any]:
     """Move each staged day into ``features/baseline/ds=<day>/data.parquet`` (one rename each)."""
     root = root or data_root()
-    staged = {}
-    for day in day_range(start, end):  # check every day before moving any: no partial publication
-        files = sorted((staging / f"ds={day.isoformat()}").glob("*.parquet"))
-        if len(files) != 1:
-            raise RuntimeError(f"expected one staged feature file for ds={day}, found {len(files)} in {staging}")
-        staged[day] = files[0]
+    staged = {day: staged_partition_file(staging, day) for day in day_range(start, end)}
+    missing = [day.isoformat() for day, file in staged.items() if not file.exists()]
+    if missing:  # check every day before moving any: no partial publication
+        raise RuntimeError(f"no staged feature file for {', '.join('ds=' + d for d in missing)} in {staging}")
     for day, file in staged.items():
         publish_file(file, partition_file("features", FEATURE_SET, day, root))
     published = [day.isoformat() for day in staged]

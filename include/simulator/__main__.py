@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = write_landing_files(sim.transactions, args.root)
     print(
         f"simulated {summary.transactions:,} transactions, {cfg.start_date} to {cfg.end_date}: "
-        f"{summary.transaction_files} transaction files, {summary.label_files} label files "
+        f"{summary.days} days of transaction and label files "
         f"({time.perf_counter() - began:.1f}s)"
     )
 

@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LandingSummary:
-    transaction_files: int
-    label_files: int
+    days: int  # one transactions file and one labels file each
     transactions: int
 
 
@@ -46,7 +45,7 @@ def write_landing_files(transactions: pd.DataFrame, root: Path | None = None) ->
         write_parquet_atomic(labels, landing_file("labels", day, root))
         days += 1
     log.info("landed %d days of transaction and label files", days)
-    return LandingSummary(days, days, len(transactions))
+    return LandingSummary(days, len(transactions))
 
 
 def write_raw_partitions(transactions: pd.DataFrame, root: Path | None = None) -> int:

@@ -72,11 +72,11 @@ class ValidationReport:
 
 
 class DataQualityError(Exception):
-    """A partition failed its checkpoint; the report says where and why."""
+    """One or more partitions failed their checkpoint; the reports say where and why."""
 
-    def __init__(self, report: ValidationReport):
-        super().__init__(report.message())
-        self.report = report
+    def __init__(self, reports: list[ValidationReport]):
+        super().__init__("\n".join(r.message() for r in reports))
+        self.reports = reports
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, data_root
-from include.storage import as_date, existing_partitions, parquet_row_count, partition_file
+from include.storage import as_date, existing_partitions, parquet_row_count, partition_file, staged_partition_file
 from include.validation.checkpoints import DataQualityError, ValidationReport, quarantine, validate_parquet_file
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,7 @@ def _features_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) ->
 def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
     if staging is None:
         raise ValueError("features are validated in their staging folder: pass staging")
-    files = sorted((staging / f"ds={day.isoformat()}").glob("*.parquet"))
-    if len(files) > 1:
-        raise RuntimeError(f"expected one staged file for ds={day}, found {len(files)} in {staging}")
-    return files[0] if files else staging / f"ds={day.isoformat()}" / "missing.parquet"
+    return staged_partition_file(staging, day)
 
 
 DATASETS: dict[str, DatasetCheck] = {
@@ -115,8 +112,8 @@ def validate_partitions(
 ) -> list[ValidationReport]:
     """Validate each day's file of ``dataset``; quarantine and raise if any of them fails.
 
-    Raises :class:`MissingInputError` when a file is absent and :class:`DataQualityError` (carrying the
-    first failed report, its message listing all of them) when any partition fails.
+    Raises :class:`MissingInputError` when a file is absent and :class:`DataQualityError` (carrying
+    every failed report) when any partition fails.
     """
     if dataset not in DATASETS:
         raise KeyError(f"no checks defined for dataset {dataset!r}; known: {sorted(DATASETS)}")
@@ -134,7 +131,5 @@ def validate_partitions(
             failed.append(report)
         reports.append(report)
     if failed:
-        error = DataQualityError(failed[0])
-        error.args = ("\n".join(r.message() for r in failed),)
-        raise error
+        raise DataQualityError(failed)
     return reports
