@@ -5,6 +5,10 @@ Only the standard library is imported here: DAG files use this at parse time.
 | variable | default | meaning |
 |---|---|---|
 | BATCHML_DATA_ROOT | <repo>/data | the data lake root (landing, raw, features, quarantine, staging, gx) |
+| MLFLOW_TRACKING_URI | sqlite:///<data root>/mlflow/mlflow.db | MLflow tracking and registry (an `mlflow server` URL in production) |
+| BATCHML_MLFLOW_ARTIFACTS | <data root>/mlflow/artifacts | artifact location of new experiments (sqlite tracking only) |
+| BATCHML_WAREHOUSE_URL | sqlite:///<data root>/warehouse.db | SQLAlchemy URL of the warehouse (promotions, predictions, drift) |
+| BATCHML_TRAINING_CONFIG | include/training/training.yaml | model specs, windows, tuning budget, promotion gate |
 """
 
 from __future__ import annotations
@@ -21,3 +25,23 @@ LABEL_DELAY_DAYS = 7
 def data_root() -> Path:
     """Root folder of the data lake."""
     return Path(os.environ.get("BATCHML_DATA_ROOT", REPO_ROOT / "data")).resolve()
+
+
+# SQLite lets one writer in at a time; parallel training tasks wait up to this long for the lock
+# instead of failing with "database is locked" (tests/integration/test_mlflow_sqlite_concurrency.py).
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def mlflow_tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{data_root() / 'mlflow' / 'mlflow.db'}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+def mlflow_artifact_root() -> Path:
+    return Path(os.environ.get("BATCHML_MLFLOW_ARTIFACTS", data_root() / "mlflow" / "artifacts")).resolve()
+
+
+def warehouse_url() -> str:
+    return os.environ.get("BATCHML_WAREHOUSE_URL") or f"sqlite:///{data_root() / 'warehouse.db'}"

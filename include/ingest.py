@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
-from include.storage import as_date, landing_file, partition_file, write_parquet_atomic
-from include.validation.checkpoints import file_sha256
+from include.storage import as_date, file_sha256, landing_file, partition_file, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ the new one, never a mix, and a rerun replaces instead of appending.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import shutil
@@ -31,6 +32,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_FILE = "data.parquet"
+
+
+class MissingInputError(FileNotFoundError):
+    """An input partition or file is not there (yet): retryable, unlike a failed check."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def as_date(ds: str | dt.date) -> dt.date:

@@ -40,3 +40,31 @@ def spark():
     session.stop()
     # py4j logs its shutdown from a finaliser, after pytest has closed the streams
     logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def feature_lake_template(tmp_path_factory, small_sim, spark) -> Path:
+    """Raw partitions and published features of the whole small simulation, built once per session
+    with the real Spark feature job (in-process session)."""
+    from include.features.pipeline import publish_staged_features
+    from include.jobs.build_features import run as build_features
+    from include.simulator.landing import write_raw_partitions
+
+    root = tmp_path_factory.mktemp("feature-lake")
+    tx = small_sim.transactions
+    write_raw_partitions(tx, root)
+    start, end = SMALL.start_date, SMALL.end_date
+    staging = root / "_staging" / "features-template"
+    build_features(spark, start, end, staging, root)
+    publish_staged_features(staging, start, end, root)
+    return root
+
+
+@pytest.fixture
+def feature_lake(feature_lake_template, data_root) -> Path:
+    """A private copy of the feature lake as this test's data root."""
+    import shutil
+
+    for zone in ("raw", "features"):
+        shutil.copytree(feature_lake_template / zone, data_root / zone)
+    return data_root

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.config import data_root
+from include.storage import file_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,14 +77,6 @@ class DataQualityError(Exception):
     def __init__(self, reports: list[ValidationReport]):
         super().__init__("\n".join(r.message() for r in reports))
         self.reports = reports
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # The Data Docs index lists the newest N validation results. Unlimited, every checkpoint run would

@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, data_root
-from include.storage import as_date, existing_partitions, parquet_row_count, partition_file, staged_partition_file
+from include.storage import (
+    MissingInputError,
+    as_date,
+    existing_partitions,
+    parquet_row_count,
+    partition_file,
+    staged_partition_file,
+)
 from include.validation.checkpoints import DataQualityError, ValidationReport, quarantine, validate_parquet_file
 
 log = logging.getLogger(__name__)
 
 # Raw daily volume must stay within [RELATIVE_LOW, RELATIVE_HIGH] x the median of recent days.
 RELATIVE_LOW, RELATIVE_HIGH, RECENT_DAYS = 0.5, 2.0, 7
-
-
-class MissingInputError(FileNotFoundError):
-    """The file to validate is not there (yet): retryable, unlike a failed check."""
 
 
 @dataclass(frozen=True)

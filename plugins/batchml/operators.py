@@ -50,8 +50,9 @@ class GXCheckpointOperator(BaseOperator):
         self.overrides = overrides
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from include.storage import MissingInputError
         from include.validation.checkpoints import DataQualityError
-        from include.validation.datasets import MissingInputError, validate_partitions
+        from include.validation.datasets import validate_partitions
 
         days = [self.partitions] if isinstance(self.partitions, str) else list(self.partitions)
         overrides = {k: v for k, v in (self.overrides or {}).items() if v not in (None, "")}

@@ -13,9 +13,9 @@ import pytest
 
 from include.ingest import publish_landing
 from include.simulator.landing import write_landing_files, write_raw_partitions
-from include.storage import landing_file, partition_file, write_parquet_atomic
+from include.storage import MissingInputError, landing_file, partition_file, write_parquet_atomic
 from include.validation.checkpoints import DataQualityError
-from include.validation.datasets import MissingInputError, validate_partitions
+from include.validation.datasets import validate_partitions
 from tests.conftest import SMALL
 
 DAY = SMALL.start_date + dt.timedelta(days=10)  # labels of DAY are those of DAY - 7

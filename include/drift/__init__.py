@@ -1,0 +1,1 @@
+"""Reference distributions stored with each model version and the drift statistics computed against them."""

@@ -1,0 +1,64 @@
+"""Reference distributions: bins fitted on a model's training window, stored with the model version
+so that monitoring compares each day against exactly what the model was trained on.
+
+- numeric columns: quantile bin edges fitted on the reference (``n_bins`` bins, open at both ends, so
+  values outside the reference range land in the first or last bin);
+- categorical columns (few distinct integer values, such as the 0/1 flags): one bin per category.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+DEFAULT_BINS = 10
+MAX_CATEGORIES = 10
+
+
+@dataclass(frozen=True)
+class ReferenceDistribution:
+    kind: str  # "numeric" or "categorical"
+    count: int
+    proportions: list[float]
+    edges: list[float] = field(default_factory=list)  # numeric: interior edges, bins (-inf, e0], (e0, e1], ...
+    categories: list[float] = field(default_factory=list)
+    sample_quantiles: list[float] = field(default_factory=list)  # 101 quantiles, for KS against a sample
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ReferenceDistribution:
+        return cls(**raw)
+
+    def bin_counts(self, values) -> np.ndarray:
+        """Counts of ``values`` in the reference bins (NaN ignored; unseen categories are not counted)."""
+        v = np.asarray(values, dtype=float)
+        v = v[~np.isnan(v)]
+        if self.kind == "categorical":
+            return np.array([np.sum(v == c) for c in self.categories], dtype=float)
+        return np.bincount(np.searchsorted(self.edges, v, side="left"), minlength=len(self.edges) + 1).astype(float)
+
+
+def fit_distribution(values, n_bins: int = DEFAULT_BINS, max_categories: int = MAX_CATEGORIES) -> ReferenceDistribution:
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        raise ValueError("cannot fit a reference distribution on no values")
+    distinct = np.unique(v)
+    quantiles = np.quantile(v, np.linspace(0, 1, 101)).tolist()
+    if len(distinct) <= max_categories and np.all(distinct == np.round(distinct)):
+        counts = np.array([np.sum(v == c) for c in distinct], dtype=float)
+        return ReferenceDistribution("categorical", len(v), (counts / len(v)).tolist(),
+                                     categories=distinct.tolist(), sample_quantiles=quantiles)
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    ref = ReferenceDistribution("numeric", len(v), [], edges=edges.tolist(), sample_quantiles=quantiles)
+    counts = ref.bin_counts(v)
+    return ReferenceDistribution("numeric", len(v), (counts / len(v)).tolist(), edges=edges.tolist(),
+                                 sample_quantiles=quantiles)
+
+
+def fit_references(frame, columns: list[str], n_bins: int = DEFAULT_BINS) -> dict[str, dict]:
+    """One reference per column of ``frame``, as JSON-ready dicts."""
+    return {c: fit_distribution(frame[c].to_numpy(dtype=float), n_bins).as_dict() for c in columns}

@@ -1,0 +1,45 @@
+"""A Markdown model card per model version: what it was trained on, how it scored, what it decides
+and what it cannot be trusted for. It is the version's description in the registry and an artifact of its run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LIMITATIONS = """\
+- Trained and evaluated on simulated card transactions (shared/SIMULATOR.md); figures on real data will differ.
+- Labels arrive 7 days late: the newest week is never in training, and the evaluation window ends 7 days
+  before the training run.
+- Evaluation removes cards already known to be compromised, as the protocol prescribes; raw alert volumes
+  in production include them.
+- The decision threshold minimises expected cost (missed fraud {missed:,.0f}, false alarm {false_alarm:,.0f})
+  on the validation folds; if those costs change, so does the right threshold.
+- Scores are probabilities under the class weighting said above; calibration is shown, not corrected.
+"""
+
+
+def render(summary: dict[str, Any], version: str, registered_model: str, costs: tuple[float, float],
+           decision: dict[str, Any] | None = None) -> str:
+    m = summary["metrics"]
+    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in m.items())
+    params = ", ".join(f"{k}={v}" for k, v in summary["best_params"].items())
+    text = f"""# {registered_model} version {version}: {summary['model']} ({summary['family']})
+
+| | |
+|---|---|
+| training run | `{summary['run_id']}` (as of {summary['as_of']}) |
+| training window | {summary['training_window']} ({summary['train_rows']:,} transactions) |
+| evaluation window | {summary['evaluation_window']} (known-compromised cards removed) |
+| input partitions (sha256) | `{summary['inputs_sha256'][:16]}` |
+| tuning | {summary['trials']} Optuna trials, {summary['tuning_seconds']} s; best: {params} |
+| decision threshold | {summary['threshold']:.6f} (flag when score >= threshold) |
+
+## Evaluation metrics
+| metric | value |
+|---|---|
+{rows}
+
+## Limitations
+{LIMITATIONS.format(missed=costs[0], false_alarm=costs[1])}"""
+    if decision:
+        text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
+    return text

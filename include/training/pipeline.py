@@ -1,0 +1,178 @@
+"""The steps of the training DAG as plain functions (the DAG file only wires them):
+
+prepare -> train_family (one per model spec, in parallel) -> select_challenger -> run_gate -> promote
+
+Each returns a small JSON-able dict (the XCom) and is safe to rerun for the same ``as_of``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from include import registry, warehouse
+from include.storage import as_date
+from include.training import tracking
+from include.training.config import TrainingConfig
+from include.training.dataset import build_training_set, load_training_set
+from include.training.gate import Decision, decide
+from include.training.metrics import evaluate
+from include.training.model_card import render
+from include.training.train import run_key
+from include.training.windows import Block, plan_training
+
+log = logging.getLogger(__name__)
+
+
+def prepare(as_of: str, cfg: TrainingConfig, root: Path | None = None) -> dict[str, Any]:
+    """Plan the windows, publish the training set, and create the experiment and registered model
+    once (before the parallel model tasks touch the tracking store)."""
+    plan = plan_training(as_of, cfg.window)
+    manifest = build_training_set(plan, root)
+    tracking.ensure_experiment(cfg.experiment)
+    registry.ensure_registered_model(cfg.registered_model)
+    return {"as_of": plan.as_of.isoformat(), "models": [m.name for m in cfg.models], "rows": manifest["rows"],
+            "frauds": manifest["frauds"], "inputs_sha256": manifest["inputs_sha256"], "blocks": manifest["blocks"],
+            "evaluation": plan.evaluation.as_dict()}
+
+
+def _primary(summary: dict[str, Any], primary: str) -> float:
+    v = summary["metrics"].get(primary, float("nan"))
+    return -math.inf if v != v else v
+
+
+def select_challenger(summaries: list[dict[str, Any]], cfg: TrainingConfig) -> dict[str, Any]:
+    """Register the family with the best primary metric on the evaluation window as the challenger."""
+    import mlflow
+
+    best = max(summaries, key=lambda s: (_primary(s, cfg.metrics.primary), s["model"]))
+    version = str(registry.register(cfg.registered_model, best).version)
+    registry.set_alias(cfg.registered_model, registry.CHALLENGER, version)
+    card = render(best, version, cfg.registered_model, _costs(cfg))
+    tracking.client().update_model_version(cfg.registered_model, version, description=card)
+    with mlflow.start_run(run_id=best["run_id"]):
+        mlflow.log_text(card, "model_card.md")
+    others = {s["model"]: s["metrics"].get(cfg.metrics.primary) for s in summaries if s is not best}
+    log.info("challenger: %s version %s (%s %.4f); others: %s", best["model"], version, cfg.metrics.primary,
+             best["metrics"][cfg.metrics.primary], others)
+    return {**best, "version": version, "registered_model": cfg.registered_model}
+
+
+def _costs(cfg: TrainingConfig) -> tuple[float, float]:
+    return cfg.metrics.missed_fraud_cost, cfg.metrics.false_alarm_cost
+
+
+def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path | None = None) -> dict[str, float]:
+    """Metrics of a registered version on the evaluation window of ``as_of``, at its own threshold."""
+    import mlflow
+
+    from include.features.baseline import MODEL_INPUTS
+
+    mv = tracking.client().get_model_version(cfg.registered_model, version)
+    data = load_training_set(as_of, root)
+    rows = data.test_rows(Block.from_dict(data.manifest["plan"]["evaluation"]))
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.registered_model}/{version}")
+    scored = rows.assign(score=model.predict(rows[MODEL_INPUTS]))
+    return evaluate(scored, float(mv.tags["threshold"]), cfg.metrics.top_k, *_costs(cfg))
+
+
+def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = "",
+             root: Path | None = None) -> dict[str, Any]:
+    """Compare the challenger with the champion on the same window; record the decision.
+
+    A rerun returns the recorded decision: once a challenger is promoted it *is* the champion, and
+    comparing it with itself would wrongly reverse the decision.
+    """
+    name, as_of = cfg.registered_model, as_date(challenger["as_of"])
+    recorded = warehouse.decision_for(name, as_of)
+    if recorded and recorded["challenger_version"] == challenger["version"]:
+        log.info("decision for %s as_of=%s already recorded: %s", name, as_of, recorded["reason"])
+        return _decision_xcom(recorded, challenger)
+
+    champion = registry.alias_version(name, registry.CHAMPION)
+    champion_metrics = None
+    if champion is not None:
+        champion_metrics = evaluate_version(cfg, str(champion.version), challenger["as_of"], root)
+    decision = decide(challenger["metrics"], champion_metrics, cfg.gate, cfg.metrics.primary)
+    _record(decision, challenger, champion, champion_metrics, cfg, dag_run_id)
+    return _decision_xcom(warehouse.decision_for(name, as_of), challenger)
+
+
+def _record(decision: Decision, challenger: dict, champion, champion_metrics, cfg: TrainingConfig,
+            dag_run_id: str) -> None:
+    name = cfg.registered_model
+    row = {
+        "model_name": name, "as_of": as_date(challenger["as_of"]), "challenger_version": challenger["version"],
+        "challenger_run_id": challenger["run_id"], "champion_version": None if champion is None else str(champion.version),
+        "decision": "promote" if decision.promote else "reject", "promoted": False, "reason": decision.reason,
+        "primary_metric": decision.primary, "challenger_value": decision.challenger_value,
+        "champion_value": decision.champion_value, "dag_run_id": dag_run_id,
+        "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": champion_metrics}),
+    }
+    warehouse.record_decision(row)
+    c = tracking.client()
+    gate_tags = {"gate_decision": row["decision"], "gate_reason": decision.reason,
+                 "gate_champion_version": str(row["champion_version"])}
+    for k, v in gate_tags.items():
+        c.set_tag(challenger["run_id"], f"{tracking.TAG_PREFIX}{k}", v)
+        c.set_model_version_tag(name, challenger["version"], k, v)
+    card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict())
+    c.update_model_version(name, challenger["version"], description=card)
+    log.info("gate: %s version %s: %s", row["decision"], challenger["version"], decision.reason)
+
+
+def _decision_xcom(row: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
+    return {"promote": row["decision"] == "promote", "promoted": bool(row["promoted"]), "reason": row["reason"],
+            "version": row["challenger_version"], "champion_version": row["champion_version"],
+            "as_of": row["as_of"].isoformat(), "model": challenger["model"], "run_id": challenger["run_id"],
+            "registered_model": challenger["registered_model"]}
+
+
+def promote(decision: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any]:
+    """Move the champion alias to the approved challenger and mark the decision as carried out."""
+    if not decision["promote"]:
+        raise ValueError(f"version {decision['version']} was not accepted by the gate: {decision['reason']}")
+    aliases = registry.promote(cfg.registered_model, decision["version"])
+    warehouse.mark_promoted(cfg.registered_model, as_date(decision["as_of"]), decision["version"])
+    tracking.client().set_tag(decision["run_id"], f"{tracking.TAG_PREFIX}promoted", "true")
+    return {**decision, "promoted": True, **aliases}
+
+
+def leaderboard(as_of: str, cfg: TrainingConfig) -> list[dict[str, Any]]:
+    """One row per model family of the run of ``as_of``, with the gate's verdict on the challenger."""
+    experiment_id = tracking.ensure_experiment(cfg.experiment)
+    decision = warehouse.decision_for(cfg.registered_model, as_date(as_of))
+    rows = []
+    for spec in cfg.models:
+        run = tracking.find_run(experiment_id, run_key(as_of, spec.name))
+        if run is None or f"{tracking.TAG_PREFIX}summary" not in run.data.tags:
+            rows.append({"model": spec.name, "family": spec.family, "status": "not trained"})
+            continue
+        s = json.loads(run.data.tags[f"{tracking.TAG_PREFIX}summary"])
+        is_challenger = decision is not None and decision["challenger_run_id"] == s["run_id"]
+        if is_challenger:
+            verdict = ("promoted: " if decision["promoted"] else
+                       "accepted, awaiting promotion: " if decision["decision"] == "promote" else
+                       "not promoted: ") + decision["reason"]
+        else:
+            verdict = "not the best family this run"
+        rows.append({"model": spec.name, "family": spec.family, **{k: s["metrics"].get(k) for k in
+                     ("auc_roc", "average_precision", "card_precision")},
+                     "train_seconds": s["tuning_seconds"] + s["fit_seconds"], "threshold": s["threshold"],
+                     "challenger": is_challenger, "verdict": verdict})
+    return rows
+
+
+def format_leaderboard(rows: list[dict[str, Any]], top_k: int = 100) -> str:
+    head = f"{'model':<10} {'family':<20} {'AUC ROC':>8} {'AP':>7} {f'CP@{top_k}':>7} {'train s':>8} {'threshold':>10}  verdict"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "verdict" not in r:
+            lines.append(f"{r['model']:<10} {r['family']:<20} {r['status']}")
+            continue
+        lines.append(f"{r['model']:<10} {r['family']:<20} {r['auc_roc']:>8.4f} {r['average_precision']:>7.4f} "
+                     f"{r['card_precision']:>7.4f} {r['train_seconds']:>8.1f} {r['threshold']:>10.4f}  {r['verdict']}")
+    return "\n".join(lines)

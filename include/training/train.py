@@ -1,0 +1,215 @@
+"""Train one model family for one training run: tune on the prequential folds, fit on the
+evaluation block's training window, evaluate on its test window, log everything to MLflow.
+
+Idempotent: the MLflow run is keyed by (as_of, model). A finished run is reused as it is; an
+unfinished one (a killed task) is discarded with its trials and the family is trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from include.drift.reference import fit_references
+from include.features.baseline import MODEL_INPUTS
+from include.training import tracking
+from include.training.config import ModelSpec, TrainingConfig
+from include.training.dataset import LABEL, TrainingSet, load_training_set
+from include.training.metrics import cost_minimising_threshold, evaluate
+from include.training.tuning import TrialResult, best_trial, fit_and_score, tune
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "training"
+SCORE = "score"
+REFERENCE_ARTIFACT = "monitoring/reference.json"
+IMPORTANCE_SAMPLE_ROWS = 30_000
+# what a model version needs to load; pinned to the versions it was trained with
+RUNTIME_PACKAGES = {
+    "logistic_regression": ["scikit-learn"],
+    "xgboost": ["xgboost-cpu"],
+    "lightgbm": ["lightgbm"],
+    "pytorch_mlp": ["torch"],
+}
+
+
+def run_key(as_of: str, model: str, kind: str = "model") -> dict[str, str]:
+    """The tags that identify a model run (kind "model") or its Optuna trials (kind "trial")."""
+    return {"pipeline": PIPELINE, "as_of": as_of, "model": model, "kind": kind}
+
+
+def train_family(name: str, as_of: str, cfg: TrainingConfig, root: Path | None = None) -> dict[str, Any]:
+    """Train, evaluate and log model ``name`` of ``cfg`` for the run of day ``as_of``; returns a small summary."""
+    import mlflow
+
+    spec = cfg.spec(name)
+    experiment_id = tracking.ensure_experiment(cfg.experiment)
+    existing = tracking.find_run(experiment_id, run_key(as_of, spec.name))
+    if existing is not None and existing.info.status == "FINISHED":
+        log.info("%s for as_of=%s already trained in run %s: reusing it", name, as_of, existing.info.run_id)
+        return json.loads(existing.data.tags[f"{tracking.TAG_PREFIX}summary"])
+    if existing is not None:
+        tracking.delete_run_tree(existing)
+
+    data = load_training_set(as_of, root)
+    plan = data.manifest["plan"]
+    run_tags = tracking.tags(**run_key(as_of, spec.name), family=spec.family,
+                             inputs_sha256=data.manifest["inputs_sha256"])
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name} {as_of}", tags=run_tags) as run:
+        mlflow.log_params({
+            "family": spec.family, "class_weight": spec.class_weight, "seed": cfg.seed,
+            "primary_metric": cfg.metrics.primary, "top_k": cfg.metrics.top_k,
+            "train_window": f"{plan['evaluation']['train_start']}..{plan['evaluation']['train_end']}",
+            "evaluation_window": f"{plan['evaluation']['test_start']}..{plan['evaluation']['test_end']}",
+            "validation_folds": len(plan["folds"]), "inputs_sha256": data.manifest["inputs_sha256"],
+            "features": ",".join(MODEL_INPUTS), "tuning_trials_budget": cfg.trials_for(spec),
+            "tuning_timeout_seconds": cfg.timeout_seconds,
+        })
+        summary = _train_and_log(spec, data, cfg, as_of, run.info.run_id, experiment_id)
+        mlflow.set_tag(f"{tracking.TAG_PREFIX}summary", json.dumps(summary))
+    return summary
+
+
+def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_of: str, run_id: str,
+                   experiment_id: str) -> dict[str, Any]:
+    import mlflow
+
+    from include.training.windows import Block
+
+    plan = data.manifest["plan"]
+    folds = [(data.train_rows(Block.from_dict(b)), data.test_rows(Block.from_dict(b))) for b in plan["folds"]]
+    evaluation_block = Block.from_dict(plan["evaluation"])
+
+    def log_trial(trial: TrialResult) -> None:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name} trial {trial.number}", nested=True,
+                              tags=tracking.tags(trial=trial.number, **run_key(as_of, spec.name, "trial"))):
+            mlflow.log_params(trial.params)
+            mlflow.log_metric(f"validation_{cfg.metrics.primary}", trial.value)
+            for i, m in enumerate(trial.fold_metrics, 1):
+                mlflow.log_metrics({f"fold_{i}_{k}": v for k, v in m.items() if k in _HEADLINE})
+            mlflow.log_metric("seconds", trial.seconds)
+
+    t0 = time.perf_counter()
+    trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec), timeout_seconds=cfg.timeout_seconds,
+                  seed=cfg.seed, on_trial=log_trial)
+    tuning_seconds = time.perf_counter() - t0
+    best = best_trial(trials)
+    # the decision threshold minimises expected cost on the validation folds, never on the evaluation window
+    choice = cost_minimising_threshold(best.validation[LABEL], best.validation[SCORE],
+                                       cfg.metrics.missed_fraud_cost, cfg.metrics.false_alarm_cost)
+
+    train, test = data.train_rows(evaluation_block), data.test_rows(evaluation_block)
+    t0 = time.perf_counter()
+    model, scored = fit_and_score(spec, best.params, train, test, cfg.seed)
+    fit_seconds = time.perf_counter() - t0
+    metrics = evaluate(scored, choice.threshold, cfg.metrics.top_k, cfg.metrics.missed_fraud_cost,
+                       cfg.metrics.false_alarm_cost)
+    train_scores = model.predict_proba(train[MODEL_INPUTS])
+
+    mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
+    mlflow.log_params({"imbalance_handling": _imbalance_note(spec, train[LABEL].to_numpy()),
+                       "train_rows": len(train), "evaluation_rows": len(test)})
+    mlflow.log_metrics({**metrics, "decision_threshold": choice.threshold,
+                        "validation_expected_cost": choice.expected_cost,
+                        f"validation_{cfg.metrics.primary}": best.value, "tuning_seconds": tuning_seconds,
+                        "fit_seconds": fit_seconds, "trials": len(trials),
+                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    if hasattr(model, "epochs_"):
+        mlflow.log_metric("epochs", model.epochs_)
+        mlflow.log_param("device", model.device_)
+
+    importance = permutation_importance(model, test, cfg.seed)
+    _log_figures(spec, scored, importance)
+    reference = {
+        "features": fit_references(train, MODEL_INPUTS),
+        "score": fit_references(train.assign(score=train_scores), [SCORE])[SCORE],
+        "training_window": f"{evaluation_block.train_start}..{evaluation_block.train_end}",
+        "rows": len(train),
+    }
+    mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+    mlflow.log_dict({"permutation_importance": importance}, "evaluation/feature_importance.json")
+    model_uri = _log_model(spec, model, train)
+
+    summary = {
+        "model": spec.name, "family": spec.family, "run_id": run_id, "model_uri": model_uri, "as_of": as_of,
+        "metrics": {k: _round(v) for k, v in metrics.items()}, "threshold": _round(choice.threshold),
+        "validation_primary": _round(best.value), "best_params": best.params, "trials": len(trials),
+        "tuning_seconds": round(tuning_seconds, 1), "fit_seconds": round(fit_seconds, 1),
+        "training_window": reference["training_window"],
+        "evaluation_window": f"{evaluation_block.test_start}..{evaluation_block.test_end}",
+        "train_rows": len(train), "inputs_sha256": data.manifest["inputs_sha256"],
+    }
+    log.info("%s: %s", spec.name, summary["metrics"])
+    return summary
+
+
+_HEADLINE = ("auc_roc", "average_precision", "card_precision")
+
+
+def _round(v: float) -> float:
+    return float(round(v, 6)) if v == v else v  # NaN stays NaN
+
+
+def _imbalance_note(spec: ModelSpec, y: np.ndarray) -> str:
+    from include.training.models import positive_weight
+
+    return (f"class_weight={spec.class_weight}: each fraud weighs {positive_weight(y, spec.class_weight):.1f} "
+            f"genuine transactions in the loss ({int(y.sum())} frauds of {len(y)} rows)")
+
+
+def permutation_importance(model, test, seed: int) -> dict[str, float]:
+    """Drop in average precision when one feature is shuffled, on a sample of the evaluation rows.
+
+    One method for every family, so importances are comparable across them.
+    """
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    sample = test.sample(min(len(test), IMPORTANCE_SAMPLE_ROWS), random_state=seed)
+    y = sample[LABEL].to_numpy()
+    if y.sum() == 0:
+        return dict.fromkeys(MODEL_INPUTS, 0.0)
+    base = average_precision_score(y, model.predict_proba(sample[MODEL_INPUTS]))
+    importance = {}
+    for col in MODEL_INPUTS:
+        shuffled = sample[MODEL_INPUTS].copy()
+        shuffled[col] = rng.permutation(shuffled[col].to_numpy())
+        importance[col] = float(base - average_precision_score(y, model.predict_proba(shuffled)))
+    return importance
+
+
+def _log_figures(spec: ModelSpec, scored, importance: dict[str, float]) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from include.training.plots import calibration_figure, importance_figure, roc_pr_figure
+
+    y, s = scored[LABEL].to_numpy(), scored[SCORE].to_numpy()
+    for fig, path in ((roc_pr_figure(y, s, spec.name), "evaluation/roc_pr.png"),
+                      (calibration_figure(y, s, spec.name), "evaluation/calibration.png"),
+                      (importance_figure(importance, spec.name), "evaluation/feature_importance.png")):
+        mlflow.log_figure(fig, path)
+        plt.close(fig)
+
+
+def _log_model(spec: ModelSpec, model, train) -> str:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from include.training.scorer import FraudScorer
+
+    example = train[MODEL_INPUTS].head(5)
+    signature = infer_signature(train[MODEL_INPUTS].head(200), model.predict_proba(train[MODEL_INPUTS].head(200)))
+    packages = ["numpy", "pandas", "mlflow", *RUNTIME_PACKAGES[spec.family]]
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=FraudScorer(model, MODEL_INPUTS), signature=signature, input_example=example,
+        pip_requirements=[f"{p}=={version(p)}" for p in packages],
+    )
+    return info.model_uri

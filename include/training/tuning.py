@@ -1,0 +1,113 @@
+"""Hyperparameter search with Optuna over prequential validation folds.
+
+Each trial fits the family on every fold's training window and scores the fold's test window
+(known-compromised cards removed); the objective is the mean of the primary metric over folds.
+The budget is a number of trials and a number of seconds, whichever ends first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from include.features.baseline import MODEL_INPUTS
+from include.training.dataset import LABEL
+from include.training.metrics import evaluate
+from include.training.models import build_estimator, sample_weights
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from include.training.config import MetricsConfig, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrialResult:
+    number: int
+    params: dict[str, Any]
+    value: float
+    fold_metrics: list[dict[str, float]]
+    seconds: float
+    validation: pd.DataFrame | None = field(default=None, repr=False)  # scored fold test rows
+
+
+def suggest(trial: optuna.Trial, search: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sample one value per searched parameter: {low, high[, log][, int]} or {choices: [...]}."""
+    params = {}
+    for name, space in search.items():
+        if "choices" in space:
+            params[name] = trial.suggest_categorical(name, space["choices"])
+        elif space.get("int"):
+            params[name] = trial.suggest_int(name, int(space["low"]), int(space["high"]), log=space.get("log", False))
+        else:
+            params[name] = trial.suggest_float(name, float(space["low"]), float(space["high"]),
+                                               log=space.get("log", False))
+    return params
+
+
+def fit_and_score(spec: ModelSpec, params: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame, seed: int):
+    """Fit on ``train``; return the estimator and ``test`` with a score column."""
+    y = train[LABEL].to_numpy()
+    model = build_estimator(spec.family, params, seed).fit(train[MODEL_INPUTS], y, sample_weights(y, spec.class_weight))
+    scored = test.assign(score=model.predict_proba(test[MODEL_INPUTS]))
+    return model, scored
+
+
+def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metrics: MetricsConfig, *, trials: int,
+         timeout_seconds: float, seed: int, on_trial: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
+    """Run the search; returns every completed trial (the best has the highest ``value``)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results: list[TrialResult] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        params = {**spec.params, **suggest(trial, spec.search)}
+        scored, per_fold = [], []
+        for train, test in folds:
+            _, s = fit_and_score(spec, params, train, test, seed)
+            scored.append(s)
+            per_fold.append(evaluate(s, threshold=0.5, k=metrics.top_k))
+        value = float(np.nanmean([m[metrics.primary] for m in per_fold]))
+        result = TrialResult(trial.number, params, value, per_fold, time.perf_counter() - t0)
+        best = max(results, key=_rank, default=None)
+        if best is None or _rank(result) > _rank(best):
+            # only the best trial's validation scores are kept (they choose the decision threshold)
+            result.validation = pd_concat([s[["ds", "customer_id", LABEL, "score"]] for s in scored])
+            if best is not None:
+                best.validation = None
+        results.append(result)
+        if on_trial:
+            on_trial(result)
+        log.info("%s trial %d: %s=%.4f %s (%.1fs)", spec.name, trial.number, metrics.primary, value,
+                 params, result.seconds)
+        return value
+
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    # with nothing to search, one trial evaluates the configured parameters
+    study.optimize(objective, n_trials=max(1, trials) if spec.search else 1, timeout=timeout_seconds)
+    return results
+
+
+def best_trial(results: list[TrialResult]) -> TrialResult:
+    return max(results, key=_rank)
+
+
+def _rank(r: TrialResult) -> tuple[float, int]:
+    return (float(np.nan_to_num(r.value, nan=-1.0)), -r.number)  # ties go to the earlier trial
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
