@@ -21,6 +21,9 @@ def data_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "lake"
     root.mkdir()
     monkeypatch.setenv("BATCHML_DATA_ROOT", str(root))
+    # MLflow and the warehouse default to files under the data root: nothing is shared between tests
+    for name in ("MLFLOW_TRACKING_URI", "BATCHML_WAREHOUSE_URL", "BATCHML_MLFLOW_ARTIFACTS", "BATCHML_TRAINING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
     return root
 
 

@@ -99,7 +99,8 @@ def build_training_set(plan: TrainingPlan, root: Path | None = None, label_delay
         merged[LABEL] = merged[LABEL].astype("int8")
         merged.insert(4, "ds", day)
         frames.append(merged)
-    examples = pd.concat(frames, ignore_index=True)
+    # a fixed row order (Spark writes rows in no particular order): same inputs, same models
+    examples = pd.concat(frames, ignore_index=True).sort_values("transaction_id", ignore_index=True)
 
     blocks = {"evaluation": plan.evaluation, **{f"fold_{i}": b for i, b in enumerate(plan.folds, 1)}}
     sizes = {}

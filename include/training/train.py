@@ -11,6 +11,7 @@ import json
 import logging
 import resource
 import time
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,12 @@ def _log_model(spec: ModelSpec, model, train) -> str:
 
     from include.training.scorer import FraudScorer
 
-    example = train[MODEL_INPUTS].head(5)
-    signature = infer_signature(train[MODEL_INPUTS].head(200), model.predict_proba(train[MODEL_INPUTS].head(200)))
+    sample = train[MODEL_INPUTS].head(200)
+    example = sample.head(5)
+    with warnings.catch_warnings():
+        # the counts are integer columns; the features checkpoint guarantees they are never null
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(sample, model.predict_proba(sample))
     packages = ["numpy", "pandas", "mlflow", *RUNTIME_PACKAGES[spec.family]]
     info = mlflow.pyfunc.log_model(
         name="model", python_model=FraudScorer(model, MODEL_INPUTS), signature=signature, input_example=example,
