@@ -1,19 +1,19 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 and Java 17 required):
-#   make demo   simulate a card-transaction history, run the ingest and features DAGs over it
+#   make demo   simulate a card-transaction history, run the ingest, features and training DAGs over it
 #   make test   run the test suite (what CI runs)
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
 
 ENV := source scripts/airflow-env.sh
-DAYS ?= 45
+DAYS ?= 60
 START ?= 2026-01-01
 CUSTOMERS ?= 5000
 TERMINALS ?= 10000
 SEED ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: venv airflow-home demo test lint airflow bench clean
+.PHONY: venv airflow-home demo test lint airflow mlflow rollback bench clean
 
 venv:
 	scripts/bootstrap.sh
@@ -42,6 +42,16 @@ lint: venv
 airflow: airflow-home
 	$(ENV)
 	airflow standalone
+
+# The MLflow UI on http://localhost:5000 over the project's tracking store (runs, plots, registered models)
+mlflow: venv
+	$(ENV)
+	python -m include.mlflow_ui
+
+# Move the champion alias back to previous_champion (the promotion before the last)
+rollback: venv
+	$(ENV)
+	python -m include.registry rollback
 
 bench: airflow-home
 	$(ENV)

@@ -184,3 +184,27 @@ def test_missing_partitions_are_named(lake):
     with pytest.raises(MissingInputError, match=r"features/baseline partition\(s\) missing for transaction days "
                                                 r"2026-02-"):
         pipeline.prepare("2026-03-20", cfg)
+
+
+def test_a_task_killed_mid_run_is_redone_without_a_duplicate(lake):
+    import mlflow
+
+    from include.training.train import run_key
+
+    cfg = parse_training_config({**small_config_dict(), "models": [small_config_dict()["models"][0]]})
+    pipeline.prepare(AS_OF, cfg)
+    # what a SIGKILLed task leaves behind: a RUNNING model run with one trial and no summary
+    exp = tracking.ensure_experiment(cfg.experiment)
+    killed = mlflow.start_run(experiment_id=exp, tags=tracking.tags(**run_key(AS_OF, "logistic")))
+    mlflow.start_run(experiment_id=exp, nested=True, tags=tracking.tags(**run_key(AS_OF, "logistic", "trial")))
+    mlflow.end_run()
+    killed_id = killed.info.run_id
+    mlflow.end_run(status="RUNNING")  # detach without finishing it
+
+    summary = train_family("logistic", AS_OF, cfg)
+    assert summary["run_id"] != killed_id
+    assert [r.info.run_id for r in _runs("model")] == [summary["run_id"]]
+    assert len(_runs("trial")) == 2  # the new run's trials only; the orphan went with its parent
+    assert tracking.client().get_run(killed_id).info.lifecycle_stage == "deleted"
+    # and a retry after success reuses the finished run
+    assert train_family("logistic", AS_OF, cfg)["run_id"] == summary["run_id"]
