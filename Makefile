@@ -57,6 +57,7 @@ bench: airflow-home
 	$(ENV)
 	python bench/bench_parse.py
 	python bench/bench_features.py
+	python bench/bench_training.py
 
 clean:
 	rm -rf .airflow data spark-warehouse

@@ -91,10 +91,12 @@ def gate(challenger: dict, run_id: str | None = None) -> dict:
 
 
 @task.branch
-def route(decision: dict) -> str:
+def route(decision: dict) -> str | list[str]:
     if not decision["promote"]:
         return "keep_champion"
-    return "approve" if _config().gate.require_approval else "promote"
+    # promote is also a direct downstream of route: it must be in the branch or it would be skipped
+    # here; it still waits for approve, which skips it when a human rejects
+    return ["approve", "promote"] if _config().gate.require_approval else "promote"
 
 
 @task(trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])

@@ -208,3 +208,20 @@ def test_a_task_killed_mid_run_is_redone_without_a_duplicate(lake):
     assert tracking.client().get_run(killed_id).info.lifecycle_stage == "deleted"
     # and a retry after success reuses the finished run
     assert train_family("logistic", AS_OF, cfg)["run_id"] == summary["run_id"]
+
+
+@pytest.mark.parametrize(("require_approval", "promote", "branch"), [
+    (False, True, "promote"), (True, True, ["approve", "promote"]), (True, False, "keep_champion"),
+    (False, False, "keep_champion"),
+])
+def test_the_approval_switch_routes_through_the_approval_operator(training_dag, tmp_path, monkeypatch,
+                                                                  require_approval, promote, branch):
+    raw = small_config_dict()
+    raw["gate"]["require_approval"] = require_approval
+    path = tmp_path / "training.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
+    route = training_dag.get_task("route").python_callable
+    assert route({"promote": promote}) == branch
+    approve = training_dag.get_task("approve")
+    assert type(approve).__name__ == "ApprovalOperator" and approve.downstream_task_ids == {"promote"}
