@@ -14,6 +14,8 @@ import numpy as np
 
 DEFAULT_BINS = 10
 MAX_CATEGORIES = 10
+# a seeded random sample of the reference is kept for the two-sample KS test
+REFERENCE_SAMPLE = 5_000
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ReferenceDistribution:
     proportions: list[float]
     edges: list[float] = field(default_factory=list)  # numeric: interior edges, bins (-inf, e0], (e0, e1], ...
     categories: list[float] = field(default_factory=list)
-    sample_quantiles: list[float] = field(default_factory=list)  # 101 quantiles, for KS against a sample
+    sample: list[float] = field(default_factory=list)  # up to REFERENCE_SAMPLE values, for the KS test
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,22 +43,24 @@ class ReferenceDistribution:
         return np.bincount(np.searchsorted(self.edges, v, side="left"), minlength=len(self.edges) + 1).astype(float)
 
 
-def fit_distribution(values, n_bins: int = DEFAULT_BINS, max_categories: int = MAX_CATEGORIES) -> ReferenceDistribution:
+def fit_distribution(values, n_bins: int = DEFAULT_BINS, max_categories: int = MAX_CATEGORIES,
+                     seed: int = 0) -> ReferenceDistribution:
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if len(v) == 0:
         raise ValueError("cannot fit a reference distribution on no values")
     distinct = np.unique(v)
-    quantiles = np.quantile(v, np.linspace(0, 1, 101)).tolist()
+    rng = np.random.default_rng(seed)
+    sample_values = (v if len(v) <= REFERENCE_SAMPLE else rng.choice(v, REFERENCE_SAMPLE, replace=False)).tolist()
     if len(distinct) <= max_categories and np.all(distinct == np.round(distinct)):
         counts = np.array([np.sum(v == c) for c in distinct], dtype=float)
         return ReferenceDistribution("categorical", len(v), (counts / len(v)).tolist(),
-                                     categories=distinct.tolist(), sample_quantiles=quantiles)
+                                     categories=distinct.tolist(), sample=sample_values)
     edges = np.unique(np.quantile(v, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    ref = ReferenceDistribution("numeric", len(v), [], edges=edges.tolist(), sample_quantiles=quantiles)
+    ref = ReferenceDistribution("numeric", len(v), [], edges=edges.tolist(), sample=sample_values)
     counts = ref.bin_counts(v)
     return ReferenceDistribution("numeric", len(v), (counts / len(v)).tolist(), edges=edges.tolist(),
-                                 sample_quantiles=quantiles)
+                                 sample=sample_values)
 
 
 def fit_references(frame, columns: list[str], n_bins: int = DEFAULT_BINS) -> dict[str, dict]:
