@@ -11,3 +11,4 @@ FEATURES_BASELINE = Asset(name="features_baseline", uri="batchml://lake/features
 DRIFT_ALERT = Asset(name="drift_alert", uri="batchml://alerts/drift")
 # Emitted when the champion alias moves; scoring picks up the new champion from the registry.
 CHAMPION_MODEL = Asset(name="champion_model", uri="batchml://registry/fraud-detector/champion")
+PREDICTIONS = Asset(name="predictions_fraud", uri="batchml://lake/predictions/fraud")

@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -22,8 +23,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
+    func,
     select,
     update,
 )
@@ -52,6 +55,25 @@ promotions = Table(
     Column("dag_run_id", String(250)),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("promoted_at", DateTime(timezone=True)),
+)
+
+
+# One row per scored transaction, with the lineage of the model that scored it.
+predictions = Table(
+    "predictions", metadata,
+    Column("ds", Date, nullable=False, index=True),
+    Column("transaction_id", BigInteger, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("terminal_id", BigInteger, nullable=False),
+    Column("tx_datetime", DateTime, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("ds", "transaction_id", name="uq_predictions_ds_transaction"),
 )
 
 
@@ -101,3 +123,40 @@ def promotion_history(model_name: str) -> list[dict[str, Any]]:
         rows = conn.execute(select(promotions).where(promotions.c.model_name == model_name)
                             .order_by(promotions.c.decided_at)).mappings().all()
     return [dict(r) for r in rows]
+
+
+def champion_version_on(model_name: str, day: dt.date) -> str | None:
+    """The version that was champion on ``day``: the newest promotion (or rollback) as of a day <= ``day``."""
+    with engine().connect() as conn:
+        row = conn.execute(
+            select(promotions.c.challenger_version)
+            .where(promotions.c.model_name == model_name, promotions.c.promoted.is_(True),
+                   promotions.c.as_of <= day)
+            .order_by(promotions.c.as_of.desc(), promotions.c.promoted_at.desc())
+            .limit(1)).first()
+    return None if row is None else row[0]
+
+
+def replace_predictions(day: dt.date, frame) -> int:
+    """Delete the day's predictions and insert ``frame`` in one transaction: a rerun never duplicates."""
+    records = [{
+        "ds": day, "transaction_id": int(r.transaction_id), "customer_id": int(r.customer_id),
+        "terminal_id": int(r.terminal_id), "tx_datetime": r.tx_datetime.to_pydatetime().replace(tzinfo=None),
+        "score": float(r.score), "flagged": bool(r.flagged), "model_name": r.model_name,
+        "model_version": str(r.model_version), "run_id": r.run_id, "threshold": float(r.threshold),
+        "scored_at": r.scored_at.to_pydatetime(),
+    } for r in frame.itertuples(index=False)]
+    with engine().begin() as conn:
+        conn.execute(delete(predictions).where(predictions.c.ds == day))
+        if records:
+            conn.execute(predictions.insert(), records)
+    return len(records)
+
+
+def prediction_counts(day: dt.date) -> dict[str, int]:
+    """Rows and distinct transactions of the day (equal when there are no duplicates)."""
+    with engine().connect() as conn:
+        rows, distinct = conn.execute(
+            select(func.count(), func.count(func.distinct(predictions.c.transaction_id)))
+            .where(predictions.c.ds == day)).one()
+    return {"rows": rows, "distinct_transactions": distinct}

@@ -83,9 +83,13 @@ def _features_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) ->
     return {**day_bounds(day), "expected_rows": parquet_row_count(raw)}
 
 
+def _predictions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    return {"expected_rows": parquet_row_count(partition_file("features", "baseline", day, root))}
+
+
 def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
     if staging is None:
-        raise ValueError("features are validated in their staging folder: pass staging")
+        raise ValueError("Spark outputs are validated in their staging folder: pass staging")
     return staged_partition_file(staging, day)
 
 
@@ -103,6 +107,7 @@ DATASETS: dict[str, DatasetCheck] = {
     "features_baseline": DatasetCheck(
         "features_baseline", "features", "baseline", _staged_file, _features_parameters
     ),
+    "predictions": DatasetCheck("predictions", "predictions", "fraud", _staged_file, _predictions_parameters),
 }
 
 

@@ -89,10 +89,27 @@ def _features_baseline() -> list:
     ]
 
 
+def _predictions() -> list:
+    import great_expectations.expectations as gxe
+
+    from include.scoring import PREDICTION_COLUMNS
+
+    return [
+        gxe.ExpectTableColumnsToMatchSet(column_set=PREDICTION_COLUMNS, exact_match=True),
+        # one prediction per feature row of the day
+        gxe.ExpectTableRowCountToBeBetween(min_value=_param("expected_rows"), max_value=_param("expected_rows")),
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in PREDICTION_COLUMNS],
+        gxe.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="flagged", value_set=[0, 1]),
+    ]
+
+
 SUITES: dict[str, Callable[[], list]] = {
     "raw_transactions": _raw_transactions,
     "raw_labels": _raw_labels,
     "features_baseline": _features_baseline,
+    "predictions": _predictions,
 }
 
 

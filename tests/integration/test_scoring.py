@@ -1,0 +1,146 @@
+"""Scoring with the real Spark job (mapInPandas, broadcast scorer), the real predictions checkpoint,
+and the warehouse on SQLite and on the PostgreSQL server of the machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pandas as pd
+import pytest
+
+from include import registry, warehouse
+from include.features.baseline import MODEL_INPUTS
+from include.jobs.score import run as score_job
+from include.scoring import PREDICTIONS, model_for_day, plan_scoring, publish_predictions
+from include.storage import partition_file, staging_dir
+from include.training import pipeline
+from include.training.config import parse_training_config
+from include.training.train import train_family
+from include.validation.datasets import validate_partitions
+from tests.conftest import SMALL
+from tests.training_config import small_config_dict
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+TRAINED_AS_OF = (SMALL.end_date - dt.timedelta(days=3)).isoformat()
+DAYS = [(SMALL.end_date - dt.timedelta(days=i)).isoformat() for i in (2, 1)]
+POSTGRES = os.environ.get("BATCHML_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, data_root, monkeypatch):
+    if request.param == "sqlite":
+        yield None
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    name = f"batchml_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
+    yield url
+    warehouse._engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _champion(cfg):
+    pipeline.prepare(TRAINED_AS_OF, cfg)
+    decision = pipeline.run_gate(pipeline.select_challenger([train_family("logistic", TRAINED_AS_OF, cfg)], cfg), cfg)
+    return pipeline.promote(decision, cfg)
+
+
+def _score(spark, plans, root, run_id):
+    staging = staging_dir(run_id, "scoring", root=root)
+    score_job(spark, plans, staging)
+    validate_partitions("predictions", [p["ds"] for p in plans], staging=staging, root=root)
+    return publish_predictions(staging, plans, root)
+
+
+def test_scoring_is_idempotent_with_lineage(spark, feature_lake, warehouse_url):
+    cfg = parse_training_config({**small_config_dict(), "models": [small_config_dict()["models"][0]]})
+    _champion(cfg)
+    plans = plan_scoring(DAYS, cfg.registered_model)
+    assert {p["model"]["version"] for p in plans} == {"1"} and plans[0]["model"]["source"] == "promotions"
+
+    first = _score(spark, plans, feature_lake, "run-1")
+    for day in DAYS:
+        features = pd.read_parquet(partition_file("features", "baseline", day, feature_lake))
+        preds = pd.read_parquet(partition_file(*PREDICTIONS, day, feature_lake))
+        assert first["rows"][day] == len(features) == len(preds)
+        assert set(preds["transaction_id"]) == set(features["transaction_id"])
+        assert preds["score"].between(0, 1).all() and (preds["model_version"] == "1").all()
+        # the Spark job's scores are the registered model's own scores
+        import mlflow
+
+        model = mlflow.pyfunc.load_model(f"models:/{cfg.registered_model}/1")
+        expected = pd.Series(model.predict(features[MODEL_INPUTS]), index=features["transaction_id"])
+        got = preds.set_index("transaction_id")["score"]
+        assert got.sort_index().to_numpy() == pytest.approx(expected.sort_index().to_numpy())
+        assert warehouse.prediction_counts(dt.date.fromisoformat(day)) == {"rows": len(features),
+                                                                           "distinct_transactions": len(features)}
+    before = pd.read_parquet(partition_file(*PREDICTIONS, DAYS[0], feature_lake)).drop(columns="scored_at")
+
+    # rerun: same rows, no duplicates, in the lake and in the warehouse
+    _score(spark, plan_scoring(DAYS, cfg.registered_model), feature_lake, "run-2")
+    after = pd.read_parquet(partition_file(*PREDICTIONS, DAYS[0], feature_lake)).drop(columns="scored_at")
+    pd.testing.assert_frame_equal(before.sort_values("transaction_id", ignore_index=True),
+                                  after.sort_values("transaction_id", ignore_index=True))
+    for day in DAYS:
+        counts = warehouse.prediction_counts(dt.date.fromisoformat(day))
+        assert counts["rows"] == counts["distinct_transactions"] == first["rows"][day]
+
+
+def test_backfill_uses_the_champion_of_the_day(data_root, feature_lake):
+    cfg = parse_training_config({**small_config_dict(), "models": [small_config_dict()["models"][0]]})
+    _champion(cfg)  # version 1, trained as of TRAINED_AS_OF
+    later = SMALL.end_date.isoformat()
+    pipeline.prepare(later, cfg)
+    summary = train_family("logistic", later, cfg)
+    version = str(registry.register(cfg.registered_model, summary).version)
+    warehouse.record_decision({
+        "model_name": cfg.registered_model, "as_of": SMALL.end_date, "challenger_version": version,
+        "challenger_run_id": summary["run_id"], "champion_version": "1", "decision": "promote", "promoted": True,
+        "reason": "test", "primary_metric": "average_precision"})
+    registry.promote(cfg.registered_model, version)
+    assert model_for_day(cfg.registered_model, DAYS[0]).version == "1"  # before the second promotion
+    assert model_for_day(cfg.registered_model, later).version == version
+
+
+def test_no_champion_fails_clearly(data_root, feature_lake):
+    with pytest.raises(registry.NoChampionError, match="no model to score ds=2026-04-17: registered model "
+                                                       "'fraud-detector' has no champion"):
+        from include.training import tracking
+
+        tracking.client()
+        registry.ensure_registered_model("fraud-detector")
+        plan_scoring([DAYS[0]], "fraud-detector")
+
+
+def test_scoring_dag_end_to_end(data_root, feature_lake):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import REPO
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("scoring")
+    conf = {"start": DAYS[0], "end": DAYS[-1]}
+
+    # no champion yet: plan fails with the reason, nothing downstream runs
+    run = dag.test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "failed" and states["plan"] == "failed"
+    assert {states[t] for t in ("score", "validate_predictions", "publish")} == {"upstream_failed"}
+
+    cfg = parse_training_config({**small_config_dict(), "models": [small_config_dict()["models"][0]]})
+    _champion(cfg)
+    run = dag.test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success", states
+    for day in DAYS:
+        preds = pd.read_parquet(partition_file(*PREDICTIONS, day, feature_lake))
+        assert len(preds) == warehouse.prediction_counts(dt.date.fromisoformat(day))["rows"] > 0
