@@ -77,6 +77,37 @@ predictions = Table(
 )
 
 
+# Per day and monitored column (every model feature and the score): PSI and KS against the reference
+# distributions of the model version that scored the day.
+drift_metrics = Table(
+    "drift_metrics", metadata,
+    Column("ds", Date, nullable=False, index=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("column_name", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("psi", Float),
+    Column("psi_level", String(10), nullable=False),
+    Column("ks_statistic", Float),
+    Column("ks_p_value", Float),
+    Column("drifted", Boolean, nullable=False),
+    UniqueConstraint("ds", "model_name", "column_name", name="uq_drift_ds_model_column"),
+)
+
+# Alerts raised by monitoring; ``triggered_training`` tells which one emitted the drift_alert Asset.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ds", Date, nullable=False, index=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),  # drift | performance
+    Column("message", Text, nullable=False),
+    Column("triggered_training", Boolean, nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+)
+
+
 @functools.cache
 def _engine(url: str) -> Engine:
     eng = create_engine(url, pool_pre_ping=True)
@@ -160,3 +191,28 @@ def prediction_counts(day: dt.date) -> dict[str, int]:
             select(func.count(), func.count(func.distinct(predictions.c.transaction_id)))
             .where(predictions.c.ds == day)).one()
     return {"rows": rows, "distinct_transactions": distinct}
+
+
+def replace_drift_metrics(day: dt.date, model_name: str, rows: list[dict[str, Any]]) -> None:
+    with engine().begin() as conn:
+        conn.execute(delete(drift_metrics).where(drift_metrics.c.ds == day, drift_metrics.c.model_name == model_name))
+        if rows:
+            conn.execute(drift_metrics.insert(), [{**r, "ds": day, "model_name": model_name} for r in rows])
+
+
+def replace_alerts(day: dt.date, model_name: str, rows: list[dict[str, Any]]) -> None:
+    """The day's alerts (a rerun of the day replaces them)."""
+    now = dt.datetime.now(dt.UTC)
+    with engine().begin() as conn:
+        conn.execute(delete(alerts).where(alerts.c.ds == day, alerts.c.model_name == model_name))
+        if rows:
+            conn.execute(alerts.insert(), [{**r, "ds": day, "model_name": model_name, "raised_at": now} for r in rows])
+
+
+def training_triggered_since(model_name: str, version: str, since: dt.date, before: dt.date) -> dt.date | None:
+    """The day an alert for ``version`` last triggered training in [since, before), if any."""
+    with engine().connect() as conn:
+        row = conn.execute(select(func.max(alerts.c.ds)).where(
+            alerts.c.model_name == model_name, alerts.c.model_version == version,
+            alerts.c.triggered_training.is_(True), alerts.c.ds >= since, alerts.c.ds < before)).first()
+    return row[0] if row else None

@@ -1,0 +1,195 @@
+"""Monitoring of one scored day: drift of every model feature and of the score against the
+reference distributions stored with the model version that scored the day, and performance on the
+labels that arrive that day (the transactions of day - 7), against the version's evaluation figures.
+
+The verdict (alert or not, and whether it triggers training) is deduplicated per champion version:
+one drift episode triggers one retraining within ``cooldown_days``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import html
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from include.config import LABEL_DELAY_DAYS, data_root
+from include.drift.config import MonitoringConfig
+from include.drift.reference import ReferenceDistribution
+from include.drift.stats import ks, psi
+from include.storage import MissingInputError, as_date, partition_dir, partition_file
+
+log = logging.getLogger(__name__)
+
+REPORTS = ("reports", "drift")
+
+
+@functools.lru_cache(maxsize=16)
+def load_reference(run_id: str) -> dict:
+    import mlflow
+
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/monitoring/reference.json")
+
+
+def column_drift(name: str, reference: dict, values, cfg: MonitoringConfig) -> dict[str, Any]:
+    ref = ReferenceDistribution.from_dict(reference)
+    p = psi(ref, values, cfg.psi_warn, cfg.psi_alert)
+    k = ks(ref, values, cfg.ks_p_value, cfg.ks_statistic) if ref.kind == "numeric" else None
+    # KS on a 0/1 flag says nothing PSI does not; for numeric columns both must agree beyond a warning
+    drifted = p.level == "alert" or (k is not None and k.drifted and p.level == "warn")
+    return {"column_name": name, "kind": ref.kind, "psi": _finite(p.psi), "psi_level": p.level,
+            "ks_statistic": None if k is None else _finite(k.statistic),
+            "ks_p_value": None if k is None else _finite(k.p_value), "drifted": bool(drifted),
+            "reference_proportions": p.reference_proportions, "current_proportions": p.current_proportions,
+            "edges": ref.edges, "categories": ref.categories}
+
+
+def _finite(v: float) -> float | None:
+    return None if v is None or math.isnan(v) else float(v)
+
+
+def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
+    """Metrics of the labels arriving on ``day`` against the predictions made for their day."""
+    import pandas as pd
+
+    from include.training import tracking
+    from include.training.metrics import evaluate
+
+    labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
+    preds_file = partition_file("predictions", "fraud", labelled_day, root)
+    labels_file = partition_file("raw", "labels", day, root)
+    if not preds_file.exists() or not labels_file.exists():
+        return None
+    preds = pd.read_parquet(preds_file, columns=["transaction_id", "customer_id", "score", "model_version"])
+    labels = pd.read_parquet(labels_file, columns=["transaction_id", "tx_fraud"])
+    rows = preds.merge(labels, on="transaction_id", how="inner").assign(ds=labelled_day)
+    version = str(preds["model_version"].iloc[0])
+    mv = tracking.client().get_model_version(name, version)
+    expected = json.loads(mv.tags.get("metrics", "{}"))
+    got = evaluate(rows, float(mv.tags["threshold"]))
+    out = {"labelled_day": labelled_day.isoformat(), "model_version": version, "n_frauds": got["n_frauds"],
+           "auc_roc": _finite(got["auc_roc"]), "average_precision": _finite(got["average_precision"]),
+           "card_precision": _finite(got["card_precision"]), "expected": expected, "alerts": []}
+    if got["n_frauds"] < cfg.performance.min_frauds:
+        out["verdict"] = f"only {got['n_frauds']} labelled frauds: no verdict"
+        return out
+    for metric, allowed in (("auc_roc", cfg.performance.auc_roc_drop),
+                            ("average_precision", cfg.performance.average_precision_drop)):
+        if metric in expected and out[metric] is not None and expected[metric] - out[metric] > allowed:
+            out["alerts"].append(f"{metric} {out[metric]:.4f} on {labelled_day} is {expected[metric] - out[metric]:.4f} "
+                                 f"below the model's evaluation figure {expected[metric]:.4f} (allowed {allowed})")
+    out["verdict"] = "; ".join(out["alerts"]) or "within tolerance"
+    return out
+
+
+def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path | None = None) -> dict[str, Any]:
+    """Drift and performance of ``day``; writes the warehouse rows and the JSON/HTML report."""
+    import pandas as pd
+
+    from include import warehouse
+    from include.features.baseline import MODEL_INPUTS
+
+    day, root = as_date(day), root or data_root()
+    preds_file = partition_file("predictions", "fraud", day, root)
+    features_file = partition_file("features", "baseline", day, root)
+    for f in (preds_file, features_file):
+        if not f.exists():
+            raise MissingInputError(f"monitoring ds={day}: no partition at {f}")
+    preds = pd.read_parquet(preds_file, columns=["transaction_id", "score", "model_version", "run_id"])
+    versions = preds["model_version"].unique()
+    if len(versions) != 1:
+        raise ValueError(f"predictions ds={day} mix model versions {sorted(versions)}; rescore the day")
+    version, run_id = str(versions[0]), str(preds["run_id"].iloc[0])
+    reference = load_reference(run_id)
+    features = pd.read_parquet(features_file, columns=MODEL_INPUTS)
+
+    columns = [c for c in MODEL_INPUTS if c not in cfg.exclude_columns]
+    results = [column_drift(c, reference["features"][c], features[c].to_numpy(dtype=float), cfg) for c in columns]
+    results.append(column_drift("score", reference["score"], preds["score"].to_numpy(dtype=float), cfg))
+    drifted = [r["column_name"] for r in results if r["drifted"]]
+    performance = day_performance(day, name, cfg, root)
+
+    alerts = []
+    if len(drifted) >= cfg.min_drifted_columns:
+        top = sorted((r for r in results if r["drifted"]), key=lambda r: -(r["psi"] or 0))[:5]
+        alerts.append({"kind": "drift", "message": f"{len(drifted)} drifted column(s): " + ", ".join(
+            f"{r['column_name']} (PSI {r['psi']:.3f})" for r in top)})
+    if performance and performance["alerts"]:
+        alerts.append({"kind": "performance", "message": performance["verdict"]})
+    since = day - dt.timedelta(days=cfg.cooldown_days)
+    already = warehouse.training_triggered_since(name, version, since, day) if alerts else None
+    trigger = bool(alerts) and already is None
+    for a in alerts:
+        a.update(model_version=version, triggered_training=trigger)
+
+    warehouse.replace_drift_metrics(day, name, [
+        {k: r[k] for k in ("column_name", "kind", "psi", "psi_level", "ks_statistic", "ks_p_value", "drifted")}
+        | {"model_version": version} for r in results])
+    warehouse.replace_alerts(day, name, alerts)
+    report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
+              "columns": results, "drifted": drifted, "performance": performance, "alerts": alerts,
+              "triggers_training": trigger,
+              "deduplicated_by": None if already is None else f"training already triggered on {already}"}
+    paths = write_report(report, root)
+    log.info("monitoring ds=%s: %d drifted column(s) %s; performance: %s; alerts: %d; triggers training: %s",
+             day, len(drifted), drifted, performance and performance["verdict"], len(alerts), trigger)
+    return {"ds": day.isoformat(), "model_version": version, "drifted": drifted,
+            "alerts": [a["message"] for a in alerts], "triggers_training": trigger, "report": str(paths[1])}
+
+
+def write_report(report: dict[str, Any], root: Path) -> tuple[Path, Path]:
+    folder = partition_dir(*REPORTS, report["ds"], root)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = (folder / "report.json", folder / "report.html")
+    for path, text in zip(paths, (json.dumps(report, indent=2, default=str), render_html(report)), strict=True):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return paths
+
+
+def _bars(ref: list[float], cur: list[float], width: int = 260, height: int = 70) -> str:
+    """Reference (grey) against current (blue) bin proportions as an inline SVG."""
+    n = max(len(ref), len(cur), 1)
+    top = max([*ref, *cur, 1e-9])
+    slot = width / n
+    bars = []
+    for i in range(n):
+        for j, (values, colour) in enumerate(((ref, "#9aa0a6"), (cur, "#1a73e8"))):
+            v = values[i] if i < len(values) else 0.0
+            h = v / top * (height - 4)
+            bars.append(f'<rect x="{i * slot + j * slot / 2:.1f}" y="{height - h:.1f}" width="{slot / 2 - 1:.1f}" '
+                        f'height="{h:.1f}" fill="{colour}"/>')
+    return f'<svg width="{width}" height="{height}" role="img">{"".join(bars)}</svg>'
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained page: verdicts, then one histogram per monitored column."""
+    def fmt(v):
+        return "" if v is None else f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+
+    rows = "".join(
+        f"<tr class='{'drift' if r['drifted'] else ''}'><td>{html.escape(r['column_name'])}</td><td>{r['kind']}</td>"
+        f"<td>{fmt(r['psi'])}</td><td>{r['psi_level']}</td><td>{fmt(r['ks_statistic'])}</td>"
+        f"<td>{fmt(r['ks_p_value'])}</td><td>{'yes' if r['drifted'] else ''}</td>"
+        f"<td>{_bars(r['reference_proportions'], r['current_proportions'])}</td></tr>" for r in report["columns"])
+    perf = report["performance"]
+    perf_html = ("<p>No labels of a scored day arrived today.</p>" if not perf else
+                 f"<p>Labels of {perf['labelled_day']} ({perf['n_frauds']} frauds), model version "
+                 f"{perf['model_version']}: AUC ROC {fmt(perf['auc_roc'])}, AP {fmt(perf['average_precision'])}, "
+                 f"CP@100 {fmt(perf['card_precision'])}. {html.escape(perf['verdict'])}</p>")
+    alerts = "".join(f"<li><b>{a['kind']}</b>: {html.escape(a['message'])}</li>" for a in report["alerts"]) or "<li>none</li>"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>drift {report['ds']}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;
+padding:4px 8px}}tr.drift{{background:#fde7e7}}</style></head><body>
+<h1>Drift report {report['ds']}: {html.escape(report['model_name'])} version {report['model_version']}</h1>
+<p>{report['rows']:,} scored rows. Grey: reference bins (the model's training window); blue: this day.</p>
+<h2>Alerts</h2><ul>{alerts}</ul><p>Triggers training: {'yes' if report['triggers_training'] else 'no'}
+{html.escape(report['deduplicated_by'] or '')}</p>
+<h2>Performance</h2>{perf_html}
+<h2>Columns</h2><table><tr><th>column</th><th>kind</th><th>PSI</th><th>level</th><th>KS statistic</th>
+<th>KS p-value</th><th>drifted</th><th>histogram</th></tr>{rows}</table></body></html>"""

@@ -1,0 +1,89 @@
+"""Drift monitoring on simulated histories with the real chain: Spark features, a trained and
+registered champion (MLflow), Spark scoring, then PSI/KS and performance per day.
+
+Each history: 1,000 customers, stable until the drift starts; the champion is trained as of day 65
+(training window days 40-46: every feature window is full, the terminal windows reaching back 37 days
+included; a reference taken during the warm-up would differ from any later day), and days 66 onward
+are scored and monitored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from include import warehouse
+from include.drift.config import load_monitoring_config
+from include.drift.monitor import monitor_day
+from include.features.pipeline import publish_staged_features
+from include.jobs.build_features import run as build_features
+from include.jobs.score import run as score_job
+from include.scoring import plan_scoring, publish_predictions
+from include.simulator import DriftScenario, SimulatorConfig, simulate
+from include.simulator.landing import write_raw_partitions
+from include.storage import day_range, staging_dir
+from include.training import pipeline
+from include.training.config import parse_training_config
+from include.training.train import train_family
+from tests.training_config import small_config_dict
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+START = dt.date(2026, 1, 1)
+TRAINED = START + dt.timedelta(days=65)
+DRIFT_START = START + dt.timedelta(days=70)
+
+
+def _history(spark, root, days: int, drift: DriftScenario | None):
+    cfg = SimulatorConfig(n_customers=1000, n_terminals=2000, n_days=days, start_date=START, seed=11,
+                          drift=(drift,) if drift else ())
+    write_raw_partitions(simulate(cfg).transactions, root)
+    staging = root / "_staging" / "features"
+    build_features(spark, cfg.start_date, cfg.end_date, staging, root)
+    publish_staged_features(staging, cfg.start_date, cfg.end_date, root)
+    training = parse_training_config({**small_config_dict(), "models": [small_config_dict()["models"][0]]})
+    pipeline.prepare(TRAINED.isoformat(), training)
+    challenger = pipeline.select_challenger([train_family("logistic", TRAINED.isoformat(), training)], training)
+    pipeline.promote(pipeline.run_gate(challenger, training), training)
+    days = [d.isoformat() for d in day_range(TRAINED + dt.timedelta(days=1), cfg.end_date)]
+    plans = plan_scoring(days, training.registered_model)
+    staging = staging_dir("monitoring-test", "scoring", root=root)
+    score_job(spark, plans, staging)
+    publish_predictions(staging, plans, root)
+    monitoring = load_monitoring_config()
+    return {d: monitor_day(d, training.registered_model, monitoring, root) for d in days}
+
+
+def test_thirty_stable_days_raise_no_alert(spark, data_root):
+    results = _history(spark, data_root, 66 + 30, None)
+    assert len(results) == 30
+    noisy = {d: r["alerts"] for d, r in results.items() if r["alerts"]}
+    assert noisy == {}
+
+
+@pytest.mark.parametrize("drift", [
+    DriftScenario("amount_shift", DRIFT_START, 1.5),
+    DriftScenario("night_shift", DRIFT_START, 0.3),
+])
+def test_injected_drift_is_detected_within_two_days_and_triggers_training_once(spark, data_root, drift):
+    results = _history(spark, data_root, 76, drift)
+    before = [r for d, r in results.items() if dt.date.fromisoformat(d) < DRIFT_START]
+    assert before and not any(r["alerts"] for r in before)
+    first = min(dt.date.fromisoformat(d) for d, r in results.items() if r["alerts"])
+    assert DRIFT_START <= first <= DRIFT_START + dt.timedelta(days=1)
+    # one drift episode, one retraining: later days still alert but do not trigger again
+    triggering = [d for d, r in results.items() if r["triggers_training"]]
+    assert triggering == [first.isoformat()]
+    assert all(results[d]["alerts"] for d in results if dt.date.fromisoformat(d) > first)
+
+    report = json.loads((data_root / "reports" / "drift" / f"ds={first}" / "report.json").read_text())
+    assert report["drifted"] and report["alerts"][0]["kind"] == "drift"
+    html = (data_root / "reports" / "drift" / f"ds={first}" / "report.html").read_text()
+    assert "<svg" in html and "Drift report" in html
+    # rerunning a day replaces its drift rows and alerts
+    again = monitor_day(first, "fraud-detector", load_monitoring_config(), data_root)
+    assert again["alerts"] == results[first.isoformat()]["alerts"]
+    with warehouse.engine().connect() as conn:
+        n = conn.execute(warehouse.drift_metrics.select().where(warehouse.drift_metrics.c.ds == first)).all()
+    assert len(n) == 15  # 14 monitored features (tx_during_weekend excluded) + the score
