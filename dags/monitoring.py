@@ -36,14 +36,19 @@ def check_drift(params: dict | None = None, triggering_asset_events=None) -> lis
     from include.training.config import load_training_config
 
     params = params or {}
-    if params.get("start"):
-        days = day_range(params["start"], params.get("end") or params["start"])
-    else:
-        ranges = [(e.extra["start"], e.extra["end"]) for events in (triggering_asset_events or {}).values()
-                  for e in events if e.extra and e.extra.get("start")]
-        if not ranges:
-            raise ValueError("no days to monitor: not triggered by a predictions event and no 'start' param given")
-        days = sorted({d for start, end in ranges for d in day_range(start, end)})
+    try:
+        if params.get("start"):
+            days = day_range(params["start"], params.get("end") or params["start"])
+        else:
+            ranges = [(e.extra["start"], e.extra["end"]) for events in (triggering_asset_events or {}).values()
+                      for e in events if e.extra and e.extra.get("start")]
+            if not ranges:
+                raise ValueError("no days to monitor: not triggered by a predictions event and no 'start' param")
+            days = sorted({d for start, end in ranges for d in day_range(start, end)})
+    except ValueError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
     cfg, name = load_monitoring_config(), load_training_config().registered_model
     return [monitor_day(day, name, cfg) for day in days]
 

@@ -57,7 +57,6 @@ def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) 
     import pandas as pd
 
     from include.training import tracking
-    from include.training.metrics import evaluate
 
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
     preds_file = partition_file("predictions", "fraud", labelled_day, root)
@@ -69,19 +68,26 @@ def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) 
     rows = preds.merge(labels, on="transaction_id", how="inner").assign(ds=labelled_day)
     version = str(preds["model_version"].iloc[0])
     mv = tracking.client().get_model_version(name, version)
-    expected = json.loads(mv.tags.get("metrics", "{}"))
-    got = evaluate(rows, float(mv.tags["threshold"]))
-    out = {"labelled_day": labelled_day.isoformat(), "model_version": version, "n_frauds": got["n_frauds"],
-           "auc_roc": _finite(got["auc_roc"]), "average_precision": _finite(got["average_precision"]),
-           "card_precision": _finite(got["card_precision"]), "expected": expected, "alerts": []}
+    verdict = performance_verdict(rows, json.loads(mv.tags.get("metrics", "{}")), float(mv.tags["threshold"]), cfg)
+    return {"labelled_day": labelled_day.isoformat(), "model_version": version, **verdict}
+
+
+def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg: MonitoringConfig) -> dict[str, Any]:
+    """The day's AUC ROC, AP and CP@100 against the model's evaluation figures (``expected``)."""
+    from include.training.metrics import evaluate
+
+    got = evaluate(rows, threshold)
+    out = {"n_frauds": got["n_frauds"], "auc_roc": _finite(got["auc_roc"]),
+           "average_precision": _finite(got["average_precision"]), "card_precision": _finite(got["card_precision"]),
+           "expected": expected, "alerts": []}
     if got["n_frauds"] < cfg.performance.min_frauds:
         out["verdict"] = f"only {got['n_frauds']} labelled frauds: no verdict"
         return out
     for metric, allowed in (("auc_roc", cfg.performance.auc_roc_drop),
                             ("average_precision", cfg.performance.average_precision_drop)):
         if metric in expected and out[metric] is not None and expected[metric] - out[metric] > allowed:
-            out["alerts"].append(f"{metric} {out[metric]:.4f} on {labelled_day} is {expected[metric] - out[metric]:.4f} "
-                                 f"below the model's evaluation figure {expected[metric]:.4f} (allowed {allowed})")
+            out["alerts"].append(f"{metric} {out[metric]:.4f} is {expected[metric] - out[metric]:.4f} below the "
+                                 f"model's evaluation figure {expected[metric]:.4f} (allowed drop {allowed})")
     out["verdict"] = "; ".join(out["alerts"]) or "within tolerance"
     return out
 

@@ -35,7 +35,8 @@ TRAINED = START + dt.timedelta(days=65)
 DRIFT_START = START + dt.timedelta(days=70)
 
 
-def _history(spark, root, days: int, drift: DriftScenario | None):
+def _scored_history(spark, root, days: int, drift: DriftScenario | None) -> list[str]:
+    """Simulate, build features, train and promote a champion as of TRAINED, score every later day."""
     cfg = SimulatorConfig(n_customers=1000, n_terminals=2000, n_days=days, start_date=START, seed=11,
                           drift=(drift,) if drift else ())
     write_raw_partitions(simulate(cfg).transactions, root)
@@ -51,8 +52,12 @@ def _history(spark, root, days: int, drift: DriftScenario | None):
     staging = staging_dir("monitoring-test", "scoring", root=root)
     score_job(spark, plans, staging)
     publish_predictions(staging, plans, root)
+    return days
+
+
+def _history(spark, root, days: int, drift: DriftScenario | None) -> dict[str, dict]:
     monitoring = load_monitoring_config()
-    return {d: monitor_day(d, training.registered_model, monitoring, root) for d in days}
+    return {d: monitor_day(d, "fraud-detector", monitoring, root) for d in _scored_history(spark, root, days, drift)}
 
 
 def test_thirty_stable_days_raise_no_alert(spark, data_root):
@@ -87,3 +92,48 @@ def test_injected_drift_is_detected_within_two_days_and_triggers_training_once(s
     with warehouse.engine().connect() as conn:
         n = conn.execute(warehouse.drift_metrics.select().where(warehouse.drift_metrics.c.ds == first)).all()
     assert len(n) == 15  # 14 monitored features (tx_during_weekend excluded) + the score
+
+
+def _set_paused(dag_id: str, paused: bool) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.get(DagModel, dag_id).is_paused = paused
+
+
+def test_monitoring_dag_emits_the_drift_alert_that_schedules_training(spark, data_root, request):
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from include.training.schedule import resolve_as_of
+    from tests.conftest import REPO
+
+    _scored_history(spark, data_root, 74, DriftScenario("amount_shift", DRIFT_START, 1.5))  # days 0..73
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    sync_bag_to_db(bag, "dags-folder", None)  # what the DAG processor does: training now listens to drift_alert
+    _set_paused("training", False)  # asset events queue runs of unpaused DAGs only
+    request.addfinalizer(lambda: _set_paused("training", True))
+    began = dt.datetime.now(dt.UTC)
+    run = bag.get_dag("monitoring").test(run_conf={"start": (DRIFT_START - dt.timedelta(days=2)).isoformat(),
+                                                   "end": (DRIFT_START + dt.timedelta(days=2)).isoformat()})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success" and states["emit_drift_alert"] == "success", states
+
+    with create_session() as session:
+        asset = session.scalar(select(AssetModel).where(AssetModel.name == "drift_alert"))
+        events = session.scalars(select(AssetEvent).where(AssetEvent.asset_id == asset.id,
+                                                          AssetEvent.timestamp >= began)).all()
+        queued = session.scalars(select(AssetDagRunQueue).where(AssetDagRunQueue.asset_id == asset.id)).all()
+        assert [e.extra["ds"] for e in events] == [DRIFT_START.isoformat()]
+        assert "training" in {q.target_dag_id for q in queued}  # the scheduler creates the training run from this
+    # the training run it schedules is as of the alert's day
+    assert resolve_as_of(None, [events[0].extra["ds"]], None) == DRIFT_START.isoformat()
+
+    # the same episode on the next nights: alerts are recorded, no second drift_alert
+    next_night = (DRIFT_START + dt.timedelta(days=3)).isoformat()
+    run = bag.get_dag("monitoring").test(run_conf={"start": next_night, "end": next_night})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["should_retrain"] == "success" and states["emit_drift_alert"] == "skipped", states
