@@ -77,19 +77,15 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     return plans
 
 
-def score_frame(scorer, features: pd.DataFrame, model: dict[str, Any], scored_at: dt.datetime) -> pd.DataFrame:
-    """Predictions with lineage for a frame of feature rows (what each Spark task runs)."""
+def score_batch(scorer, features: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Keys, score and flag of a batch of feature rows (what each Spark task runs on its batches).
+
+    The lineage columns are constant for a day and are added by Spark, not per batch in pandas."""
     from include.features.baseline import MODEL_INPUTS
 
-    scores = scorer.predict(None, features[MODEL_INPUTS])
     out = features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]].copy()
-    out["score"] = scores.astype("float64")
-    out["flagged"] = (out["score"] >= model["threshold"]).astype("int8")
-    out["model_name"] = model["name"]
-    out["model_version"] = model["version"]
-    out["run_id"] = model["run_id"]
-    out["threshold"] = float(model["threshold"])
-    out["scored_at"] = scored_at
+    out["score"] = scorer.predict(None, features[MODEL_INPUTS]).astype("float64")
+    out["flagged"] = (out["score"] >= threshold).astype("int8")
     return out
 
 

@@ -32,7 +32,8 @@ class ReferenceDistribution:
 
     @classmethod
     def from_dict(cls, raw: dict) -> ReferenceDistribution:
-        return cls(**raw)
+        # keys of other releases of this format are ignored (a model without a sample gets no KS test)
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
 
     def bin_counts(self, values) -> np.ndarray:
         """Counts of ``values`` in the reference bins (NaN ignored; unseen categories are not counted)."""

@@ -16,34 +16,41 @@ import json
 import time
 from pathlib import Path
 
-from include.scoring import PREDICTION_COLUMNS, score_frame
+from include.scoring import PREDICTION_COLUMNS, score_batch
 from include.spark import get_session
 from include.storage import parquet_row_count
 
-SCHEMA = ("transaction_id long, tx_datetime timestamp, customer_id long, terminal_id long, score double, "
-          "flagged byte, model_name string, model_version string, run_id string, threshold double, "
-          "scored_at timestamp")
+BATCH_SCHEMA = ("transaction_id long, tx_datetime timestamp, customer_id long, terminal_id long, score double, "
+                "flagged byte")
+# Rows per Arrow batch handed to the scorer: fewer, larger batches amortise the per-call cost.
+ARROW_BATCH_ROWS = 100_000
 
 
 def run(spark, plans: list[dict], output: Path) -> dict:
     import mlflow
+    from pyspark.sql import functions as F
 
     began = time.perf_counter()
-    scored_at = dt.datetime.now(dt.UTC)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the session time zone is UTC
     scorers = {}
     for plan in plans:
         model = plan["model"]
         if model["uri"] not in scorers:
             pyfunc = mlflow.pyfunc.load_model(model["uri"])
             scorers[model["uri"]] = spark.sparkContext.broadcast(pyfunc.unwrap_python_model())
-        broadcast = scorers[model["uri"]]
+        broadcast, threshold = scorers[model["uri"]], float(model["threshold"])
 
-        def predict(batches, broadcast=broadcast, model=model):
+        def predict(batches, broadcast=broadcast, threshold=threshold):
             for batch in batches:
-                yield score_frame(broadcast.value, batch, model, scored_at)[PREDICTION_COLUMNS]
+                yield score_batch(broadcast.value, batch, threshold)
 
+        lineage = {"model_name": F.lit(model["name"]), "model_version": F.lit(str(model["version"])),
+                   "run_id": F.lit(model["run_id"]), "threshold": F.lit(threshold),
+                   "scored_at": F.lit(scored_at).cast("timestamp")}
         day_out = output / f"ds={plan['ds']}"
-        (spark.read.parquet(plan["features"]).mapInPandas(predict, SCHEMA)
+        (spark.read.parquet(plan["features"]).mapInPandas(predict, BATCH_SCHEMA)
+         .withColumns(lineage).select(*PREDICTION_COLUMNS)
          .coalesce(1).write.mode("overwrite").parquet(str(day_out)))
     summary = {
         "rows_per_day": {p["ds"]: sum(parquet_row_count(f) for f in (output / f"ds={p['ds']}").glob("*.parquet"))
