@@ -24,6 +24,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=REPO / "data")
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    p.add_argument("--version", help="model version whose reference is used (default: the model of the last day)")
     args = p.parse_args()
     os.environ["BATCHML_DATA_ROOT"] = str(args.root.resolve())
 
@@ -40,9 +41,14 @@ def main() -> int:
     tracking.client()
     cfg = load_monitoring_config()
     days = sorted(d.name[3:] for d in (args.root / "features" / "baseline").glob("ds=*"))
-    model = model_for_day(load_training_config().registered_model, days[-1])
-    reference = load_reference(model.run_id)
-    scorer = mlflow.pyfunc.load_model(model.uri).unwrap_python_model()
+    name = load_training_config().registered_model
+    if args.version:
+        run_id, uri = tracking.client().get_model_version(name, args.version).run_id, f"models:/{name}/{args.version}"
+    else:
+        model = model_for_day(name, days[-1])
+        run_id, uri = model.run_id, model.uri
+    reference = load_reference(run_id)
+    scorer = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     base = pd.concat([pd.read_parquet(args.root / "features" / "baseline" / f"ds={d}" / "data.parquet")
                       for d in days[-7:]], ignore_index=True)
     columns = [c for c in MODEL_INPUTS if c not in cfg.exclude_columns]
