@@ -32,19 +32,11 @@ from include.assets import DRIFT_ALERT, PREDICTIONS
 def check_drift(params: dict | None = None, triggering_asset_events=None) -> list[dict]:
     from include.drift.config import load_monitoring_config
     from include.drift.monitor import monitor_day
-    from include.storage import day_range
+    from include.run_days import days_to_process
     from include.training.config import load_training_config
 
-    params = params or {}
     try:
-        if params.get("start"):
-            days = day_range(params["start"], params.get("end") or params["start"])
-        else:
-            ranges = [(e.extra["start"], e.extra["end"]) for events in (triggering_asset_events or {}).values()
-                      for e in events if e.extra and e.extra.get("start")]
-            if not ranges:
-                raise ValueError("no days to monitor: not triggered by a predictions event and no 'start' param")
-            days = sorted({d for start, end in ranges for d in day_range(start, end)})
+        days = days_to_process(params, triggering_asset_events, "monitor")
     except ValueError as exc:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -40,27 +40,21 @@ PLAN = "ti.xcom_pull(task_ids='plan')"
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
     import json
 
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.registry import NoChampionError
+    from include.run_days import days_to_process
     from include.scoring import plan_scoring
-    from include.storage import as_date, day_range, staging_dir
+    from include.storage import staging_dir
     from include.training.config import load_training_config
 
-    params = params or {}
-    if params.get("start"):
-        days = day_range(params["start"], params.get("end") or params["start"])
-    else:
-        ranges = [(e.extra["start"], e.extra["end"]) for events in (triggering_asset_events or {}).values()
-                  for e in events if e.extra and e.extra.get("start")]
-        if not ranges:
-            raise ValueError("no days to score: not triggered by a features_baseline event with start/end and no "
-                             "'start' param given")
-        days = sorted({d for start, end in ranges for d in day_range(start, end)})
-    days = [as_date(d).isoformat() for d in days]
+    try:
+        days = days_to_process(params, triggering_asset_events, "score")
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
     try:
         plans = plan_scoring(days, load_training_config().registered_model)
     except NoChampionError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(str(exc)) from exc
     staging = staging_dir(run_id, "scoring")
     staging.mkdir(parents=True, exist_ok=True)

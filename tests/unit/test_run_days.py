@@ -1,0 +1,34 @@
+"""Days of an asset-scheduled run: params first, else the ranges of the triggering events."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from include.run_days import days_to_process
+
+
+def _events(*ranges):
+    return {"asset": [SimpleNamespace(extra={"start": s, "end": e}) for s, e in ranges]}
+
+
+def test_params_win_over_events():
+    assert days_to_process({"start": "2026-05-01", "end": "2026-05-02"}, _events(("2026-06-01", "2026-06-01")),
+                           "score") == ["2026-05-01", "2026-05-02"]
+    assert days_to_process({"start": "2026-05-01", "end": None}, None, "score") == ["2026-05-01"]
+
+
+def test_event_ranges_are_merged_and_sorted():
+    days = days_to_process({}, _events(("2026-05-03", "2026-05-04"), ("2026-05-01", "2026-05-03")), "monitor")
+    assert days == ["2026-05-01", "2026-05-02", "2026-05-03", "2026-05-04"]
+
+
+@pytest.mark.parametrize(("params", "events", "message"), [
+    ({}, None, "no days to monitor"),
+    ({}, {"asset": [SimpleNamespace(extra=None)]}, "no days to monitor"),
+    ({"start": "2026-05-02", "end": "2026-05-01"}, None, "ends before it starts"),
+])
+def test_no_or_bad_days_are_named(params, events, message):
+    with pytest.raises(ValueError, match=message):
+        days_to_process(params, events, "monitor")
