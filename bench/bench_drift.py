@@ -10,54 +10,34 @@ wanted size and scored with the champion in one process. Timed: ``column_drift``
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.demo_lake import arguments  # noqa: E402  (after the path is set)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, default=REPO / "data")
-    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    p.add_argument("--version", help="model version whose reference is used (default: the model of the last day)")
-    args = p.parse_args()
-    os.environ["BATCHML_DATA_ROOT"] = str(args.root.resolve())
+    args = arguments(__doc__, with_version=True)
 
-    import mlflow
-    import pandas as pd
-
+    from bench.demo_lake import demo_model, tiled_features
     from include.drift.config import load_monitoring_config
     from include.drift.monitor import column_drift, load_reference
     from include.features.baseline import MODEL_INPUTS
-    from include.scoring import model_for_day
-    from include.training import tracking
-    from include.training.config import load_training_config
 
-    tracking.client()
     cfg = load_monitoring_config()
-    days = sorted(d.name[3:] for d in (args.root / "features" / "baseline").glob("ds=*"))
-    name = load_training_config().registered_model
-    if args.version:
-        run_id, uri = tracking.client().get_model_version(name, args.version).run_id, f"models:/{name}/{args.version}"
-    else:
-        model = model_for_day(name, days[-1])
-        run_id, uri = model.run_id, model.uri
-    reference = load_reference(run_id)
-    scorer = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    base = pd.concat([pd.read_parquet(args.root / "features" / "baseline" / f"ds={d}" / "data.parquet")
-                      for d in days[-7:]], ignore_index=True)
+    model = demo_model(args.root, args.version)
+    reference = load_reference(model.run_id)
     columns = [c for c in MODEL_INPUTS if c not in cfg.exclude_columns]
     print(f"{len(columns)} features + the score, {os.cpu_count()} cores\n")
     print("| rows | PSI + KS, all columns, s | rows/s | slowest column | its s |")
     print("|---|---|---|---|---|")
     for n in args.rows:
-        frame = pd.concat([base] * (n // len(base) + 1), ignore_index=True).iloc[:n]
-        frame["score"] = scorer.predict(None, frame[MODEL_INPUTS])
+        frame = tiled_features(args.root, n)
+        frame["score"] = model.scorer.predict(None, frame[MODEL_INPUTS])
         per_column = {}
         t0 = time.perf_counter()
         for c in [*columns, "score"]:

@@ -14,7 +14,6 @@ day's feature rows are tiled to 1 and 10 million rows and written as parquet in 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shutil
@@ -23,34 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.demo_lake import arguments  # noqa: E402  (after the path is set)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, default=REPO / "data")
-    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    args = p.parse_args()
-    os.environ["BATCHML_DATA_ROOT"] = str(args.root.resolve())
+    args = arguments(__doc__)
 
-    import mlflow
-    import pandas as pd
-
+    from bench.demo_lake import demo_model, tiled_features
     from include.features.baseline import MODEL_INPUTS
     from include.jobs.score import run as score_job
-    from include.scoring import model_for_day
     from include.spark import get_session
-    from include.training import tracking
-    from include.training.config import load_training_config
 
-    tracking.client()
-    days = sorted(d.name[3:] for d in (args.root / "features" / "baseline").glob("ds=*"))
-    model = model_for_day(load_training_config().registered_model, days[-1])
-    scorer = mlflow.pyfunc.load_model(model.uri).unwrap_python_model()
-    family = type(scorer.estimator).__name__
-    base = pd.concat([pd.read_parquet(args.root / "features" / "baseline" / f"ds={d}" / "data.parquet")
-                      for d in days[-7:]], ignore_index=True)
+    model = demo_model(args.root)
+    scorer, family = model.scorer, type(model.scorer.estimator).__name__
     work = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     t0 = time.perf_counter()
     spark = get_session("bench-scoring")
@@ -58,8 +44,7 @@ def main() -> int:
     results = []
     try:
         for n in args.rows:
-            frame = pd.concat([base] * (n // len(base) + 1), ignore_index=True).iloc[:n]
-            frame["transaction_id"] = range(n)
+            frame = tiled_features(args.root, n)
             path = work / f"features-{n}.parquet"
             frame.to_parquet(path, row_group_size=500_000)
             t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +46,18 @@ def mlflow_artifact_root() -> Path:
 
 def warehouse_url() -> str:
     return os.environ.get("BATCHML_WAREHOUSE_URL") or f"sqlite:///{data_root() / 'warehouse.db'}"
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names the file and the key."""
+
+
+def dataclass_from(cls, values: dict[str, Any] | None, where: str, section: str = "", **fixed):
+    """``cls(**values, **fixed)``, refusing keys ``cls`` does not have with a message naming the file
+    (``where``) and the ``section`` of it."""
+    values = dict(values or {})
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        inside = f" in '{section}'" if section else ""
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}{inside}; known: {sorted(cls.__dataclass_fields__)}")
+    return cls(**{**values, **fixed})

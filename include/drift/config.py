@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from include.config import dataclass_from
+
 DEFAULT_PATH = Path(__file__).with_name("monitoring.yaml")
 
 
@@ -33,8 +35,6 @@ def load_monitoring_config(path: str | Path | None = None) -> MonitoringConfig:
 
     path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", DEFAULT_PATH))
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - set(MonitoringConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}")
-    perf = PerformanceConfig(**(raw.pop("performance", None) or {}))
-    return MonitoringConfig(**{**raw, "exclude_columns": tuple(raw.get("exclude_columns") or ()), "performance": perf})
+    performance = dataclass_from(PerformanceConfig, raw.pop("performance", None), str(path), "performance")
+    return dataclass_from(MonitoringConfig, raw, str(path), performance=performance,
+                          exclude_columns=tuple(raw.get("exclude_columns") or ()))

@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from include.config import ConfigError, dataclass_from
+
 DEFAULT_PATH = Path(__file__).with_name("training.yaml")
 FAMILIES = ("logistic_regression", "xgboost", "lightgbm", "pytorch_mlp")
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRIMARY_METRICS = ("average_precision", "auc_roc", "card_precision")
-
-
-class ConfigError(ValueError):
-    """The training configuration is invalid; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -95,15 +93,6 @@ def load_training_config(path: str | Path | None = None) -> TrainingConfig:
     return parse_training_config(raw, source=str(path))
 
 
-def _section(cls, raw: dict, key: str, source: str):
-    values = raw.get(key) or {}
-    known = set(cls.__dataclass_fields__)
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in '{key}'; known: {sorted(known)}")
-    return cls(**values)
-
-
 def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> TrainingConfig:
     for key in ("experiment", "registered_model", "models"):
         if not raw.get(key):
@@ -117,10 +106,7 @@ def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> Traini
             raise ConfigError(f"{where} ({m['name']}): unknown family {m['family']!r}; known: {list(FAMILIES)}")
         if m.get("class_weight", "sqrt") not in CLASS_WEIGHTS:
             raise ConfigError(f"{where} ({m['name']}): class_weight must be one of {list(CLASS_WEIGHTS)}")
-        unknown = set(m) - set(ModelSpec.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"{where} ({m['name']}): unknown key(s) {sorted(unknown)}")
-        models.append(ModelSpec(**m))
+        models.append(dataclass_from(ModelSpec, m, f"{where} ({m['name']})"))
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: model names must be unique, got {names}")
@@ -130,9 +116,9 @@ def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> Traini
         registered_model=raw["registered_model"],
         models=tuple(models),
         seed=int(raw.get("seed", 42)),
-        window=_section(WindowConfig, raw, "window", source),
-        metrics=_section(MetricsConfig, raw, "metrics", source),
-        gate=_section(GateConfig, raw, "gate", source),
+        window=dataclass_from(WindowConfig, raw.get("window"), source, "window"),
+        metrics=dataclass_from(MetricsConfig, raw.get("metrics"), source, "metrics"),
+        gate=dataclass_from(GateConfig, raw.get("gate"), source, "gate"),
         trials=int(tuning.get("trials", 8)),
         timeout_seconds=float(tuning.get("timeout_seconds", 240)),
         source=source,

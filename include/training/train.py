@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from include.drift.reference import fit_references
+from include.drift.reference import fit_distribution, fit_references
 from include.features.baseline import MODEL_INPUTS
 from include.training import tracking
 from include.training.config import ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set
 from include.training.metrics import cost_minimising_threshold, evaluate
 from include.training.tuning import TrialResult, best_trial, fit_and_score, tune
+from include.training.windows import Block
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
                    experiment_id: str) -> dict[str, Any]:
     import mlflow
 
-    from include.training.windows import Block
-
     plan = data.manifest["plan"]
     folds = [(data.train_rows(Block.from_dict(b)), data.test_rows(Block.from_dict(b))) for b in plan["folds"]]
     evaluation_block = Block.from_dict(plan["evaluation"])
@@ -130,7 +129,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
     _log_figures(spec, scored, importance)
     reference = {
         "features": fit_references(train, MODEL_INPUTS),
-        "score": fit_references(train.assign(score=train_scores), [SCORE])[SCORE],
+        "score": fit_distribution(train_scores).as_dict(),
         "training_window": f"{evaluation_block.train_start}..{evaluation_block.train_end}",
         "rows": len(train),
     }

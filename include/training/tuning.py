@@ -65,6 +65,7 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
          timeout_seconds: float, seed: int, on_trial: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
     """Run the search; returns every completed trial (the best has the highest ``value``)."""
     import optuna
+    import pandas as pd
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results: list[TrialResult] = []
@@ -82,7 +83,8 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
         best = max(results, key=_rank, default=None)
         if best is None or _rank(result) > _rank(best):
             # only the best trial's validation scores are kept (they choose the decision threshold)
-            result.validation = pd_concat([s[["ds", "customer_id", LABEL, "score"]] for s in scored])
+            result.validation = pd.concat([s[["ds", "customer_id", LABEL, "score"]] for s in scored],
+                                          ignore_index=True)
             if best is not None:
                 best.validation = None
         results.append(result)
@@ -105,9 +107,3 @@ def best_trial(results: list[TrialResult]) -> TrialResult:
 
 def _rank(r: TrialResult) -> tuple[float, int]:
     return (float(np.nan_to_num(r.value, nan=-1.0)), -r.number)  # ties go to the earlier trial
-
-
-def pd_concat(frames):
-    import pandas as pd
-
-    return pd.concat(frames, ignore_index=True)
