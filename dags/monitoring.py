@@ -12,8 +12,12 @@
    compares AUC ROC and average precision with the version's evaluation figures. Results: warehouse
    tables `drift_metrics` and `alerts`, `reports/drift/ds=<day>/report.{json,html}`.
 2. `should_retrain` lets the run go on only when an alert is new: one drift episode triggers one
-   retraining per champion version within `cooldown_days`.
-3. `emit_drift_alert` emits `drift_alert` (extra `{"ds": day}`), which schedules the training DAG.
+   retraining within `cooldown_days` (7, the label delay: a retraining before the drifted days'
+   labels arrive learns nothing new), whichever champion version raised it.
+3. `emit_drift_alert` sends the alert to the task log and to the channels configured in Airflow
+   (e-mail: Variable `batchml_alert_emails` + connection `smtp_default`; Slack: connection
+   `slack_alerts`), then emits `drift_alert` (extra `{"ds": day}`), which schedules the training DAG.
+   An unreachable channel is logged as an error and does not hold the alert back.
 
 **When it fails:** a missing partition is retried (scoring may be late). Alerts are not failures:
 the run is green, the alert is in the task log, the `alerts` table and the report.
@@ -52,14 +56,16 @@ def should_retrain(results: list[dict]) -> bool:
 
 @task(outlets=[DRIFT_ALERT])
 def emit_drift_alert(results: list[dict], outlet_events=None) -> dict:
-    import logging
+    from airflow.sdk import get_current_context
+    from batchml.notifiers import AlertNotifier
 
-    triggering = [r for r in results if r["triggers_training"]]
-    day = triggering[-1]["ds"]
-    logging.getLogger(__name__).warning("drift alert for ds=%s (model version %s): %s", day,
-                                        triggering[-1]["model_version"], "; ".join(triggering[-1]["alerts"]))
-    outlet_events[DRIFT_ALERT].extra = {"ds": day, "model_version": triggering[-1]["model_version"]}
-    return {"ds": day, "alerts": triggering[-1]["alerts"]}
+    alert = [r for r in results if r["triggers_training"]][-1]
+    notifier = AlertNotifier(subject=f"drift alert ds={alert['ds']}: model version {alert['model_version']}",
+                             message="\n".join([*alert["alerts"], f"report: {alert['report']}",
+                                                "the training DAG is scheduled by this alert"]))
+    notifier.notify(get_current_context())
+    outlet_events[DRIFT_ALERT].extra = {"ds": alert["ds"], "model_version": alert["model_version"]}
+    return {"ds": alert["ds"], "alerts": alert["alerts"], "notified": notifier.delivered}
 
 
 @dag(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     delete,
     func,
@@ -157,12 +158,15 @@ def promotion_history(model_name: str) -> list[dict[str, Any]]:
 
 
 def champion_version_on(model_name: str, day: dt.date) -> str | None:
-    """The version that was champion on ``day``: the newest promotion (or rollback) as of a day <= ``day``."""
+    """The version that was champion on ``day``: the newest promotion (or rollback) as of a day before ``day``.
+
+    A training run as of D runs after D was scored (nightly, or on D's drift alert), so its promotion
+    takes effect from D + 1; rescoring D uses the model that scored it the first time."""
     with engine().connect() as conn:
         row = conn.execute(
             select(promotions.c.challenger_version)
             .where(promotions.c.model_name == model_name, promotions.c.promoted.is_(True),
-                   promotions.c.as_of <= day)
+                   promotions.c.as_of < day)
             .order_by(promotions.c.as_of.desc(), promotions.c.promoted_at.desc())
             .limit(1)).first()
     return None if row is None else row[0]
@@ -209,10 +213,40 @@ def replace_alerts(day: dt.date, model_name: str, rows: list[dict[str, Any]]) ->
             conn.execute(alerts.insert(), [{**r, "ds": day, "model_name": model_name, "raised_at": now} for r in rows])
 
 
-def training_triggered_since(model_name: str, version: str, since: dt.date, before: dt.date) -> dt.date | None:
-    """The day an alert for ``version`` last triggered training in [since, before), if any."""
+def training_triggered_since(model_name: str, since: dt.date, before: dt.date) -> dt.date | None:
+    """The day an alert on any version of ``model_name`` last triggered training in [since, before), if any."""
     with engine().connect() as conn:
         row = conn.execute(select(func.max(alerts.c.ds)).where(
-            alerts.c.model_name == model_name, alerts.c.model_version == version,
+            alerts.c.model_name == model_name,
             alerts.c.triggered_training.is_(True), alerts.c.ds >= since, alerts.c.ds < before)).first()
     return row[0] if row else None
+
+
+# Reads for summaries (the demo, the ML monitor view): one query per table over a day range.
+
+def scoring_summary(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Per scored day and model version: rows, flagged rows and the mean score."""
+    with engine().connect() as conn:
+        rows = conn.execute(
+            select(predictions.c.ds, predictions.c.model_version, func.count().label("rows"),
+                   func.sum(case((predictions.c.flagged, 1), else_=0)).label("flagged"),
+                   func.avg(predictions.c.score).label("mean_score"))
+            .where(predictions.c.ds.between(start, end))
+            .group_by(predictions.c.ds, predictions.c.model_version)
+            .order_by(predictions.c.ds)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def drift_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """The drift rows of the days in [start, end], by day and column."""
+    with engine().connect() as conn:
+        rows = conn.execute(select(drift_metrics).where(drift_metrics.c.ds.between(start, end))
+                            .order_by(drift_metrics.c.ds, drift_metrics.c.column_name)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def alerts_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    with engine().connect() as conn:
+        rows = conn.execute(select(alerts).where(alerts.c.ds.between(start, end))
+                            .order_by(alerts.c.ds, alerts.c.id)).mappings().all()
+    return [dict(r) for r in rows]

@@ -2,8 +2,11 @@
 reference distributions stored with the model version that scored the day, and performance on the
 labels that arrive that day (the transactions of day - 7), against the version's evaluation figures.
 
-The verdict (alert or not, and whether it triggers training) is deduplicated per champion version:
-one drift episode triggers one retraining within ``cooldown_days``.
+The verdict (alert or not, and whether it triggers training) is deduplicated per registered model:
+one drift episode triggers one retraining within ``cooldown_days``, whichever version raised it. A
+model retrained on the alert cannot have seen the drifted days yet (their labels arrive 7 days
+later), so its reference is pre-drift too and it keeps alerting; deduplicating per version would
+retrain every night of the episode.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
     since = day - dt.timedelta(days=cfg.cooldown_days)
-    already = warehouse.training_triggered_since(name, version, since, day) if alerts else None
+    already = warehouse.training_triggered_since(name, since, day) if alerts else None
     trigger = bool(alerts) and already is None
     for a in alerts:
         a.update(model_version=version, triggered_training=trigger)

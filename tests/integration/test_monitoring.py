@@ -14,6 +14,7 @@ import json
 import pytest
 
 from include import warehouse
+from include.config import LABEL_DELAY_DAYS
 from include.drift.config import load_monitoring_config
 from include.drift.monitor import monitor_day
 from include.features.pipeline import publish_staged_features
@@ -92,6 +93,19 @@ def test_injected_drift_is_detected_within_two_days_and_triggers_training_once(s
     with warehouse.engine().connect() as conn:
         n = conn.execute(warehouse.drift_metrics.select().where(warehouse.drift_metrics.c.ds == first)).all()
     assert len(n) == 15  # 14 monitored features (tx_during_weekend excluded) + the score
+
+
+def test_terminal_wave_is_detected_within_two_days_of_its_first_labels(spark, data_root):
+    """A wave of compromised terminals changes no transaction, only which ones are fraud, and labels
+    arrive 7 days late: no monitor can see it before its first labels arrive (day S + 7). From then
+    the labelled day's performance drops and the terminal-risk features move."""
+    results = _history(spark, data_root, 80, DriftScenario("terminal_wave", DRIFT_START, 20))
+    visible = DRIFT_START + dt.timedelta(days=LABEL_DELAY_DAYS)
+    early = {d: r["alerts"] for d, r in results.items() if dt.date.fromisoformat(d) < visible}
+    assert early and not any(early.values()), early
+    first = min(dt.date.fromisoformat(d) for d, r in results.items() if r["alerts"])
+    assert visible <= first <= visible + dt.timedelta(days=1)
+    assert results[first.isoformat()]["triggers_training"]
 
 
 def _set_paused(dag_id: str, paused: bool) -> None:
