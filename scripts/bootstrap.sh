@@ -26,7 +26,7 @@ want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo ">>> creating .venv and installing requirements.txt (a cold install takes a few minutes)"
+echo ">>> installing requirements.txt into .venv (a cold install takes a few minutes)"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --progress-bar off -r requirements.txt
