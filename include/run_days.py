@@ -1,5 +1,6 @@
 """Which days a run of an asset-scheduled DAG processes: the ``start``/``end`` params of a manual or
-backfill run, else the day ranges carried by the triggering Asset events (extra ``start``/``end``)."""
+backfill run, else the days carried by the triggering Asset events (extra ``start``/``end`` for a
+range, ``ds`` for one day). Several events queued before the run was created are processed together."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what
     if params.get("start"):
         days = day_range(params["start"], params.get("end") or params["start"])
     else:
-        ranges = [(e.extra["start"], e.extra["end"]) for events in (triggering_asset_events or {}).values()
-                  for e in events if e.extra and e.extra.get("start")]
+        ranges = [_event_range(e.extra) for events in (triggering_asset_events or {}).values()
+                  for e in events if e.extra and (e.extra.get("start") or e.extra.get("ds"))]
         if not ranges:
-            raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying start/end "
+            raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying a day (ds, or start/end) "
                              "and no 'start' param was given (trigger with {\"start\": \"YYYY-MM-DD\", \"end\": ...})")
         days = {d for start, end in ranges for d in day_range(start, end)}
     return sorted(d.isoformat() for d in days)
+
+
+def _event_range(extra: dict[str, Any]) -> tuple[str, str]:
+    if extra.get("start"):
+        return extra["start"], extra.get("end") or extra["start"]
+    return extra["ds"], extra["ds"]

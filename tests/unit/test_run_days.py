@@ -32,3 +32,10 @@ def test_event_ranges_are_merged_and_sorted():
 def test_no_or_bad_days_are_named(params, events, message):
     with pytest.raises(ValueError, match=message):
         days_to_process(params, events, "monitor")
+
+
+def test_single_day_events_and_ranges_mix():
+    # ingest's nightly events carry {"ds"}, its range runs {"start", "end"}
+    events = {"asset": [SimpleNamespace(extra={"ds": "2026-05-05", "rows": 10}),
+                        SimpleNamespace(extra={"start": "2026-05-01", "end": "2026-05-02"})]}
+    assert days_to_process({}, events, "build features for") == ["2026-05-01", "2026-05-02", "2026-05-05"]
