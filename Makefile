@@ -1,19 +1,23 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 and Java 17 required):
-#   make demo   simulate a card-transaction history, run the ingest, features and training DAGs over it
+#   make demo   simulate a card-transaction history, run ingest, features and training over it, then nightly
+#               cycles (ingest, features, scoring, monitoring) with an injected drift that triggers retraining
 #   make test   run the test suite (what CI runs)
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
 
 ENV := source scripts/airflow-env.sh
-DAYS ?= 60
+DAYS ?= 75
+NIGHTS ?= 5
+DRIFT ?= amount_shift
+DRIFT_NIGHT ?= 3
 START ?= 2026-01-01
 CUSTOMERS ?= 5000
 TERMINALS ?= 10000
 SEED ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: venv airflow-home demo test lint airflow mlflow rollback bench clean
+.PHONY: venv airflow-home demo test lint airflow mlflow rollback bench bench-scoring bench-drift-library clean
 
 venv:
 	scripts/bootstrap.sh
@@ -27,7 +31,7 @@ airflow-home: venv
 
 demo: airflow-home
 	$(ENV)
-	python -m include.demo --days $(DAYS) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
+	python -m include.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
 
 test: airflow-home
 	$(ENV)
@@ -58,6 +62,19 @@ bench: airflow-home
 	python bench/bench_parse.py
 	python bench/bench_features.py
 	python bench/bench_training.py
+
+# Scoring and drift benchmarks read the data root a `make demo` leaves (its features and champion)
+bench-scoring: venv
+	$(ENV)
+	python bench/bench_scoring.py --root data
+	python bench/bench_drift.py --root data
+
+# Our drift computation against Evidently, installed in its own git-ignored venv (not a dependency)
+bench-drift-library: venv
+	[ -x bench/.venv-evidently/bin/python ] || python3.11 -m venv bench/.venv-evidently
+	bench/.venv-evidently/bin/pip install --quiet -r bench/requirements-evidently.txt
+	$(ENV)
+	python bench/bench_drift_library.py --root data
 
 clean:
 	rm -rf .airflow data spark-warehouse
