@@ -1,9 +1,10 @@
 """Batch scoring of a day's feature partition with the model that was champion on that day.
 
 Which model scores day D (:func:`model_for_day`): the newest version the promotions table records as
-promoted by a training run as of a day <= D; without any promotion history, the registry's
-``champion`` alias. So the nightly run uses the champion, and a backfill or a rerun of a past day uses
-the model of that day again: rescoring history is reproducible.
+promoted by a training run as of a day before D (a run as of D trains after D was scored); when
+there is none, the registry's ``champion`` alias. So the nightly run uses the champion, and a
+backfill or a rerun of a past day uses the model that scored it the first time: rescoring history
+is reproducible.
 
 Output per day: ``predictions/fraud/ds=<D>/data.parquet`` (staged by the Spark job, checked by the
 ``predictions`` checkpoint, then renamed into place) and the same rows in the warehouse table

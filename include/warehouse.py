@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     func,
+    literal_column,
     select,
     update,
 )
@@ -250,3 +251,86 @@ def alerts_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
         rows = conn.execute(select(alerts).where(alerts.c.ds.between(start, end))
                             .order_by(alerts.c.ds, alerts.c.id)).mappings().all()
     return [dict(r) for r in rows]
+
+
+# One row per (day, dataset): the newest Great Expectations checkpoint run on that partition (a rerun
+# replaces it). Written by include.validation.datasets.validate_partitions; read by the ML monitor view.
+data_quality = Table(
+    "data_quality", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ds", Date, nullable=False, index=True),
+    Column("dataset", String(100), nullable=False),  # a key of include.validation.datasets.DATASETS
+    Column("suite", String(100), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("evaluated", Integer, nullable=False),  # expectations evaluated
+    Column("failed", Integer, nullable=False),  # expectations failed
+    Column("rows", BigInteger),
+    Column("failures", Text),  # one failed expectation a line (column, expectation, observed values)
+    Column("path", Text),
+    Column("quarantined_to", Text),
+    Column("validated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("ds", "dataset", name="uq_data_quality_ds_dataset"),
+)
+
+
+def record_data_quality(row: dict[str, Any]) -> None:
+    """Replace the validation row of (ds, dataset) with ``row`` in one transaction."""
+    row = {**row, "validated_at": row.get("validated_at") or dt.datetime.now(dt.UTC)}
+    with engine().begin() as conn:
+        conn.execute(delete(data_quality).where(data_quality.c.ds == row["ds"],
+                                                data_quality.c.dataset == row["dataset"]))
+        conn.execute(data_quality.insert().values(**row))
+
+
+def data_quality_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """The validation rows of the days in [start, end], by day and dataset."""
+    with engine().connect() as conn:
+        rows = conn.execute(select(data_quality).where(data_quality.c.ds.between(start, end))
+                            .order_by(data_quality.c.ds, data_quality.c.dataset)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def score_histogram(start: dt.date, end: dt.date, bins: int = 10, model_name: str | None = None) -> list[dict[str, Any]]:
+    """Per scored day, model version and score bin: predictions, flagged predictions and the sum of
+    their scores, in one pass over the day range (of ``model_name`` only, when given).
+
+    ``bins`` equal bins of [0, 1]: bin ``i`` holds ``i/bins <= score < (i+1)/bins``, the last one also
+    1.0. The database bins and counts (a CASE over fixed edges, the same SQL on SQLite and PostgreSQL);
+    only ``days x versions x bins`` rows come back, empty bins absent. Summing a day's bins gives what
+    :func:`scoring_summary` gives (rows, flagged, mean score) without a second scan of the predictions.
+    """
+    # Edges and bin numbers as SQL literals, not bound parameters: PostgreSQL must see the GROUP BY
+    # expression and the selected one as the same text.
+    edges = [(predictions.c.score < literal_column(format(i / bins, ".12g")), literal_column(str(i - 1)))
+             for i in range(1, bins)]
+    bin_ = case(*edges, else_=literal_column(str(bins - 1)))
+    with engine().connect() as conn:
+        rows = conn.execute(
+            select(predictions.c.ds, predictions.c.model_version, bin_.label("bin"), func.count().label("n"),
+                   func.sum(case((predictions.c.flagged, 1), else_=0)).label("flagged"),
+                   func.sum(predictions.c.score).label("score_sum"))
+            .where(predictions.c.ds.between(start, end),
+                   *([predictions.c.model_name == model_name] if model_name else []))
+            .group_by(predictions.c.ds, predictions.c.model_version, bin_)
+            .order_by(predictions.c.ds, predictions.c.model_version, bin_)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def latest_day() -> dt.date | None:
+    """The newest day any monitored table has rows for (predictions, drift, data quality, alerts)."""
+    with engine().connect() as conn:
+        days = [conn.execute(select(func.max(t.c.ds))).scalar()
+                for t in (predictions, drift_metrics, data_quality, alerts)]
+    days = [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days if d is not None]
+    return max(days, default=None)
+
+
+def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) -> None:
+    """Append an operational alert to ``alerts``: a task that failed after its last try
+    (``task_failure``) or a run late for its deadline (``deadline_missed``).
+
+    These rows are events, never replaced; ``model_name`` holds the DAG id and ``model_version`` is
+    empty, so the per-model drift alerts of a day (``replace_alerts``) never touch them."""
+    with engine().begin() as conn:
+        conn.execute(alerts.insert().values(ds=day, model_name=dag_id, model_version="", kind=kind, message=message,
+                                            triggered_training=False, raised_at=dt.datetime.now(dt.UTC)))

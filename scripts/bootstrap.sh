@@ -21,6 +21,19 @@ if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
   exit 1
 fi
 
+# Headless Chromium for the browser tests (tests/browser): Debian's package, installed when we run as
+# root with apt-get; otherwise say how. Not fatal: only `pytest -m browser` needs it (and fails without).
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${BATCHML_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo ">>> installing Debian's chromium (headless browser of the browser tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "WARNING: apt-get could not install chromium; the browser tests will fail until it is installed." >&2
+  else
+    echo "NOTE: chromium not found; the browser tests (pytest -m browser) need it:" >&2
+    echo "      sudo apt-get install -y chromium (Debian), or set BATCHML_CHROMIUM=/path/to/chromium" >&2
+  fi
+fi
+
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

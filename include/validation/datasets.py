@@ -137,7 +137,33 @@ def validate_partitions(
         if not report.success:
             quarantine(path, report, check.zone, check.dataset, root)
             failed.append(report)
+        record_quality(dataset, day, report)
         reports.append(report)
     if failed:
         raise DataQualityError(failed)
     return reports
+
+
+def record_quality(dataset: str, day: dt.date, report: ValidationReport, attempts: int = 3) -> None:
+    """The checkpoint's verdict into the warehouse ``data_quality`` table (the ML monitor view reads it).
+
+    Best effort: the validation itself has already decided; a warehouse that cannot be written is
+    logged as an error and does not change the task's outcome. Retried because parallel first runs
+    (both ingest sources) may race to create the warehouse tables."""
+    import time
+
+    from include import warehouse
+
+    row = {"ds": day, "dataset": dataset, "suite": report.suite, "success": report.success,
+           "evaluated": report.evaluated, "failed": len(report.failures), "rows": report.rows,
+           "failures": "\n".join(str(f) for f in report.failures)[:4000] or None, "path": report.path,
+           "quarantined_to": report.quarantined_to}
+    for attempt in range(1, attempts + 1):
+        try:
+            warehouse.record_data_quality(row)
+            return
+        except Exception:  # noqa: BLE001 - any database error; the last one is logged with its traceback
+            if attempt == attempts:
+                log.exception("%s ds=%s: could not record the validation result in the warehouse", dataset, day)
+                return
+            time.sleep(0.2 * attempt)

@@ -109,7 +109,10 @@ def test_backfill_uses_the_champion_of_the_day(data_root, feature_lake):
         "reason": "test", "primary_metric": "average_precision"})
     registry.promote(cfg.registered_model, version)
     assert model_for_day(cfg.registered_model, DAYS[0]).version == "1"  # before the second promotion
-    assert model_for_day(cfg.registered_model, later).version == version
+    # a promotion as of D takes effect from D + 1: D was scored before that training ran
+    assert model_for_day(cfg.registered_model, later).version == "1"
+    after = (SMALL.end_date + dt.timedelta(days=1)).isoformat()
+    assert model_for_day(cfg.registered_model, after).version == version
 
 
 def test_no_champion_fails_clearly(data_root, feature_lake):
