@@ -1,26 +1,34 @@
 """
 # features: point-in-time features of the day, in Spark
 
-**Schedule:** when `raw_transactions` is published (Asset), for the day(s) it carries; several
-queued days are computed together. **Backfill:** trigger with params `start` and `end`: the whole
-range is computed in one Spark application.
+**What it does.** Computes the 15 model inputs of every transaction of the day(s) in one Spark
+application, checks them with Great Expectations and publishes one partition per day.
 
-1. `plan` picks the days and checks their raw partitions exist.
-2. `build_features` submits `include/jobs/build_features.py` through the `spark_default`
-   connection (`local[*]` by default). It reads only the partitions the days need (for one day: that
-   day and the 37 before it of transactions, label arrivals of that day and the 30 before) and
-   stages one parquet file per day.
-3. `validate_features` runs the `features_baseline` checkpoint on each staged day (one row per raw
-   transaction, no nulls, counts and risks in range).
-4. `publish` renames each staged day into `features/baseline/ds=<day>/` and emits `features_baseline`.
+**Schedule:** when `raw_transactions` is published (Asset), for the day(s) its events carry; several
+queued days are computed together. **Backfill:** trigger with params `start` and `end` (YYYY-MM-DD):
+the whole range runs in one Spark application. A rerun replaces the partitions.
 
-Features (15 model inputs): `tx_amount`, weekend and night flags, customer count and mean amount over
-1/7/30 days including the transaction, terminal count and fraud risk over 1/7/30 days ending 7 days
-before the transaction (labels are only known after 7 days).
+**Inputs:** `raw/transactions/ds=*` (that day and the 37 before it) and `raw/labels/ds=*` (label
+arrivals of that day and the 30 before). **Outputs:** `features/baseline/ds=<day>/data.parquet`,
+Asset `features_baseline` (extra `{"start", "end"}`), which schedules `scoring`.
 
-**When it fails:** nothing is published. A failed check keeps the staged file in
-`quarantine/features/baseline/ds=<day>/` with `failure.json`; the Spark driver log is in the
-`build_features` task log.
+Features: `tx_amount`, weekend and night flags, customer count and mean amount over 1/7/30 days
+including the transaction, terminal count and fraud risk over 1/7/30 days ending 7 days before the
+transaction (labels are only known after 7 days).
+
+## Tasks, and what to do when one fails
+
+| task | does | a failure means | what to do |
+|---|---|---|---|
+| `plan` | picks the days (params, else the Asset events) and checks their raw partitions exist | **no day / bad params** (not retried): the run was started without `start` or with `end` before `start`. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
+| `build_features` | `spark-submit`s `include/jobs/build_features.py` through `spark_default` (pool `spark`), one staged parquet file per day | the Spark application failed (retried once): the driver log is in the task log | read the Spark error in the log (Java 17 on PATH, memory, the `spark_default` master); fix, then clear the task |
+| `validate_features` | the `features_baseline` checkpoint on each staged day: one row per raw transaction, no nulls, counts and risks in range | **bad data** (not retried): the staged file is in `quarantine/features/baseline/ds=<day>/` with `failure.json` | a bug in the feature job or a bad raw partition: open the **Data Docs** link, fix, clear from `build_features` |
+| `publish` | renames every staged day into place (all days checked before any moves) and emits `features_baseline` | a staged file is missing (not retried: rerun the job) or the lake is not writable (retried) | clear from `build_features` |
+
+Nothing is published unless every day passed its checks.
+
+**Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
+`alerts` table and goes to e-mail / Slack when configured (`batchml.notifiers`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import datetime as dt
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, task
+from batchml.notifiers import TaskFailureNotifier
 from batchml.operators import GXCheckpointOperator
 
 from include.assets import FEATURES_BASELINE, RAW_TRANSACTIONS
@@ -37,8 +46,10 @@ from include.config import REPO_ROOT
 PLAN = "ti.xcom_pull(task_ids='plan')"
 
 
-@task
+@task(retries=3)
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.config import data_root
     from include.features.pipeline import plan_feature_days
     from include.storage import day_range, staging_dir
@@ -49,7 +60,10 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
         for event in events
         if event.extra and event.extra.get("ds")
     ]
-    start, end = plan_feature_days(params.get("start"), params.get("end"), triggered)
+    try:
+        start, end = plan_feature_days(params.get("start"), params.get("end"), triggered)
+    except ValueError as exc:  # no days, or a range that ends before it starts: a retry cannot fix it
+        raise AirflowFailException(str(exc)) from None
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -63,9 +77,14 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
 def publish(plan: dict, outlet_events=None) -> dict:
     from pathlib import Path
 
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.features.pipeline import publish_staged_features
 
-    result = publish_staged_features(Path(plan["staging"]), plan["start"], plan["end"])
+    try:
+        result = publish_staged_features(Path(plan["staging"]), plan["start"], plan["end"])
+    except RuntimeError as exc:  # a staged day is missing: only rerunning build_features helps
+        raise AirflowFailException(str(exc)) from None
     outlet_events[FEATURES_BASELINE].extra = {"start": plan["start"], "end": plan["end"]}
     return result
 
@@ -82,11 +101,20 @@ def publish(plan: dict, outlet_events=None) -> dict:
         "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
     },
     tags=["batchml", "fraud", "features", "spark", "great-expectations"],
-    default_args={"owner": "data-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": "data-platform",
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "on_failure_callback": TaskFailureNotifier(),
+    },
     doc_md=__doc__,
 )
 def features():
     planned = plan()
+    # the plain provider operator: a generic spark-submit needs no wrapper (scoring has one because
+    # it also reads its plan and links the model)
     build_features = SparkSubmitOperator(
         task_id="build_features",
         conn_id="spark_default",

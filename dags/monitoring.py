@@ -1,26 +1,33 @@
 """
 # monitoring: drift (PSI/KS) and performance of each scored day; closes the loop to retraining
 
+**What it does.** For every scored day, compares the features and the scores with the reference
+distributions of the model version that scored them, checks the model on the labels that arrived,
+writes a report, and when an alert is new, emits `drift_alert`, which schedules `training`.
+
 **Schedule:** when `predictions_fraud` is published (Asset), for the day(s) it carries.
-**Backfill:** params `start` and `end`. Thresholds: `include/drift/monitoring.yaml`
-(or `BATCHML_MONITORING_CONFIG`).
+**Backfill:** params `start` and `end`; a rerun of a day replaces its rows and report.
+Thresholds: `include/drift/monitoring.yaml` (or `BATCHML_MONITORING_CONFIG`).
 
-1. `check_drift` compares, for each day in order, every model feature and the score with the
-   reference distributions stored with the model version that scored the day: PSI on the reference's
-   quantile bins (categories for the 0/1 flags; warn 0.1, alert 0.2) and the two-sample KS test (p < 0.05
-   and statistic > 0.1). It also scores the labels arriving that day (transactions of day − 7) and
-   compares AUC ROC and average precision with the version's evaluation figures. Results: warehouse
-   tables `drift_metrics` and `alerts`, `reports/drift/ds=<day>/report.{json,html}`.
-2. `should_retrain` lets the run go on only when an alert is new: one drift episode triggers one
-   retraining within `cooldown_days` (7, the label delay: a retraining before the drifted days'
-   labels arrive learns nothing new), whichever champion version raised it.
-3. `emit_drift_alert` sends the alert to the task log and to the channels configured in Airflow
-   (e-mail: Variable `batchml_alert_emails` + connection `smtp_default`; Slack: connection
-   `slack_alerts`), then emits `drift_alert` (extra `{"ds": day}`), which schedules the training DAG.
-   An unreachable channel is logged as an error and does not hold the alert back.
+**Inputs:** `predictions/fraud/ds=<day>/`, `features/baseline/ds=<day>/`, `raw/labels/ds=<day>/` (the
+labels of day − 7), the reference distributions logged with the model version in MLflow.
+**Outputs:** warehouse tables `drift_metrics` (PSI and KS per column and day) and `alerts`,
+`reports/drift/ds=<day>/report.{json,html}`, Asset `drift_alert` (extra `{"ds", "model_version"}`).
 
-**When it fails:** a missing partition is retried (scoring may be late). Alerts are not failures:
-the run is green, the alert is in the task log, the `alerts` table and the report.
+## Tasks, and what to do when one fails
+
+| task | does | a failure means | what to do |
+|---|---|---|---|
+| `check_drift` | for each day in order: PSI on the reference's quantile bins (categories for the 0/1 flags; warn 0.1, alert 0.2) and the two-sample KS test (p < 0.05 and statistic > 0.1) of every model input and the score; AUC ROC and average precision of the labels arriving that day against the version's evaluation figures | **bad params** or invalid thresholds file, or a day **scored by two model versions** (not retried). **Partition missing, MLflow or warehouse unreachable** (retried 3x with backoff) | params: trigger with `{"start": ..., "end": ...}`. Mixed versions: rerun `scoring` for the day, then clear `check_drift`. Missing: wait for / rerun `scoring`. The **Drift report** link opens the day's report |
+| `should_retrain` | lets the run go on only when an alert is new: one drift episode triggers one retraining within `cooldown_days` (7, the label delay), whichever champion version raised it | — (a skip of `emit_drift_alert` is the normal outcome of a quiet night or a known episode) | nothing |
+| `emit_drift_alert` | sends the alert to the task log and the configured channels (e-mail: Variable `batchml_alert_emails` + connection `smtp_default`; Slack: connection `slack_alerts`), then emits `drift_alert` | not an unreachable channel (that is logged as an error and the others still go out): a metadata-DB problem while emitting the Asset (retried) | clear the task; the alert is already in the `alerts` table and the report |
+
+Drift is a result, not a failure: the run is green and the alert is in the task log, the `alerts`
+table and the report. Why `should_retrain` is a plain short-circuit task and `emit_drift_alert` a
+plain task, not operators: both are three lines of wiring around the Asset and the notifier.
+
+**Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
+`alerts` table and goes to e-mail / Slack when configured (`batchml.notifiers`).
 """
 
 from __future__ import annotations
@@ -28,25 +35,10 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, task
+from batchml.notifiers import TaskFailureNotifier
+from batchml.operators import DriftCheckOperator
 
 from include.assets import DRIFT_ALERT, PREDICTIONS
-
-
-@task(retries=3, retry_delay=dt.timedelta(minutes=2), retry_exponential_backoff=True)
-def check_drift(params: dict | None = None, triggering_asset_events=None) -> list[dict]:
-    from include.drift.config import load_monitoring_config
-    from include.drift.monitor import monitor_day
-    from include.run_days import days_to_process
-    from include.training.config import load_training_config
-
-    try:
-        days = days_to_process(params, triggering_asset_events, "monitor")
-    except ValueError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
-    cfg, name = load_monitoring_config(), load_training_config().registered_model
-    return [monitor_day(day, name, cfg) for day in days]
 
 
 @task.short_circuit
@@ -79,11 +71,19 @@ def emit_drift_alert(results: list[dict], outlet_events=None) -> dict:
         "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
     },
     tags=["batchml", "fraud", "monitoring", "drift"],
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=20),
+        "on_failure_callback": TaskFailureNotifier(),
+    },
     doc_md=__doc__,
 )
 def monitoring():
-    results = check_drift()
+    # the run's days: its start/end params, else the ranges of the predictions_fraud events
+    results = DriftCheckOperator(task_id="check_drift", retries=3).output
     should_retrain(results) >> emit_drift_alert(results)
 
 

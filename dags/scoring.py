@@ -1,42 +1,52 @@
 """
 # scoring: nightly batch scoring with the champion, in Spark
 
-**Schedule:** when `features_baseline` is published (Asset), for the day(s) it carries.
-**Backfill:** trigger with params `start` and `end`. Each day is scored by the model that was champion
-on that day (the `promotions` table; the `champion` alias when there is no promotion history), so
-rescoring history is reproducible.
+**What it does.** Scores every transaction of the day with the model that was champion on that day
+and publishes the predictions, with their lineage, to the lake and the warehouse.
 
-1. `plan` resolves the model of each day from the MLflow registry and writes the plan (feature
-   partition, model URI, version, run id, decision threshold per day) to the run's staging folder.
-   No champion: the task fails and says so (train first); nothing falls back silently.
-2. `score` submits `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads
-   each model once and broadcasts it, `mapInPandas` scores the rows, one staged file per day.
-3. `validate_predictions` runs the `predictions` checkpoint (one row per feature row, unique ids,
-   scores in [0, 1], no nulls).
-4. `publish` replaces the day's rows in the warehouse table `predictions` (delete + insert in one
-   transaction), renames the file into `predictions/fraud/ds=<day>/` and emits `predictions_fraud`.
+**Schedule:** when `features_baseline` is published (Asset), for the day(s) it carries: in a normal
+night shortly after ingest and features. **Deadline:** a run not finished **2 hours after it was
+queued** is reported late (`deadline_missed` row in the warehouse `alerts` table, e-mail / Slack
+when configured); the run itself goes on. **Backfill:** trigger with params `start` and `end`. Each
+day is scored by the model that was champion on that day (the `promotions` table; the `champion`
+alias when there is no promotion history), so rescoring history is reproducible; a rerun replaces
+the day, never duplicates it.
 
-Each row carries its lineage: model name, version, run id, threshold, scored_at.
+**Inputs:** `features/baseline/ds=<day>/`, the MLflow registry (`MLFLOW_TRACKING_URI`), the
+warehouse `promotions` table. **Outputs:** `predictions/fraud/ds=<day>/data.parquet`, warehouse table
+`predictions` (model name, version, run id, threshold, `flagged`, `scored_at` on every row), Asset
+`predictions_fraud` (extra `{"start", "end"}`), which schedules `monitoring`.
 
-**When it fails:** nothing is published; a rerun replaces the day, never duplicates it. A failed
-check keeps the staged file in `quarantine/predictions/fraud/ds=<day>/`.
+## Tasks, and what to do when one fails
+
+| task | does | a failure means | what to do |
+|---|---|---|---|
+| `plan` | resolves the model of each day and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | **no champion** or **bad params** (not retried): the log says which. **Feature partition missing, registry or warehouse unreachable** (retried 3x with backoff) | no champion: run the `training` DAG first. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
+| `score` | `spark-submit`s `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads each model once and broadcasts it, one staged file per day | the Spark application failed (retried once; the driver log is in the task log), or the plan file is gone (not retried) | Spark: read the error (Java, memory, the `spark_default` master), fix, clear `score`. Plan gone: clear from `plan`. The **MLflow** link opens the model version |
+| `validate_predictions` | the `predictions` checkpoint: one row per feature row, unique ids, scores in [0, 1], no nulls | **bad data** (not retried): the staged file is in `quarantine/predictions/fraud/ds=<day>/` | open the **Data Docs** link; usually a model that outputs NaN or a feature partition that changed since scoring: clear from `plan` |
+| `publish` | replaces the day's warehouse rows (delete + insert in one transaction), renames the file into place, emits `predictions_fraud` | warehouse or lake unreachable (retried) | fix the database or storage, clear `publish`; it is idempotent |
+
+Nothing is published unless every day passed its checks.
+
+**Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
+`alerts` table and goes to e-mail / Slack when configured (`batchml.notifiers`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Param, dag, task
-from batchml.operators import GXCheckpointOperator
+from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, dag, task
+from batchml.notifiers import TaskFailureNotifier, deadline_missed
+from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
 from include.assets import FEATURES_BASELINE, PREDICTIONS
-from include.config import REPO_ROOT
 
 PLAN = "ti.xcom_pull(task_ids='plan')"
+DEADLINE_HOURS = 2
 
 
-@task(retries=3, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
+@task(retries=3, retry_delay=dt.timedelta(minutes=1))
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
     import json
 
@@ -89,19 +99,30 @@ def publish(plan: dict, outlet_events=None) -> dict:
         "start": Param(None, type=["null", "string"], format="date", description="first day (backfill)"),
         "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
     },
+    # asset-triggered runs have no logical date: the clock starts when the run is queued
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(hours=DEADLINE_HOURS),
+        callback=SyncCallback(deadline_missed, kwargs={"dag_id": "scoring", "hours": DEADLINE_HOURS}),
+        name="scoring_late",
+    ),
     tags=["batchml", "fraud", "scoring", "spark", "mlflow"],
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=20),
+        "on_failure_callback": TaskFailureNotifier(),
+    },
     doc_md=__doc__,
 )
 def scoring():
     planned = plan()
-    score = SparkSubmitOperator(
+    score = BatchScoringOperator(
         task_id="score",
-        conn_id="spark_default",
-        application=str(REPO_ROOT / "include" / "jobs" / "score.py"),
-        name="score",
-        application_args=["--plans", f"{{{{ {PLAN}['plans'] }}}}", "--output", f"{{{{ {PLAN}['staging'] }}}}"],
-        pool="spark",
+        plans=f"{{{{ {PLAN}['plans'] }}}}",
+        staging=f"{{{{ {PLAN}['staging'] }}}}",
     )
     validate = GXCheckpointOperator(
         task_id="validate_predictions",

@@ -1,30 +1,41 @@
 """
 # training: weekly champion/challenger training of the fraud model
 
+**What it does.** Builds the training set with the label delay, trains four model families in
+parallel with tuning, registers the best as `challenger`, compares it with the `champion` on the same
+window and promotes it only when it is better.
+
 **Schedule:** Sundays 03:00 UTC, and whenever monitoring emits `drift_alert` (asset-or-time).
 **Manual / backfill:** trigger with param `as_of` (YYYY-MM-DD). A run is *as of* a day: it uses labels
 up to that day − 7 (the label delay). Scheduled runs are as of the day before; drift-triggered runs
-as of the alert's day. Configuration: `include/training/training.yaml` (or `BATCHML_TRAINING_CONFIG`).
+as of the alert's day. A rerun of the same `as_of` creates no new run, version or decision.
+Configuration: `include/training/training.yaml` (or `BATCHML_TRAINING_CONFIG`).
 
-1. `prepare` plans the windows (evaluation block = train, 7-day gap, test ending on the newest
-   labelled day; prequential tuning folds shifted back from it), joins feature partitions with the
-   labels known by `as_of`, checks the window and publishes `training/baseline/ds=<as_of>/`.
-2. `train_model` (mapped, one per model spec: logistic baseline, XGBoost, LightGBM, PyTorch MLP)
-   tunes with Optuna on the folds (each trial a nested MLflow run), fits on the evaluation block's
-   training window, evaluates on its test window and logs metrics, plots, model, signature and the
-   reference distributions monitoring needs. A retried task reuses its finished MLflow run.
-3. `select_challenger` registers the family with the best primary metric and points `challenger` at it.
-4. `gate` scores the current champion on the same window and decides (margin on the primary metric,
-   AUC ROC and CP@100 guardrails, minimum frauds, an absolute floor for the first model). The decision
-   goes to MLflow tags and the warehouse `promotions` table.
-5. `route` → `approve` (only when `gate.require_approval` is true: a human approves in the UI) →
-   `promote` moves `champion` (the replaced one becomes `previous_champion`) and emits `champion_model`;
-   or `keep_champion` when the gate said no.
-6. `report` logs the leaderboard.
+**Inputs:** `features/baseline/ds=*` and `raw/labels/ds=*` of the windows, the MLflow registry, the
+warehouse `promotions` table. **Outputs:** `training/baseline/ds=<as_of>/` (examples + manifest),
+MLflow runs (experiment `fraud-training`) and model versions with aliases `champion` /
+`challenger` / `previous_champion`, a `promotions` row, Asset `champion_model` when the champion moves.
 
-**When it fails:** `prepare` names missing partitions (retryable: ingest or features are late) or an
-unusable window (empty, no frauds, missing column: not retried). No alias moves unless `promote`
-succeeds. Roll back with `python -m include.registry rollback` (`make rollback`).
+## Tasks, and what to do when one fails
+
+| task | does | a failure means | what to do |
+|---|---|---|---|
+| `prepare` | plans the windows (train, 7-day gap, test ending on the newest labelled day; prequential tuning folds before it), joins features with the labels known by `as_of`, publishes the training set | **unusable window** (empty, no frauds, missing feature column; not retried): the log names the partition. **Missing partitions** (retried with backoff): ingest or features are late | unusable: fix the named partition (rerun `features`) or pick another `as_of`. Missing: run the upstream DAGs for the named days, clear `prepare` |
+| `model_names` | the model specs to train (mapping) | configuration error | fix `training.yaml` |
+| `train_model` (mapped: logistic, XGBoost, LightGBM, PyTorch MLP; pool `training`) | Optuna tuning on the folds (each trial a nested MLflow run), final fit, evaluation, plots, model with signature and the reference distributions monitoring needs | a family failed to train, or the tracking store was unreachable (retried 2x with backoff; a retry reuses a finished run, a half-written one is discarded) | read the family's log; the other families are unaffected but the gate waits for all. Fix, clear the mapped task |
+| `select_challenger` | registers the family with the best primary metric (average precision) and points `challenger` at it | registry unreachable (retried) | check `MLFLOW_TRACKING_URI`, clear |
+| `gate` | scores the champion on the same window and decides (margin on the primary metric, AUC ROC and CP@100 guardrails, minimum frauds, a floor for the first model); the decision and reason go to MLflow tags and `promotions` | registry or warehouse unreachable (retried) | clear the task; a recorded decision is reused |
+| `route` → `approve` | `approve` (only with `gate.require_approval: true`) asks a human in the UI (*Required actions*); a rejection skips `promote` | no answer within 2 days: the task fails | decide in the UI, or clear `approve` |
+| `promote` | moves `champion` to the challenger (the replaced one becomes `previous_champion`), marks the decision promoted, emits `champion_model` | registry or warehouse unreachable (retried); a malformed decision (not retried) | clear `promote` (idempotent). The **MLflow** link opens the new champion's version |
+| `keep_champion` | logs why the challenger was not promoted | — | nothing |
+| `report` | logs the leaderboard of the run | — | nothing |
+
+No alias moves unless `promote` succeeds. Roll back with `python -m include.registry rollback`
+(`make rollback`). Why `gate`, `route` and `report` stay plain tasks: each is one call of
+`include.training.pipeline` with nothing to configure; the operator is where the alias moves.
+
+**Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
+`alerts` table and goes to e-mail / Slack when configured (`batchml.notifiers`).
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ import datetime as dt
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from batchml.notifiers import TaskFailureNotifier
+from batchml.operators import ModelPromotionOperator
 
 from include.assets import CHAMPION_MODEL, DRIFT_ALERT
 
@@ -45,6 +58,8 @@ def _config():
 
 @task(multiple_outputs=True)
 def prepare(params: dict | None = None, triggering_asset_events=None, logical_date=None) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.storage import MissingInputError
     from include.training.dataset import TrainingDataError
     from include.training.pipeline import prepare as prepare_training
@@ -52,12 +67,13 @@ def prepare(params: dict | None = None, triggering_asset_events=None, logical_da
 
     triggered = [e.extra["ds"] for events in (triggering_asset_events or {}).values() for e in events
                  if e.extra and e.extra.get("ds")]
-    as_of = resolve_as_of((params or {}).get("as_of"), triggered, logical_date)
+    try:
+        as_of = resolve_as_of((params or {}).get("as_of"), triggered, logical_date)
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from exc  # no or malformed as_of: a retry cannot help
     try:
         return prepare_training(as_of, _config())
     except TrainingDataError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(str(exc)) from exc  # bad data: a retry cannot help
     except MissingInputError:
         raise  # upstream partitions late: retries may find them
@@ -68,7 +84,7 @@ def model_names(prepared: dict) -> list[str]:
     return prepared["models"]
 
 
-@task(pool="training", retries=2, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=True)
+@task(pool="training", retries=2, retry_delay=dt.timedelta(minutes=1))
 def train_model(model: str, as_of: str) -> dict:
     from include.training.train import train_family
 
@@ -97,15 +113,6 @@ def route(decision: dict) -> str | list[str]:
     # promote is also a direct downstream of route: it must be in the branch or it would be skipped
     # here; it still waits for approve, which skips it when a human rejects
     return ["approve", "promote"] if _config().gate.require_approval else "promote"
-
-
-@task(trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])
-def promote(decision: dict, outlet_events=None) -> dict:
-    from include.training.pipeline import promote as promote_version
-
-    result = promote_version(decision, _config())
-    outlet_events[CHAMPION_MODEL].extra = {"version": result["champion"], "as_of": result["as_of"]}
-    return result
 
 
 @task
@@ -138,7 +145,14 @@ def report(as_of: str) -> list[dict]:
     params={"as_of": Param(None, type=["null", "string"], format="date",
                            description="train as of this day (labels up to as_of - 7 days)")},
     tags=["batchml", "fraud", "training", "mlflow"],
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "on_failure_callback": TaskFailureNotifier(),
+    },
     doc_md=__doc__,
 )
 def training():
@@ -153,7 +167,13 @@ def training():
         body="{{ ti.xcom_pull(task_ids='gate')['reason'] }}",
         response_timeout=dt.timedelta(days=2),
     )
-    promoted, kept = promote(decision), keep_champion(decision)
+    promoted = ModelPromotionOperator(
+        task_id="promote",
+        decision=decision,
+        trigger_rule="none_failed_min_one_success",  # after route, and after approve when it ran
+        outlets=[CHAMPION_MODEL],
+    )
+    kept = keep_champion(decision)
     routed >> [approve, promoted, kept]
     approve >> promoted
     [promoted, kept] >> report(as_of)

@@ -1,20 +1,63 @@
 """Operators that wrap the shared library of include/ with Airflow's failure semantics.
 
-They take small, templated arguments, build the heavy objects (Great Expectations contexts) only in
-``execute`` and return a JSON-serialisable summary for XCom.
+Written the way Airflow's own providers are (``SparkSubmitOperator``, ``SQLExecuteQueryOperator``):
+keyword-only constructors that only assign; templated arguments keep their names as attributes and
+are listed in ``template_fields``; heavy libraries (Great Expectations, MLflow, pandas) are imported in
+``execute``; the return value is a small JSON-serialisable summary for XCom; each operator states
+what a failure means:
+
+| raised | when | retried |
+|---|---|---|
+| ``AirflowFailException`` | bad data (a failed check, predictions mixing model versions) or bad parameters (no days, an unknown dataset, a malformed decision) | no: a retry cannot fix it |
+| ``AirflowException`` / the library's error | an input not there yet, a database, registry or Spark cluster not reachable | yes, with the task's backoff |
+| ``AirflowSkipException`` | ``ModelPromotionOperator`` given a decision the gate rejected | no: nothing to promote |
+
+Each operator also pushes what its operator extra link needs (:mod:`batchml.links`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from batchml.links import (
+    DATA_DOCS_XCOM,
+    DRIFT_REPORTS_XCOM,
+    MLFLOW_XCOM,
+    DataDocsLink,
+    DriftReportLink,
+    MLflowLink,
+)
+from include.config import REPO_ROOT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from include.validation.checkpoints import ValidationReport
+
+SCORE_JOB = str(REPO_ROOT / "include" / "jobs" / "score.py")
+
+
+def _days(value: str | Sequence[str]) -> list[str]:
+    """ISO days from one day or a list of days; ValueError naming a bad one."""
+    import datetime as dt
+
+    raw = [value] if isinstance(value, str) else list(value)
+    if not raw:
+        raise ValueError("no days given")
+    days = set()
+    for day in raw:
+        try:
+            days.add((day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day).strip())).isoformat())
+        except ValueError:
+            raise ValueError(f"not a day (YYYY-MM-DD): {day!r}") from None
+    return sorted(days)
 
 
 class GXCheckpointOperator(BaseOperator):
@@ -22,7 +65,8 @@ class GXCheckpointOperator(BaseOperator):
 
     A failed expectation quarantines the file and fails the task *without retry*, naming the
     partition, the column and the expectation; downstream tasks do not run. A file that is not
-    there yet fails with a normal (retryable) error.
+    there yet fails with a normal (retryable) error. An unknown dataset or a malformed day fails
+    without retry. The ``Data Docs`` link opens the validation's page (the failed one first).
 
     :param dataset: a key of ``include.validation.datasets.DATASETS`` (e.g. ``raw_transactions``).
     :param partitions: the day (``{{ ds }}``) or list of days to validate.
@@ -32,6 +76,7 @@ class GXCheckpointOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("partitions", "staging", "overrides")
     template_fields_renderers = {"overrides": "json"}
+    operator_extra_links = (DataDocsLink(),)
     ui_color = "#ffe8c2"
 
     def __init__(
@@ -51,23 +96,238 @@ class GXCheckpointOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from include.storage import MissingInputError
-        from include.validation.checkpoints import DataQualityError
-        from include.validation.datasets import validate_partitions
+        from include.validation.checkpoints import DataQualityError, data_docs_index
+        from include.validation.datasets import DATASETS, validate_partitions
 
-        days = [self.partitions] if isinstance(self.partitions, str) else list(self.partitions)
+        if self.dataset not in DATASETS:
+            raise AirflowFailException(f"no checks defined for dataset {self.dataset!r}; known: {sorted(DATASETS)}")
+        try:
+            days = _days(self.partitions)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.dataset}: {exc}") from None
         overrides = {k: v for k, v in (self.overrides or {}).items() if v not in (None, "")}
+        site, suite = data_docs_index().parent, DATASETS[self.dataset].suite
+        before = _data_docs_pages(site, suite)
         try:
             reports = validate_partitions(
                 self.dataset, days, Path(self.staging) if self.staging else None, overrides
             )
         except DataQualityError as exc:
+            self._push_data_docs(context, site, suite, before, days, exc.reports)
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         except MissingInputError as exc:
             raise AirflowException(str(exc)) from None
+        self._push_data_docs(context, site, suite, before, days, [])
         return {
             "dataset": self.dataset,
             "partitions": [
                 {"ds": r.ds, "rows": r.rows, "expectations": r.evaluated, "sha256": r.sha256} for r in reports
             ],
         }
+
+    def _push_data_docs(self, context: Context, site: Path, suite: str, before: set[str], days: list[str],
+                        failed: list[ValidationReport]) -> None:
+        """Which Data Docs page belongs to which day, for the link: the pages this run added, in order.
+
+        Days are validated one after another and each checkpoint run adds one page (named by its run
+        time); an unreadable file is rejected before GX runs and adds none."""
+        unreadable = {r.ds for r in failed if any(f.expectation == "file_is_readable_parquet" for f in r.failures)}
+        ran = [d for d in days if d not in unreadable]
+        added = sorted(_data_docs_pages(site, suite) - before, key=lambda p: Path(p).parent.name)
+        pages = dict(zip(ran, added, strict=True)) if len(added) == len(ran) else {}
+        if len(added) != len(ran):
+            self.log.warning("Data Docs: %d new page(s) for %d validated day(s); the link opens the index",
+                             len(added), len(ran))
+        context["ti"].xcom_push(key=DATA_DOCS_XCOM, value={"site": str(site), "pages": pages,
+                                                          "failed": [r.ds for r in failed]})
+
+
+def _data_docs_pages(site: Path, suite: str) -> set[str]:
+    """The validation pages of ``suite``: ``validations/<suite>/<run name>/<run time>/<batch>.html``."""
+    return {str(p) for p in (site / "validations" / suite).glob("*/*/*.html")}
+
+
+class DriftCheckOperator(BaseOperator):
+    """PSI/KS drift and label performance of each day, with ``include.drift.monitor.monitor_day``.
+
+    The days are ``days`` when given (``{{ ds }}`` or a list), else those of the run: its
+    ``start``/``end`` params, or the day ranges of the Asset events that triggered it. Each day
+    writes its ``drift_metrics`` and ``alerts`` rows and ``reports/drift/ds=<day>/report.{json,html}``.
+
+    Alerts are results, not failures: the task succeeds and returns them. It fails without retry
+    when the run names no valid day, the monitoring configuration is invalid, or a day's
+    predictions mix model versions (rescore the day); a missing predictions or features partition
+    is retried (scoring may be late). The ``Drift report`` link opens the alerting day's report.
+
+    :param days: the day or days to monitor; None: the run's days (params, else Asset events).
+    :param registered_model: the registered model; None: the training configuration's.
+    :param config_path: a monitoring YAML; None: ``BATCHML_MONITORING_CONFIG`` or the shipped one.
+    :return: one summary per day: ``ds``, ``model_version``, ``drifted``, ``alerts``,
+        ``triggers_training``, ``report``.
+    """
+
+    template_fields: Sequence[str] = ("days", "registered_model", "config_path")
+    operator_extra_links = (DriftReportLink(),)
+    ui_color = "#e3f2fd"
+
+    def __init__(
+        self,
+        *,
+        days: str | list[str] | None = None,
+        registered_model: str | None = None,
+        config_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.days = days
+        self.registered_model = registered_model
+        self.config_path = config_path
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from include.config import ConfigError
+        from include.drift.config import load_monitoring_config
+        from include.drift.monitor import monitor_day
+        from include.run_days import days_to_process
+        from include.storage import MissingInputError
+        from include.training.config import load_training_config
+
+        try:
+            if self.days is None:
+                days = days_to_process(context.get("params"), context.get("triggering_asset_events"), "monitor")
+            else:
+                days = _days(self.days)
+            cfg = load_monitoring_config(self.config_path or None)
+            name = self.registered_model or load_training_config().registered_model
+        except (ValueError, ConfigError, FileNotFoundError) as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry cannot fix the run's parameters
+        results: list[dict[str, Any]] = []
+        try:
+            for day in days:
+                results.append(monitor_day(day, name, cfg))
+        except MissingInputError as exc:
+            raise AirflowException(str(exc)) from None  # upstream late: retried
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None  # bad data, e.g. a day scored by two versions
+        finally:
+            if results:
+                alerting = ([r["ds"] for r in results if r["triggers_training"]]
+                            + [r["ds"] for r in results if r["alerts"] and not r["triggers_training"]])
+                context["ti"].xcom_push(key=DRIFT_REPORTS_XCOM, value={
+                    "reports": {r["ds"]: r["report"] for r in results}, "alerting": alerting})
+        return results
+
+
+class ModelPromotionOperator(BaseOperator):
+    """Carry out the gate's decision: ``include.training.pipeline.promote`` moves the ``champion``
+    alias to the accepted challenger (the replaced one becomes ``previous_champion``), marks the
+    decision promoted in the warehouse ``promotions`` table and tags the MLflow run.
+
+    Policy: a decision the gate rejected is skipped (AirflowSkipException: nothing to promote, the
+    champion stays); a malformed decision, or one for another registered model than the training
+    configuration's, fails without retry; a registry or warehouse error is retried. Promotion is
+    idempotent: a rerun finds the alias already moved. Each Asset in ``outlets`` gets the event
+    extra ``{"version", "as_of"}``. The ``MLflow`` link opens the new champion's version page.
+
+    :param decision: the gate's decision (the ``gate`` task's XCom): ``promote``, ``version``,
+        ``as_of``, ``run_id``, ``reason``, ``registered_model``.
+    :param training_config: a training YAML; None: ``BATCHML_TRAINING_CONFIG`` or the shipped one.
+    """
+
+    template_fields: Sequence[str] = ("decision", "training_config")
+    template_fields_renderers = {"decision": "json"}
+    operator_extra_links = (MLflowLink(),)
+    ui_color = "#e8f5e9"
+
+    REQUIRED = ("promote", "version", "as_of", "run_id", "reason", "registered_model")
+
+    def __init__(self, *, decision: Any, training_config: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decision = decision
+        self.training_config = training_config
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.config import ConfigError
+        from include.training.config import load_training_config
+        from include.training.pipeline import promote
+
+        decision = self.decision
+        if isinstance(decision, str):
+            try:
+                decision = json.loads(decision)
+            except ValueError:
+                raise AirflowFailException(f"decision is not JSON: {decision[:200]!r}") from None
+        missing = [k for k in self.REQUIRED if not isinstance(decision, dict) or k not in decision]
+        if missing:
+            raise AirflowFailException(f"decision lacks {missing}: {decision!r}"[:500])
+        if not decision["promote"]:
+            raise AirflowSkipException(f"version {decision['version']} was not accepted by the gate: "
+                                       f"{decision['reason']}; the champion stays")
+        try:
+            cfg = load_training_config(self.training_config or None)
+        except (ConfigError, FileNotFoundError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        if cfg.registered_model != decision["registered_model"]:
+            raise AirflowFailException(f"decision is for {decision['registered_model']!r}, the training "
+                                       f"configuration registers {cfg.registered_model!r}")
+        result = promote(decision, cfg)
+        context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": cfg.registered_model, "version": result["champion"],
+                                                       "run_id": decision["run_id"]})
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"version": result["champion"], "as_of": result["as_of"]}
+        self.log.info("%s: champion is version %s (previous champion %s): %s", cfg.registered_model,
+                      result["champion"], result["previous_champion"], decision["reason"])
+        return result
+
+
+class BatchScoringOperator(SparkSubmitOperator):
+    """``spark-submit`` of ``include/jobs/score.py`` over a scoring plan (``include.scoring.plan_scoring``).
+
+    A ``SparkSubmitOperator`` with the job, its arguments and the project's defaults filled in: the
+    ``spark_default`` connection (``local[*]``, or a cluster) and the ``spark`` pool. The driver
+    loads each model of the plan once and broadcasts it; every day is staged as one parquet file
+    under ``staging`` (checked and published by the tasks after it).
+
+    A plan that cannot be read fails without retry (rerun the task that wrote it); a failed Spark
+    application is retried. The ``MLflow`` link opens the version that scored the newest day.
+
+    :param plans: path of ``plans.json`` (templated).
+    :param staging: staging folder of the predictions, the job's ``--output`` (templated).
+    :return: ``{"days", "models" (day -> version), "staging"}``.
+    """
+
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "plans", "staging")
+    operator_extra_links = (MLflowLink(),)
+    ui_color = "#fff3e0"
+
+    def __init__(
+        self,
+        *,
+        plans: str,
+        staging: str,
+        application: str = SCORE_JOB,
+        conn_id: str = "spark_default",
+        name: str = "score",
+        pool: str = "spark",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(application=application, conn_id=conn_id, name=name, pool=pool, **kwargs)
+        self.plans = plans
+        self.staging = staging
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            plans = json.loads(Path(self.plans).read_text())
+            models = {p["ds"]: p["model"] for p in plans}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AirflowFailException(f"scoring plan {self.plans} is unusable ({type(exc).__name__}: {exc}); "
+                                       "clear the task that wrote it") from None
+        if not models:
+            raise AirflowFailException(f"scoring plan {self.plans} has no day")
+        newest = models[max(models)]
+        context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": newest["name"], "version": str(newest["version"]),
+                                                       "run_id": newest.get("run_id")})
+        self.application_args = ["--plans", str(self.plans), "--output", str(self.staging)]
+        super().execute(context)
+        return {"days": sorted(models), "models": {d: str(m["version"]) for d, m in sorted(models.items())},
+                "staging": str(self.staging)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import struct
@@ -36,7 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("BATCHML_CHROMIUM", "/usr/bin/chromium")
-PASSWORD = "monitor-pw-for-tests"
+PASSWORD = secrets.token_urlsafe(12)  # made per run: no credential lives in the repository
 
 
 def _chromium() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import socket
@@ -103,3 +104,102 @@ print(json.dumps(out))
     for path, result in results.items():
         assert result["heavy"] == [], f"{Path(path).name} imports {result['heavy']} at parse time"
         assert result["seconds"] < PARSE_BUDGET_S, f"{Path(path).name} took {result['seconds']:.2f}s to parse"
+
+
+@pytest.fixture(scope="module")
+def bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dagbag = DagBag(dag_folder=str(REPO / "dags"))
+    assert dagbag.import_errors == {}
+    return dagbag
+
+
+def test_every_task_reports_its_failure_and_backs_off(bag):
+    """The failure notifier on every task (default_args), and a backoff that really grows: in Airflow
+    3.3 ``retry_exponential_backoff`` is a multiplier, so ``True`` (= 1.0) means a constant delay."""
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback or []
+            callbacks = [type(cb).__name__ for cb in (callbacks if isinstance(callbacks, list) else [callbacks])]
+            assert "TaskFailureNotifier" in callbacks, f"{dag.dag_id}.{task.task_id}: no failure notifier"
+            backoff = task.retry_exponential_backoff
+            assert backoff is not True and (backoff == 0 or backoff > 1), f"{dag.dag_id}.{task.task_id}: {backoff!r}"
+            assert task.max_retry_delay is not None or backoff == 0, f"{dag.dag_id}.{task.task_id}: unbounded backoff"
+
+
+def test_the_recurring_steps_use_the_projects_operators(bag):
+    expected = {
+        ("ingest", "validate_transactions"): "GXCheckpointOperator", ("ingest", "validate_labels"): "GXCheckpointOperator",
+        ("features", "build_features"): "SparkSubmitOperator", ("features", "validate_features"): "GXCheckpointOperator",
+        ("scoring", "score"): "BatchScoringOperator", ("scoring", "validate_predictions"): "GXCheckpointOperator",
+        ("monitoring", "check_drift"): "DriftCheckOperator", ("training", "promote"): "ModelPromotionOperator",
+        ("training", "approve"): "ApprovalOperator",
+    }
+    for (dag_id, task_id), operator in expected.items():
+        assert type(bag.get_dag(dag_id).get_task(task_id)).__name__ == operator, (dag_id, task_id)
+    score = bag.get_dag("scoring").get_task("score")
+    assert (score.pool, score._conn_id) == ("spark", "spark_default")
+    promote = bag.get_dag("training").get_task("promote")
+    assert promote.upstream_task_ids == {"gate", "route", "approve"} and promote.trigger_rule == \
+        "none_failed_min_one_success" and [a.name for a in promote.outlets] == ["champion_model"]
+
+
+def test_every_dag_round_trips_through_serialisation_with_its_links(bag):
+    """What the DAG processor stores and the scheduler and API server read back."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    links = {"GXCheckpointOperator": ["Data Docs"], "DriftCheckOperator": ["Drift report"],
+             "ModelPromotionOperator": ["MLflow"], "BatchScoringOperator": ["MLflow"]}
+    for dag in bag.dags.values():
+        encoded = json.loads(json.dumps(DagSerialization.to_dict(dag)))
+        back = DagSerialization.from_dict(encoded)
+        assert set(back.task_dict) == set(dag.task_dict) and back.doc_md == dag.doc_md
+        for task in dag.tasks:
+            name = type(task).__name__
+            if name in links:
+                assert sorted(back.get_task(task.task_id).extra_links) == links[name], (dag.dag_id, task.task_id)
+
+
+def test_the_scoring_dag_has_a_deadline_that_serialises(bag):
+    from airflow.sdk import DeadlineReference, SyncCallback
+    from airflow.serialization.decoders import decode_deadline_alert
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = bag.get_dag("scoring")
+    (alert,) = dag.deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == dt.timedelta(hours=2)
+    assert isinstance(alert.callback, SyncCallback) and alert.callback.path == "batchml.notifiers.deadline_missed"
+
+    encoded = json.loads(json.dumps(DagSerialization.to_dict(dag)))
+    (stored,) = encoded["dag"]["deadline"]
+    decoded = decode_deadline_alert(stored)
+    assert decoded.reference.serialize_reference() == {"reference_type": "DagRunQueuedAtDeadline"}
+    assert decoded.interval == dt.timedelta(hours=2)
+    assert decoded.callback.path == "batchml.notifiers.deadline_missed"
+    assert decoded.callback.kwargs == {"dag_id": "scoring", "hours": 2}
+    # the callback is importable where the executor runs it (plugins/ is on its path)
+    from airflow.sdk._shared.module_loading import import_string
+
+    assert callable(import_string(decoded.callback.path))
+    assert all(not d.deadline for d in bag.dags.values() if d.dag_id != "scoring")
+
+
+def test_the_plugin_loads(bag):
+    from airflow import plugins_manager
+
+    assert plugins_manager.get_import_errors() == {}
+    assert {"MLflow", "Data Docs", "Drift report"} <= {link.name for link in plugins_manager.get_operator_extra_links()}
+
+
+def test_every_doc_is_a_runbook_naming_each_task(bag):
+    """What the DAG does, its schedule, inputs and outputs, and for every task what a failure means."""
+    for dag in bag.dags.values():
+        doc = dag.doc_md
+        for heading in ("**What it does.**", "**Schedule:**", "## Tasks, and what to do when one fails", "**Alerts:**"):
+            assert heading in doc, f"{dag.dag_id}: doc_md lacks {heading}"
+        assert "Inputs:" in doc or "input" in doc, f"{dag.dag_id}: doc_md names no input"
+        assert "Outputs:" in doc or "output" in doc, f"{dag.dag_id}: doc_md names no output"
+        for task_id in dag.task_ids:
+            assert f"`{task_id}`" in doc, f"{dag.dag_id}: doc_md does not say what to do when {task_id} fails"

@@ -23,8 +23,7 @@ SECRET_PATTERNS = {
     "password assignment": re.compile(
         r"(?i)\b\w*(password|passwd|secret|api_key|token)\w*\s*(?:=|:\s+)\s*['\"][^'\"\s{}$]{6,}['\"]"),
 }
-# Deliberate fakes of the secret scanner's own test and nothing else
-ALLOWED = {("tests/unit/test_security.py", "password assignment")}
+ALLOWED: set[tuple[str, str]] = set()  # (path, kind) of a reviewed false positive
 
 
 def _tracked_text_files() -> list[str]:
@@ -51,12 +50,13 @@ def test_no_secret_in_any_tracked_file():
     assert found == []
 
 
+# Planted secrets, assembled at run time so this file itself holds none
 @pytest.mark.parametrize("text", [
-    "-----BEGIN RSA PRIVATE KEY-----",
-    "aws_key = AKIAABCDEFGHIJKLMNOP",
-    "postgresql://airflow:hunter2@db:5432/airflow",
-    'api_token = "s3cr3t-value-123"',
-    "https://hooks.slack.com/services/T0123456/B0123456/abcdefghijklmnop",
+    "-----BEGIN RSA " + "PRIVATE KEY-----",
+    "aws_key = " + "AKIA" + "ABCDEFGHIJKLMNOP",
+    "postgresql://airflow:" + "hunter2@db:5432/airflow",
+    "api_token = " + '"s3cr3t-value-123"',
+    "https://hooks.slack.com/services/" + "T0123456/B0123456/abcdefghijklmnop",
 ])
 def test_the_scanner_finds_planted_secrets(text):
     assert find_secrets(text)
