@@ -7,8 +7,9 @@ What the "ML monitor" view of the Airflow UI shows (``plugins/batchml/ml_monitor
   promotion history (warehouse ``promotions``);
 - a drift heatmap: every monitored column by day, coloured by PSI (warehouse ``drift_metrics``);
 - data quality by day: pass or fail of every Great Expectations checkpoint (warehouse ``data_quality``);
-- rows scored by day and the daily score distribution in 10 bins of [0, 1] (warehouse ``predictions``,
-  aggregated by the database: no prediction row is loaded into Python);
+- rows scored by day and the daily score distribution in 10 bins of [0, 1] (warehouse
+  ``prediction_days``: one row per day and model version, written with the day's predictions; the
+  predictions themselves are never read);
 - the alerts of the window (warehouse ``alerts``).
 
 :func:`gather` reads everything for a window of days (90 by default, ending on the newest day the
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 731
-SCORE_BINS = 10
+SCORE_BINS = 10  # the bins of warehouse.prediction_days (warehouse.SCORE_BINS)
 REGISTRY_TIMEOUT_S = 10.0
 DEFAULT_MODEL = "fraud-detector"
 ALIASES = ("champion", "challenger", "previous_champion")
@@ -318,8 +319,8 @@ def gather(days: int = DEFAULT_DAYS, end: dt.date | None = None, model_name: str
         data.promotions, data.promotions_total = list(reversed(history))[:MAX_PROMOTIONS], len(history)
         data.drift = part("drift", lambda: [r for r in warehouse.drift_between(s, e) if r["model_name"] == name], [])
         data.data_quality = part("data_quality", lambda: warehouse.data_quality_between(s, e), [])
-        binned = part("predictions", lambda: warehouse.score_histogram(s, e, SCORE_BINS, name), [])
-        data.scoring, data.histogram = _scoring(binned), _histogram(binned)
+        scored = part("predictions", lambda: warehouse.prediction_days_between(s, e, name), [])
+        data.scoring, data.histogram = _scoring(scored), _histogram(scored)
         alerts = part("alerts", lambda: [a for a in warehouse.alerts_between(s, e) if a["model_name"] == name], [])
         data.alerts, data.alerts_total = list(reversed(alerts))[:MAX_ALERTS], len(alerts)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -343,22 +344,16 @@ def _histogram(rows: list[dict[str, Any]]) -> dict[dt.date, list[int]]:
     """Per day, the predictions in each score bin (all versions of the day together)."""
     out: dict[dt.date, list[int]] = {}
     for r in rows:
-        out.setdefault(r["ds"], [0] * SCORE_BINS)[int(r["bin"])] += int(r["n"])
+        counts = out.setdefault(r["ds"], [0] * SCORE_BINS)
+        for b, n in enumerate(r["bins"]):
+            counts[b] += int(n)
     return out
 
 
 def _scoring(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per day and model version: rows, flagged rows and mean score (what warehouse.scoring_summary
-    returns), summed from the binned rows: one scan of the predictions serves both charts."""
-    out: dict[tuple[dt.date, str], dict[str, Any]] = {}
-    for r in rows:
-        d = out.setdefault((r["ds"], str(r["model_version"])), {"ds": r["ds"], "model_version": str(r["model_version"]),
-                                                                "rows": 0, "flagged": 0, "score_sum": 0.0})
-        d["rows"] += int(r["n"])
-        d["flagged"] += int(r["flagged"] or 0)
-        d["score_sum"] += float(r["score_sum"] or 0.0)
-    return [{**{k: v for k, v in d.items() if k != "score_sum"}, "mean_score": d["score_sum"] / d["rows"]}
-            for d in out.values()]
+    """Per day and model version: rows, flagged rows and mean score."""
+    return [{"ds": r["ds"], "model_version": str(r["model_version"]), "rows": int(r["rows"]),
+             "flagged": int(r["flagged"]), "mean_score": r["mean_score"]} for r in rows]
 
 
 def daily_scoring(data: MonitorData) -> dict[dt.date, dict[str, Any]]:

@@ -28,7 +28,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     func,
-    literal_column,
     select,
     update,
 )
@@ -77,6 +76,27 @@ predictions = Table(
     Column("scored_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("ds", "transaction_id", name="uq_predictions_ds_transaction"),
 )
+
+
+# One row per scored day and model version: what the day's predictions add up to (rows, flagged rows,
+# mean score, and the predictions in each of SCORE_BINS equal bins of [0, 1]), written by
+# replace_predictions in the transaction that writes the predictions, so that the ML monitor reads one
+# row a day instead of scanning the predictions. Bin ``i`` holds ``i/SCORE_BINS <= score <
+# (i+1)/SCORE_BINS``; the last one also 1.0 (and, like the first, anything out of [0, 1]).
+SCORE_BINS = 10
+prediction_days = Table(
+    "prediction_days", metadata,
+    Column("ds", Date, nullable=False, index=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("flagged", BigInteger, nullable=False),
+    Column("mean_score", Float, nullable=False),
+    *(Column(f"bin_{i}", BigInteger, nullable=False) for i in range(SCORE_BINS)),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("ds", "model_name", "model_version", name="uq_prediction_days_ds_model"),
+)
+BIN_COLUMNS = [f"bin_{i}" for i in range(SCORE_BINS)]
 
 
 # Per day and monitored column (every model feature and the score): PSI and KS against the reference
@@ -174,7 +194,9 @@ def champion_version_on(model_name: str, day: dt.date) -> str | None:
 
 
 def replace_predictions(day: dt.date, frame) -> int:
-    """Delete the day's predictions and insert ``frame`` in one transaction: a rerun never duplicates."""
+    """Delete the day's predictions and insert ``frame``, and replace the day's ``prediction_days``
+    rows with the summary of ``frame``, in one transaction: a rerun never duplicates, and a reader never
+    sees predictions without their summary or the other way round."""
     records = [{
         "ds": day, "transaction_id": int(r.transaction_id), "customer_id": int(r.customer_id),
         "terminal_id": int(r.terminal_id), "tx_datetime": r.tx_datetime.to_pydatetime().replace(tzinfo=None),
@@ -182,11 +204,38 @@ def replace_predictions(day: dt.date, frame) -> int:
         "model_version": str(r.model_version), "run_id": r.run_id, "threshold": float(r.threshold),
         "scored_at": r.scored_at.to_pydatetime(),
     } for r in frame.itertuples(index=False)]
+    summary = _day_summary(day, frame)
     with engine().begin() as conn:
         conn.execute(delete(predictions).where(predictions.c.ds == day))
+        conn.execute(delete(prediction_days).where(prediction_days.c.ds == day))
         if records:
             conn.execute(predictions.insert(), records)
+            conn.execute(prediction_days.insert(), summary)
     return len(records)
+
+
+def _day_summary(day: dt.date, frame) -> list[dict[str, Any]]:
+    """The ``prediction_days`` rows of a day's predictions: one per model version in ``frame`` (one,
+    when the scoring DAG wrote it), computed in memory from the frame about to be inserted."""
+    import numpy as np
+    import pandas as pd
+
+    if frame.empty:
+        return []
+    edges = [i / SCORE_BINS for i in range(1, SCORE_BINS)]  # the inner edges
+    scored = frame[["model_name", "model_version", "score", "flagged", "scored_at"]].reset_index(drop=True).assign(
+        model_version=lambda f: f["model_version"].astype(str),
+        # the edges <= score: bin i holds i/SCORE_BINS <= score < (i+1)/SCORE_BINS, the last one also 1.0
+        bin=lambda f: np.searchsorted(edges, f["score"].to_numpy(dtype="float64"), side="right"))
+    out = []
+    for (name, version), group in scored.groupby(["model_name", "model_version"], sort=True):
+        counts = np.bincount(group["bin"], minlength=SCORE_BINS)
+        out.append({"ds": day, "model_name": name, "model_version": version, "rows": len(group),
+                    "flagged": int(group["flagged"].astype(bool).sum()),
+                    "mean_score": float(group["score"].astype("float64").mean()),
+                    **{c: int(n) for c, n in zip(BIN_COLUMNS, counts, strict=True)},
+                    "scored_at": pd.Timestamp(group["scored_at"].max()).to_pydatetime()})
+    return out
 
 
 def prediction_counts(day: dt.date) -> dict[str, int]:
@@ -290,30 +339,18 @@ def data_quality_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def score_histogram(start: dt.date, end: dt.date, bins: int = 10, model_name: str | None = None) -> list[dict[str, Any]]:
-    """Per scored day, model version and score bin: predictions, flagged predictions and the sum of
-    their scores, in one pass over the day range (of ``model_name`` only, when given).
-
-    ``bins`` equal bins of [0, 1]: bin ``i`` holds ``i/bins <= score < (i+1)/bins``, the last one also
-    1.0. The database bins and counts (a CASE over fixed edges, the same SQL on SQLite and PostgreSQL);
-    only ``days x versions x bins`` rows come back, empty bins absent. Summing a day's bins gives what
-    :func:`scoring_summary` gives (rows, flagged, mean score) without a second scan of the predictions.
-    """
-    # Edges and bin numbers as SQL literals, not bound parameters: PostgreSQL must see the GROUP BY
-    # expression and the selected one as the same text.
-    edges = [(predictions.c.score < literal_column(format(i / bins, ".12g")), literal_column(str(i - 1)))
-             for i in range(1, bins)]
-    bin_ = case(*edges, else_=literal_column(str(bins - 1)))
+def prediction_days_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:
+    """The ``prediction_days`` rows of the days in [start, end] (of ``model_name`` only, when given), by
+    day and model version; ``bins`` holds the SCORE_BINS counts. One row a day: no prediction is read."""
     with engine().connect() as conn:
         rows = conn.execute(
-            select(predictions.c.ds, predictions.c.model_version, bin_.label("bin"), func.count().label("n"),
-                   func.sum(case((predictions.c.flagged, 1), else_=0)).label("flagged"),
-                   func.sum(predictions.c.score).label("score_sum"))
-            .where(predictions.c.ds.between(start, end),
-                   *([predictions.c.model_name == model_name] if model_name else []))
-            .group_by(predictions.c.ds, predictions.c.model_version, bin_)
-            .order_by(predictions.c.ds, predictions.c.model_version, bin_)).mappings().all()
-    return [dict(r) for r in rows]
+            select(prediction_days)
+            .where(prediction_days.c.ds.between(start, end),
+                   *([prediction_days.c.model_name == model_name] if model_name else []))
+            .order_by(prediction_days.c.ds, prediction_days.c.model_name, prediction_days.c.model_version)
+        ).mappings().all()
+    return [{**{k: v for k, v in r.items() if k not in BIN_COLUMNS}, "bins": [int(r[c]) for c in BIN_COLUMNS]}
+            for r in rows]
 
 
 def latest_day() -> dt.date | None:

@@ -201,7 +201,7 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
         status, headers, _ = _get(f"{base_users}/ml-monitor/?days=30", follow=False)
         assert status == 307 and headers["location"].startswith("/auth/login?next="), (status, headers)
         assert _get(f"{base_users}/ml-monitor/api/summary")[0] == 401
-        assert _get(f"{base_users}/ml-monitor/api/summary", token="not-a-jwt")[0] == 403
+        assert _get(f"{base_users}/ml-monitor/api/summary", token="bad")[0] == 403  # not a JWT
         viewer = _token(base_users, "monitor", PASSWORD)
         status, _, body = _get(f"{base_users}/ml-monitor/api/summary", token=viewer)
         assert status == 200

@@ -84,6 +84,7 @@ def test_scoring_is_idempotent_with_lineage(spark, feature_lake, warehouse_url):
         assert got.sort_index().to_numpy() == pytest.approx(expected.sort_index().to_numpy())
         assert warehouse.prediction_counts(dt.date.fromisoformat(day)) == {"rows": len(features),
                                                                            "distinct_transactions": len(features)}
+        _assert_day_summary(day, preds)
     before = pd.read_parquet(partition_file(*PREDICTIONS, DAYS[0], feature_lake)).drop(columns="scored_at")
 
     # rerun: same rows, no duplicates, in the lake and in the warehouse
@@ -94,6 +95,16 @@ def test_scoring_is_idempotent_with_lineage(spark, feature_lake, warehouse_url):
     for day in DAYS:
         counts = warehouse.prediction_counts(dt.date.fromisoformat(day))
         assert counts["rows"] == counts["distinct_transactions"] == first["rows"][day]
+        _assert_day_summary(day, pd.read_parquet(partition_file(*PREDICTIONS, day, feature_lake)))
+
+
+def _assert_day_summary(day: str, preds: pd.DataFrame) -> None:
+    """The day's one prediction_days row (written with the predictions) is what its predictions add up to."""
+    (row,) = warehouse.prediction_days_between(dt.date.fromisoformat(day), dt.date.fromisoformat(day))
+    bins = pd.cut(preds["score"], [i / 10 for i in range(10)] + [float("inf")], right=False, labels=False)
+    assert (row["model_version"], row["rows"], row["flagged"]) == ("1", len(preds), int(preds["flagged"].sum()))
+    assert row["mean_score"] == pytest.approx(preds["score"].mean())
+    assert row["bins"] == bins.value_counts().reindex(range(10), fill_value=0).tolist()
 
 
 def test_backfill_uses_the_champion_of_the_day(data_root, feature_lake):
