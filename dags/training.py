@@ -20,7 +20,7 @@ MLflow runs (experiment `fraud-training`) and model versions with aliases `champ
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `prepare` | plans the windows (train, 7-day gap, test ending on the newest labelled day; prequential tuning folds before it), joins features with the labels known by `as_of`, publishes the training set | **unusable window** (empty, no frauds, missing feature column; not retried): the log names the partition. **Missing partitions** (retried with backoff): ingest or features are late | unusable: fix the named partition (rerun `features`) or pick another `as_of`. Missing: run the upstream DAGs for the named days, clear `prepare` |
+| `prepare` | plans the windows (train, 7-day gap, test ending on the newest labelled day; prequential tuning folds before it), joins features with the labels known by `as_of`, publishes the training set | **unusable window** (empty, no frauds, missing feature column; not retried): the log names the partition. **Unknown `models` param** (not retried): the log lists the configured families. **Missing partitions** (retried with backoff): ingest or features are late | unusable: fix the named partition (rerun `features`) or pick another `as_of`. Missing: run the upstream DAGs for the named days, clear `prepare` |
 | `model_names` | the model specs to train (mapping) | configuration error | fix `training.yaml` |
 | `train_model` (mapped: logistic, XGBoost, LightGBM, PyTorch MLP; pool `training`) | Optuna tuning on the folds (each trial a nested MLflow run), final fit, evaluation, plots, model with signature and the reference distributions monitoring needs | a family failed to train, or the tracking store was unreachable (retried 2x with backoff; a retry reuses a finished run, a half-written one is discarded) | read the family's log; the other families are unaffected but the gate waits for all. Fix, clear the mapped task |
 | `select_challenger` | registers the family with the best primary metric (average precision) and points `challenger` at it | registry unreachable (retried) | check `MLFLOW_TRACKING_URI`, clear |
@@ -48,6 +48,7 @@ from batchml.notifiers import TaskFailureNotifier
 from batchml.operators import ModelPromotionOperator
 
 from include.assets import CHAMPION_MODEL, DRIFT_ALERT
+from include.config import time_schedules_enabled
 
 
 def _config():
@@ -72,9 +73,9 @@ def prepare(params: dict | None = None, triggering_asset_events=None, logical_da
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # no or malformed as_of: a retry cannot help
     try:
-        return prepare_training(as_of, _config())
-    except TrainingDataError as exc:
-        raise AirflowFailException(str(exc)) from exc  # bad data: a retry cannot help
+        return prepare_training(as_of, _config(), models=(params or {}).get("models") or None)
+    except (TrainingDataError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc  # bad data or an unknown model: a retry cannot help
     except MissingInputError:
         raise  # upstream partitions late: retries may find them
 
@@ -138,12 +139,15 @@ def report(as_of: str) -> list[dict]:
 
 @dag(
     dag_id="training",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"), assets=[DRIFT_ALERT]),
+    schedule=(AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"), assets=[DRIFT_ALERT])
+              if time_schedules_enabled() else [DRIFT_ALERT]),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     params={"as_of": Param(None, type=["null", "string"], format="date",
-                           description="train as of this day (labels up to as_of - 7 days)")},
+                           description="train as of this day (labels up to as_of - 7 days)"),
+            "models": Param(None, type=["null", "array"], items={"type": "string"},
+                            description="train only these families of training.yaml (default: all)")},
     tags=["batchml", "fraud", "training", "mlflow"],
     default_args={
         "owner": "ml-platform",

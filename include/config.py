@@ -9,6 +9,7 @@ Only the standard library is imported here: DAG files use this at parse time.
 | BATCHML_MLFLOW_ARTIFACTS | <data root>/mlflow/artifacts | artifact location of new experiments (sqlite tracking only) |
 | BATCHML_WAREHOUSE_URL | sqlite:///<data root>/warehouse.db | SQLAlchemy URL of the warehouse (promotions, predictions, drift) |
 | BATCHML_TRAINING_CONFIG | include/training/training.yaml | model specs, windows, tuning budget, promotion gate |
+| BATCHML_TIME_SCHEDULES | on | off: DAGs run on manual and Asset triggers only (the demo's past dates) |
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def data_root() -> Path:
 # SQLite lets one writer in at a time; parallel training tasks wait up to this long for the lock
 # instead of failing with "database is locked" (tests/integration/test_mlflow_sqlite_concurrency.py).
 SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def time_schedules_enabled() -> bool:
+    """Whether DAGs keep their clock schedules (ingest daily, training weekly). ``BATCHML_TIME_SCHEDULES=off``
+    leaves them to manual and Asset triggers only: what `make demo` runs with, since its simulated
+    dates lie in the past and the real calendar's runs would find no data. Read at parse time: an
+    environment lookup, no I/O."""
+    value = os.environ.get("BATCHML_TIME_SCHEDULES", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"BATCHML_TIME_SCHEDULES must be 'on' or 'off', got {value!r}")
+    return value == "on"
 
 
 def mlflow_tracking_uri() -> str:

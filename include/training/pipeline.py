@@ -27,14 +27,22 @@ from include.training.windows import Block, plan_training
 log = logging.getLogger(__name__)
 
 
-def prepare(as_of: str, cfg: TrainingConfig, root: Path | None = None) -> dict[str, Any]:
+def prepare(as_of: str, cfg: TrainingConfig, root: Path | None = None,
+            models: list[str] | None = None) -> dict[str, Any]:
     """Plan the windows, publish the training set, and create the experiment and registered model
-    once (before the parallel model tasks touch the tracking store)."""
+    once (before the parallel model tasks touch the tracking store). ``models`` narrows the run to
+    some of the configured families (e.g. a quick baseline first champion); ValueError on a name the
+    configuration does not have."""
+    configured = [m.name for m in cfg.models]
+    unknown = sorted(set(models or []) - set(configured))
+    if unknown:
+        raise ValueError(f"models {unknown} are not in the training configuration (it has {configured})")
     plan = plan_training(as_of, cfg.window)
     manifest = build_training_set(plan, root)
     tracking.ensure_experiment(cfg.experiment)
     registry.ensure_registered_model(cfg.registered_model)
-    return {"as_of": plan.as_of.isoformat(), "models": [m.name for m in cfg.models], "rows": manifest["rows"],
+    return {"as_of": plan.as_of.isoformat(), "models": [m for m in configured if not models or m in models],
+            "rows": manifest["rows"],
             "frauds": manifest["frauds"], "inputs_sha256": manifest["inputs_sha256"], "blocks": manifest["blocks"],
             "evaluation": plan.evaluation.as_dict()}
 
