@@ -4,8 +4,10 @@
 **What it does.** Computes the 15 model inputs of every transaction of the day(s) in one Spark
 application, checks them with Great Expectations and publishes one partition per day.
 
-**Schedule:** when `raw_transactions` is published (Asset), for the day(s) its events carry; several
-queued days are computed together. **Backfill:** trigger with params `start` and `end` (YYYY-MM-DD):
+**Schedule:** when both `raw_transactions` and `raw_labels` have been published (Assets; the
+terminal risk of day D reads the labels arriving on D), for the day(s) their events carry; several
+queued days are computed together. `plan` also refuses (and retries) a range whose label arrivals
+are not all published. **Backfill:** trigger with params `start` and `end` (YYYY-MM-DD):
 the whole range runs in one Spark application. A rerun replaces the partitions.
 
 **Inputs:** `raw/transactions/ds=*` (that day and the 37 before it) and `raw/labels/ds=*` (label
@@ -40,7 +42,7 @@ from airflow.sdk import Param, dag, task
 from batchml.notifiers import TaskFailureNotifier
 from batchml.operators import GXCheckpointOperator
 
-from include.assets import FEATURES_BASELINE, RAW_TRANSACTIONS
+from include.assets import FEATURES_BASELINE, RAW_LABELS, RAW_TRANSACTIONS
 from include.config import REPO_ROOT
 
 PLAN = "ti.xcom_pull(task_ids='plan')"
@@ -52,16 +54,11 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
 
     from include.config import data_root
     from include.features.pipeline import plan_feature_days
+    from include.run_days import event_days
     from include.storage import day_range, staging_dir
 
-    triggered = [
-        event.extra["ds"]
-        for events in (triggering_asset_events or {}).values()
-        for event in events
-        if event.extra and event.extra.get("ds")
-    ]
     try:
-        start, end = plan_feature_days(params.get("start"), params.get("end"), triggered)
+        start, end = plan_feature_days(params.get("start"), params.get("end"), event_days(triggering_asset_events))
     except ValueError as exc:  # no days, or a range that ends before it starts: a retry cannot fix it
         raise AirflowFailException(str(exc)) from None
     return {
@@ -91,7 +88,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
 
 @dag(
     dag_id="features",
-    schedule=[RAW_TRANSACTIONS],
+    schedule=[RAW_TRANSACTIONS, RAW_LABELS],  # both: one ingest run publishes the two
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

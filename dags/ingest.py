@@ -5,25 +5,34 @@
 Expectations and publishes them into the raw zone, or keeps them in quarantine.
 
 **Schedule:** `@daily`; run `ds` lands day `ds`. `max_active_runs=1` (the label check and the
-row-count band read the days published before). **Backfill / rerun:** clear the run of the day; a
-rerun replaces the day's partitions, it never appends.
+row-count band read the days published before). **Rerun:** clear the run of the day; a rerun
+replaces the day's partitions, it never appends. **Initial load of a history:** trigger with params
+`start` and `end`: one run validates every day of the range, then publishes them in day order, and
+emits one Asset event per source carrying `{"start", "end"}` (so `features` builds the range in one
+Spark application). Within a range the relative row-count band only sees days published before the
+run; the labels are validated after the range's transactions are published.
 
 | source | input (landing file) | contents | output (raw partition) | Asset |
 |---|---|---|---|---|
 | transactions | `landing/transactions/<ds>.parquet` | the transactions of `ds` | `raw/transactions/ds=<ds>/data.parquet` | `raw_transactions` → `features` |
 | labels | `landing/labels/<ds>.parquet` | fraud labels of `ds - 7` (labels arrive 7 days late) | `raw/labels/ds=<ds>/data.parquet` | `raw_labels` |
 
-Paths are under the data root (`BATCHML_DATA_ROOT`). Each Asset event carries `{"ds", "rows"}`.
+Paths are under the data root (`BATCHML_DATA_ROOT`). Each Asset event carries `{"ds", "rows"}` (a
+range run: `{"start", "end", "rows"}`).
 
 ## Tasks, and what to do when one fails
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
+| `days` | the day of the run, or every day of the `start`/`end` params | a range that ends before it starts, or a malformed date (not retried) | fix the params and trigger again |
 | `validate_transactions`, `validate_labels` | the source's checkpoint: exact columns and types, non-null keys, unique ids, amounts in [0, 100,000], timestamps inside the day, row count within the Variables' bounds and 0.5x..2x the last 7 days' median; labels 0/1, one per transaction of `ds - 7` | **bad data** (not retried): the log names the partition, column and expectation with sample values; the file is in `quarantine/landing/<source>/ds=<ds>/` with `failure.json`. **File missing** (retried 2x with backoff): the upstream is late | bad data: open the **Data Docs** link of the task, have the file fixed or redelivered to `landing/`, then clear the task. Missing after the retries: chase the delivery, then clear the task |
 | `publish_transactions`, `publish_labels` | copies the validated file into its raw partition with one atomic rename and emits the Asset | file **changed since it was validated** (checksum differs; not retried), or the raw zone is not writable (retried) | changed file: clear `validate_<source>` (it validates the new file, then publishes). Storage: fix it, clear the task |
+| `report` | summarises what was published | a source failed upstream (`upstream_failed`): the run is red even though the other source was published | see the failed task above it |
 
-The two sources are independent: a bad transactions file does not stop the labels. Nothing
-downstream runs for a day whose transactions were not published.
+The labels are checked against the published transactions of `ds - 7`, so `validate_labels` waits
+for `publish_transactions` (in a range run those are published by the same run) and then runs
+whatever its outcome: a bad transactions file does not stop the labels. Nothing downstream runs for
+a day whose transactions were not published.
 
 **Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
 `alerts` table and goes to e-mail (Variable `batchml_alert_emails`) and Slack (connection
@@ -35,37 +44,67 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 from batchml.notifiers import TaskFailureNotifier
 from batchml.operators import GXCheckpointOperator
 
 from include.assets import RAW_LABELS, RAW_TRANSACTIONS
+from include.config import time_schedules_enabled
+
+
+@task
+def days(params: dict | None = None, ds: str | None = None) -> list[str]:
+    """The day of the run, or every day of the ``start``/``end`` params (an initial load)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.run_days import days_to_process
+
+    if not (params or {}).get("start"):
+        return [ds]
+    try:
+        return days_to_process(params, None, "ingest")
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None  # a retry cannot fix the run's parameters
 
 
 @task
 def publish(source: str, validation: dict) -> dict:
-    """Publish the validated landing file of ``source`` and tag the Asset event with its day."""
+    """Publish the validated landing files of ``source`` in day order; tag the Asset event with the days."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.ingest import publish_landing
 
     context = get_current_context()
-    ds = context["ds"]
-    try:
-        result = publish_landing(source, ds, validation["partitions"][0]["sha256"])
-    except RuntimeError as exc:  # the file changed after validation: only a new validation can help
-        raise AirflowFailException(str(exc)) from None
+    published = []
+    for partition in validation["partitions"]:
+        try:
+            published.append(publish_landing(source, partition["ds"], partition["sha256"]))
+        except RuntimeError as exc:  # the file changed after validation: only a new validation can help
+            raise AirflowFailException(str(exc)) from None
+    first, last, rows = validation["partitions"][0]["ds"], validation["partitions"][-1]["ds"], \
+        sum(p["rows"] for p in published)
+    extra = {"ds": first, "rows": rows} if first == last else {"start": first, "end": last, "rows": rows}
     for outlet in context["task"].outlets:
-        context["outlet_events"][outlet].extra = {"ds": ds, "rows": result["rows"]}
-    return result
+        context["outlet_events"][outlet].extra = extra
+    return published[0] if len(published) == 1 else {"days": len(published), "rows": rows, **extra}
+
+
+@task
+def report(transactions: dict, labels: dict) -> dict:
+    """What the run published (and the run's final state: it fails when either source failed)."""
+    return {"transactions": transactions, "labels": labels}
 
 
 @dag(
     dag_id="ingest",
-    schedule="@daily",
+    schedule="@daily" if time_schedules_enabled() else None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # label checks and row-count bounds read the days published before
+    params={
+        "start": Param(None, type=["null", "string"], format="date", description="first day (initial load)"),
+        "end": Param(None, type=["null", "string"], format="date", description="last day (initial load)"),
+    },
     tags=["batchml", "fraud", "ingest", "great-expectations"],
     default_args={
         "owner": "data-platform",
@@ -78,16 +117,28 @@ def publish(source: str, validation: dict) -> dict:
     doc_md=__doc__,
 )
 def ingest():
+    run_days = days()
+    published, outputs = None, []
     for source, asset in (("transactions", RAW_TRANSACTIONS), ("labels", RAW_LABELS)):
         validation = GXCheckpointOperator(
             task_id=f"validate_{source}",
             dataset=f"raw_{source}",
+            partitions=run_days,
             overrides={
                 "min_rows": "{{ var.value.get('batchml_min_daily_transactions', '') }}",
                 "max_rows": "{{ var.value.get('batchml_max_daily_transactions', '') }}",
             },
+            # labels are checked against the published transactions of ds - 7: in a range run those
+            # are published by this run, so wait for them, whatever happened to them (a bad
+            # transactions file of ds says nothing about the labels arriving on ds), as long as
+            # `days` succeeded (all_done_min_one_success)
+            **({"trigger_rule": "all_done_min_one_success"} if published is not None else {}),
         )
-        publish.override(task_id=f"publish_{source}", outlets=[asset])(source, validation.output)
+        if published is not None:
+            published >> validation
+        published = publish.override(task_id=f"publish_{source}", outlets=[asset])(source, validation.output)
+        outputs.append(published)
+    report(*outputs)
 
 
 ingest()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
+from include.features.baseline import label_days
 from include.storage import as_date, day_range, partition_file, publish_file, remove_tree, staged_partition_file
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,15 @@ def plan_feature_days(
     missing = [d.isoformat() for d in wanted if not partition_file("raw", "transactions", d, root).exists()]
     if missing:
         raise FileNotFoundError(f"raw transactions are not published for feature days {missing}; run ingest first")
+    # ingest publishes a day's labels (possibly none) with its transactions: a lookback day with
+    # transactions but no labels partition is a label delivery still on its way, and features built
+    # without it would count that day's frauds as genuine
+    late = [d.isoformat() for d in label_days(first, last)
+            if partition_file("raw", "transactions", d, root).exists()
+            and not partition_file("raw", "labels", d, root).exists()]
+    if late:
+        raise FileNotFoundError(f"raw labels are not published for arrival days {late} that the terminal risk of "
+                                f"{first}..{last} reads; run (or finish) ingest of those days first")
     return first, last
 
 

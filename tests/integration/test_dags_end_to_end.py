@@ -88,3 +88,34 @@ def test_bad_day_stops_ingest_and_publishes_nothing(dags, lake):
     assert states["validate_labels"] == states["publish_labels"] == "success"  # the other source is unaffected
     assert not partition_file("raw", "transactions", day, root).exists()
     assert (root / "quarantine" / "landing" / "transactions" / f"ds={day}" / "failure.json").exists()
+
+
+def test_a_range_run_loads_a_history_and_emits_one_event_per_source(dags, lake):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    root, tx = lake
+    began = dt.datetime.now(dt.UTC)
+    conf = {"start": str(RUN_DAYS[0]), "end": str(RUN_DAYS[-1])}
+    run, states = _run(dags.get_dag("ingest"), logical_date=_midnight(RUN_DAYS[-1]), run_conf=conf)
+    assert str(run.state) == "success" and set(states.values()) == {"success"}, states
+    for day in RUN_DAYS:
+        raw = pd.read_parquet(partition_file("raw", "transactions", day, root))
+        assert len(raw) == (tx["ds"] == day).sum() and raw["transaction_id"].is_unique
+        assert partition_file("raw", "labels", day, root).exists()
+    with create_session() as session:
+        for name in ("raw_transactions", "raw_labels"):
+            asset = session.scalar(select(AssetModel).where(AssetModel.name == name))
+            events = session.scalars(select(AssetEvent).where(AssetEvent.asset_id == asset.id,
+                                                              AssetEvent.timestamp >= began)).all()
+            assert [(e.extra["start"], e.extra["end"]) for e in events] == [(conf["start"], conf["end"])]
+
+    # the features run those events trigger computes the range in one application
+    from include.run_days import event_days
+
+    assert event_days({"raw_transactions": events}) == RUN_DAYS
+
+    bad = {"start": str(RUN_DAYS[-1]), "end": str(RUN_DAYS[0])}
+    run, states = _run(dags.get_dag("ingest"), logical_date=_midnight(RUN_DAYS[0]), run_conf=bad)
+    assert states["days"] == "failed" and "success" not in {states["publish_transactions"], states["publish_labels"]}

@@ -14,9 +14,13 @@ from include.storage import partition_file, write_parquet_atomic
 D = dt.date(2026, 4, 10)
 
 
-def _raw(root, *days):
+def _raw(root, *days, labels: bool = True):
+    """Raw partitions of ``days`` as one ingest run publishes them: transactions and that day's labels."""
     for day in days:
         write_parquet_atomic(pd.DataFrame({"transaction_id": [1]}), partition_file("raw", "transactions", day, root))
+        if labels:
+            write_parquet_atomic(pd.DataFrame({"transaction_id": [0], "tx_fraud": [0]}),
+                                 partition_file("raw", "labels", day, root))
 
 
 def test_triggered_days_become_one_range(data_root):
@@ -38,6 +42,15 @@ def test_missing_raw_partition_is_named(data_root):
     _raw(data_root, D)
     with pytest.raises(FileNotFoundError, match=str(D + dt.timedelta(days=1))):
         plan_feature_days(str(D), str(D + dt.timedelta(days=1)), [])
+
+
+def test_labels_still_on_their_way_hold_the_features_back(data_root):
+    _raw(data_root, D - dt.timedelta(days=1))
+    _raw(data_root, D, labels=False)  # transactions published, the day's labels not yet
+    with pytest.raises(FileNotFoundError, match=f"raw labels are not published for arrival days \\['{D}'\\]"):
+        plan_feature_days(str(D), None, [])
+    _raw(data_root, D)
+    assert plan_feature_days(str(D), None, []) == (D, D)
 
 
 def test_backwards_range_is_rejected(data_root):
