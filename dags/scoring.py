@@ -69,7 +69,7 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     staging = staging_dir(run_id, "scoring")
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "plans.json").write_text(json.dumps(plans, indent=2))
-    return {"days": days, "staging": str(staging), "plans": str(staging / "plans.json"),
+    return {"days": [p["ds"] for p in plans], "staging": str(staging), "plans": str(staging / "plans.json"),
             "models": {p["ds"]: p["model"]["version"] for p in plans}}
 
 

@@ -31,6 +31,10 @@ PREDICTION_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_
                       "model_name", "model_version", "run_id", "threshold", "scored_at"]
 
 
+class BeforeFirstChampion(Exception):
+    """The day lies before the first promotion: no model was champion then."""
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     name: str
@@ -55,6 +59,9 @@ def model_for_day(name: str, day: str | dt.date) -> ModelChoice:
     day = as_date(day)
     version = warehouse.champion_version_on(name, day)
     source = "promotions"
+    if version is None and (first := warehouse.first_promotion(name)) is not None:
+        raise BeforeFirstChampion(f"no model was champion on ds={day}: the first promotion of {name!r} was made "
+                                  f"as of {first} and scores from the day after")
     if version is None:
         champion = registry.alias_version(name, registry.CHAMPION)
         if champion is None:
@@ -67,14 +74,28 @@ def model_for_day(name: str, day: str | dt.date) -> ModelChoice:
 
 
 def plan_scoring(days: list[str], registered_model: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """One assignment per day: the feature partition and the model that scores it."""
-    plans = []
+    """One assignment per day: the feature partition and the model that scores it.
+
+    Days before the first promotion had no champion and are left unscored (logged): the features of a
+    history load reach scoring too, the first time it runs. NoChampionError when no day is left."""
+    from include.registry import NoChampionError
+
+    plans, unscored = [], []
     for day in map(as_date, days):
         features = partition_file("features", "baseline", day, root)
         if not features.exists():
             raise MissingInputError(f"features/baseline ds={day}: no partition at {features}; run features first")
-        plans.append({"ds": day.isoformat(), "features": str(features),
-                      "model": model_for_day(registered_model, day).as_dict()})
+        try:
+            model = model_for_day(registered_model, day)
+        except BeforeFirstChampion:
+            unscored.append(day)
+            continue
+        plans.append({"ds": day.isoformat(), "features": str(features), "model": model.as_dict()})
+    if unscored:
+        log.info("not scored, no champion then: %d day(s) %s..%s", len(unscored), unscored[0], unscored[-1])
+    if not plans:
+        raise NoChampionError(f"no model was champion on any of {days[0]}..{days[-1]}: the first promotion of "
+                              f"{registered_model!r} came later")
     return plans
 
 

@@ -193,6 +193,14 @@ def champion_version_on(model_name: str, day: dt.date) -> str | None:
     return None if row is None else row[0]
 
 
+def first_promotion(model_name: str) -> dt.date | None:
+    """The as_of of the first promotion (or rollback) of ``model_name``; None without any."""
+    with engine().connect() as conn:
+        first = conn.execute(select(func.min(promotions.c.as_of)).where(
+            promotions.c.model_name == model_name, promotions.c.promoted.is_(True))).scalar()
+    return first if first is None or isinstance(first, dt.date) else dt.date.fromisoformat(str(first))
+
+
 def replace_predictions(day: dt.date, frame) -> int:
     """Delete the day's predictions and insert ``frame``, and replace the day's ``prediction_days``
     rows with the summary of ``frame``, in one transaction: a rerun never duplicates, and a reader never

@@ -30,6 +30,9 @@ def run(spark, plans: list[dict], output: Path) -> dict:
     import mlflow
     from pyspark.sql import functions as F
 
+    from include.training import tracking
+
+    tracking.client()  # the project's tracking store: spark-submit inherits no MLflow setting from the task
     began = time.perf_counter()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the session time zone is UTC
