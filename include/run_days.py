@@ -4,9 +4,10 @@ range, ``ds`` for one day). Several events queued before the run was created are
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from include.storage import day_range
+from include.storage import as_date, day_range
 
 
 def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what: str) -> list[str]:
@@ -15,16 +16,21 @@ def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what
     if params.get("start"):
         days = day_range(params["start"], params.get("end") or params["start"])
     else:
-        ranges = [_event_range(e.extra) for events in (triggering_asset_events or {}).values()
-                  for e in events if e.extra and (e.extra.get("start") or e.extra.get("ds"))]
-        if not ranges:
-            raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying a day (ds, or start/end) "
-                             "and no 'start' param was given (trigger with {\"start\": \"YYYY-MM-DD\", \"end\": ...})")
-        days = {d for start, end in ranges for d in day_range(start, end)}
+        days = event_days(triggering_asset_events)
+        if not days:
+            raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying a day (ds, "
+                             "or start/end) and no 'start' param was given (trigger with "
+                             "{\"start\": \"YYYY-MM-DD\", \"end\": ...})")
     return sorted(d.isoformat() for d in days)
 
 
-def _event_range(extra: dict[str, Any]) -> tuple[str, str]:
-    if extra.get("start"):
-        return extra["start"], extra.get("end") or extra["start"]
-    return extra["ds"], extra["ds"]
+def event_days(triggering_asset_events) -> list[dt.date]:
+    """Every day the triggering Asset events carry, sorted and once each."""
+    days = set()
+    for events in (triggering_asset_events or {}).values():
+        for extra in (e.extra for e in events):
+            if extra and extra.get("start"):
+                days.update(day_range(extra["start"], extra.get("end") or extra["start"]))
+            elif extra and extra.get("ds"):
+                days.add(as_date(extra["ds"]))
+    return sorted(days)
