@@ -35,6 +35,9 @@ REPORTS = ("reports", "drift")
 def load_reference(run_id: str) -> dict:
     import mlflow
 
+    from include.training import tracking
+
+    tracking.client()  # the project's tracking store, whatever process this runs in
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/monitoring/reference.json")
 
 
