@@ -1,0 +1,210 @@
+"""Airflow's services as local processes on the project's AIRFLOW_HOME, and a small client of its
+REST API: what `make demo` drives, so DAG runs go through the real scheduler, executor, DAG processor
+and API server rather than ``dag.test()``.
+
+    with LocalAirflow(home, port=8080) as airflow:
+        api = airflow.api()
+        api.set_paused("ingest", False)
+        run = api.trigger("ingest", {"start": "2026-03-01", "end": "2026-03-01"})
+        api.wait_run("ingest", run["dag_run_id"])
+
+The services run in their own process groups with their output in ``$AIRFLOW_HOME/services/``;
+leaving the context stops them (SIGTERM, then SIGKILL after a grace period). The metadata database
+keeps the run history, so ``make airflow`` shows it afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
+FINISHED = {"success", "failed"}
+
+
+class AirflowServiceError(RuntimeError):
+    """A service did not start, died, or a run did not finish as expected; the message says which."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class LocalAirflow:
+    home: Path
+    port: int = 8080
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of the services
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "services"
+
+    def __enter__(self) -> LocalAirflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 180) -> None:
+        if not port_is_free(self.port):
+            raise AirflowServiceError(f"port {self.port} is in use (is `make airflow` running? stop it first)")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "AIRFLOW_HOME": str(self.home),
+               "AIRFLOW__API__PORT": str(self.port),
+               "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/"}
+        for name in SERVICES:
+            args = ["airflow", name] + (["--host", "127.0.0.1", "--port", str(self.port)] if name == "api-server" else [])
+            with (self.logs / f"{name}.log").open("ab") as out:
+                self.processes[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                                        start_new_session=True)
+        self._wait_healthy(timeout)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (httpx.HTTPError, json.JSONDecodeError):
+                pass
+            time.sleep(2)
+        raise AirflowServiceError(f"Airflow services not healthy after {timeout:.0f}s; see {self.logs}")
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise AirflowServiceError(f"airflow {name} exited with code {proc.returncode}; "
+                                          f"see {self.logs / f'{name}.log'}")
+
+    def stop(self, grace: float = 30) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+    def admin_password(self) -> tuple[str, str]:
+        """The simple auth manager's admin and the password it generated into AIRFLOW_HOME."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        user = "admin" if "admin" in passwords else next(iter(passwords))
+        return user, passwords[user]
+
+    def api(self) -> AirflowAPI:
+        return AirflowAPI.login(self.base_url, *self.admin_password(), alive=self.check_alive)
+
+
+class AirflowAPI:
+    """The few REST calls the demo needs (``/api/v2``), with a simple-auth-manager token."""
+
+    def __init__(self, base_url: str, token: str, alive=None) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=f"{base_url}/api/v2", timeout=30,
+                                   headers={"Authorization": f"Bearer {token}"})
+        self.alive = alive or (lambda: None)
+
+    @classmethod
+    def login(cls, base_url: str, user: str, password: str, alive=None) -> AirflowAPI:
+        import httpx
+
+        r = httpx.post(f"{base_url}/auth/token", json={"username": user, "password": password}, timeout=30)
+        r.raise_for_status()
+        return cls(base_url, r.json()["access_token"], alive)
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        r = self.client.request(method, path, **kwargs)
+        if r.status_code >= 400:
+            raise AirflowServiceError(f"{method} {path}: HTTP {r.status_code} {r.text[:500]}")
+        return r.json() if r.content else None
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 180, since: dt.datetime | None = None) -> None:
+        """Until the DAG processor has parsed every DAG in ``dag_ids``, after ``since`` when given (a
+        home used before holds DAGs serialised under another environment until they are re-parsed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.alive()
+            dags = self._call("GET", "/dags", params={"limit": 100})["dags"]
+            known = {d["dag_id"] for d in dags
+                     if since is None or (d.get("last_parsed_time") and
+                                          dt.datetime.fromisoformat(d["last_parsed_time"]) >= since)}
+            if set(dag_ids) <= known:
+                errors = self._call("GET", "/importErrors")["import_errors"]
+                if errors:
+                    raise AirflowServiceError(f"DAG import errors: {errors}")
+                return
+            time.sleep(2)
+        raise AirflowServiceError(f"DAGs {sorted(set(dag_ids) - known)} not parsed after {timeout:.0f}s")
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict | None = None, logical_date: dt.datetime | None = None) -> dict:
+        """A manual run; without a logical date (the run's days are in ``conf``) it can be repeated."""
+        return self._call("POST", f"/dags/{dag_id}/dagRuns",
+                          json={"logical_date": logical_date.isoformat() if logical_date else None,
+                                "conf": conf or {}})
+
+    def runs(self, dag_id: str = "~", **params) -> list[dict]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns",
+                          params={"limit": 100, "order_by": "-run_after", **params})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+        return sorted(t["task_id"] for t in self.task_instances(dag_id, run_id) if t["state"] == "failed")
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 1800, poll: float = 2) -> dict:
+        """Until the run finishes; AirflowServiceError naming the failed tasks unless it succeeded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.alive()
+            run = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] == "success":
+                return run
+            if run["state"] == "failed":
+                raise AirflowServiceError(f"{dag_id} run {run_id} failed (tasks: "
+                                          f"{', '.join(self.failed_tasks(dag_id, run_id)) or 'none'})")
+            time.sleep(poll)
+        raise AirflowServiceError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s")
+
+    def wait_triggered_run(self, dag_id: str, since: dt.datetime, timeout: float = 1800) -> dict:
+        """The first run of ``dag_id`` created after ``since`` (an Asset-triggered one), once finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.alive()
+            runs = [r for r in self.runs(dag_id, run_after_gte=since.isoformat())]
+            if runs:
+                first = min(runs, key=lambda r: r["run_after"])
+                return self.wait_run(dag_id, first["dag_run_id"], timeout=max(deadline - time.monotonic(), 1))
+            time.sleep(2)
+        raise AirflowServiceError(f"no {dag_id} run was triggered after {since.isoformat()} in {timeout:.0f}s")
