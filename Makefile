@@ -38,6 +38,7 @@ demo: airflow-home
 
 test: venv
 	export AIRFLOW_HOME="$(TEST_HOME)"
+	export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$${BATCHML_TEST_SQL_ALCHEMY_CONN:-sqlite:///$(TEST_HOME)/airflow.db}"
 	$(ENV)
 	scripts/airflow-home.sh
 	ruff check .
