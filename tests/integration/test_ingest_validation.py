@@ -143,12 +143,14 @@ def test_operator_fails_without_retry_and_returns_json(landed):
     from airflow.sdk.exceptions import AirflowFailException
     from batchml.operators import GXCheckpointOperator
 
+    from tests.task_context import FakeTI
+
     ok = GXCheckpointOperator(task_id="validate_labels", dataset="raw_labels", partitions=str(DAY))
-    summary = ok.execute(context={})
+    summary = ok.execute(context={"ti": FakeTI()})
     assert json.loads(json.dumps(summary)) == summary
     assert summary["partitions"][0]["ds"] == str(DAY) and summary["partitions"][0]["rows"] > 0
 
     _rewrite(landed, "transactions", lambda f: f.assign(tx_amount=-1.0))
     bad = GXCheckpointOperator(task_id="validate_transactions", dataset="raw_transactions", partitions=str(DAY))
     with pytest.raises(AirflowFailException, match="column tx_amount: expect_column_values_to_be_between"):
-        bad.execute(context={})
+        bad.execute(context={"ti": FakeTI()})

@@ -32,20 +32,10 @@ from include.simulator import SimulatorConfig, simulate
 from include.simulator.landing import write_landing_files
 from include.storage import landing_file, partition_file, write_parquet_atomic
 from tests.conftest import REPO
+from tests.task_context import FakeTI
 
 DAY = "2026-08-01"
 NAME = "fraud-detector"
-
-
-class FakeTI:
-    """What ``execute`` uses of a task instance: XCom pushes, which must be JSON."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        json.dumps(value)
-        self.xcoms[key] = value
 
 
 def _context(**extra) -> dict:
