@@ -39,7 +39,7 @@ import datetime as dt
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, task
-from batchml.notifiers import TaskFailureNotifier
+from batchml.defaults import default_args
 from batchml.operators import GXCheckpointOperator
 
 from include.assets import FEATURES_BASELINE, RAW_LABELS, RAW_TRANSACTIONS
@@ -98,14 +98,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
         "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
     },
     tags=["batchml", "fraud", "features", "spark", "great-expectations"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 1,
-        "retry_delay": dt.timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": TaskFailureNotifier(),
-    },
+    default_args=default_args("data-platform"),
     doc_md=__doc__,
 )
 def features():

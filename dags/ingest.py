@@ -45,7 +45,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
-from batchml.notifiers import TaskFailureNotifier
+from batchml.defaults import default_args
 from batchml.operators import GXCheckpointOperator
 
 from include.assets import RAW_LABELS, RAW_TRANSACTIONS
@@ -106,14 +106,7 @@ def report(transactions: dict, labels: dict) -> dict:
         "end": Param(None, type=["null", "string"], format="date", description="last day (initial load)"),
     },
     tags=["batchml", "fraud", "ingest", "great-expectations"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,  # a late landing file; bad data fails at once (AirflowFailException)
-        "retry_delay": dt.timedelta(minutes=5),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": TaskFailureNotifier(),
-    },
+    default_args=default_args("data-platform", retries=2, retry_delay=dt.timedelta(minutes=5)),  # a late landing file
     doc_md=__doc__,
 )
 def ingest():

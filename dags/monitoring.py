@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, task
-from batchml.notifiers import TaskFailureNotifier
+from batchml.defaults import default_args
 from batchml.operators import DriftCheckOperator
 
 from include.assets import DRIFT_ALERT, PREDICTIONS
@@ -71,14 +71,7 @@ def emit_drift_alert(results: list[dict], outlet_events=None) -> dict:
         "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
     },
     tags=["batchml", "fraud", "monitoring", "drift"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": dt.timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=20),
-        "on_failure_callback": TaskFailureNotifier(),
-    },
+    default_args=default_args("ml-platform", max_retry_delay=dt.timedelta(minutes=20)),
     doc_md=__doc__,
 )
 def monitoring():

@@ -37,7 +37,8 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, dag, task
-from batchml.notifiers import TaskFailureNotifier, deadline_missed
+from batchml.defaults import default_args
+from batchml.notifiers import deadline_missed
 from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
 from include.assets import FEATURES_BASELINE, PREDICTIONS
@@ -107,14 +108,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
         name="scoring_late",
     ),
     tags=["batchml", "fraud", "scoring", "spark", "mlflow"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": dt.timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=20),
-        "on_failure_callback": TaskFailureNotifier(),
-    },
+    default_args=default_args("ml-platform", max_retry_delay=dt.timedelta(minutes=20)),
     doc_md=__doc__,
 )
 def scoring():

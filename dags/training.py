@@ -44,7 +44,7 @@ import datetime as dt
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
-from batchml.notifiers import TaskFailureNotifier
+from batchml.defaults import default_args
 from batchml.operators import ModelPromotionOperator
 
 from include.assets import CHAMPION_MODEL, DRIFT_ALERT
@@ -149,14 +149,7 @@ def report(as_of: str) -> list[dict]:
             "models": Param(None, type=["null", "array"], items={"type": "string"},
                             description="train only these families of training.yaml (default: all)")},
     tags=["batchml", "fraud", "training", "mlflow"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": dt.timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": TaskFailureNotifier(),
-    },
+    default_args=default_args("ml-platform"),
     doc_md=__doc__,
 )
 def training():
