@@ -202,7 +202,7 @@ def run_nights(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
         for dag_id in ("features", "scoring", "monitoring"):
             api.wait_triggered_run(dag_id, since)
         tx = parquet_row_count(partition_file("raw", "transactions", day, root))
-        scored = warehouse.scoring_summary(day, day)
+        scored = warehouse.prediction_days_between(day, day)
         drifted = [r for r in warehouse.drift_between(day, day) if r["drifted"]]
         alerts = warehouse.alerts_between(day, day)
         emitted = any(a["triggered_training"] for a in alerts)
@@ -226,7 +226,7 @@ def print_summary(nights: list[dt.date]) -> None:
     print("[6/6] summary")
     print("      rows scored per night (warehouse table predictions):")
     print("      | day | model version | rows | flagged | mean score |\n      |---|---|---|---|---|")
-    for s in warehouse.scoring_summary(start, end):
+    for s in warehouse.prediction_days_between(start, end):
         print(f"      | {s['ds']} | {s['model_version']} | {s['rows']:,} | {s['flagged']:,} | {s['mean_score']:.4f} |")
 
     drift = warehouse.drift_between(start, end)

@@ -317,11 +317,11 @@ def gather(days: int = DEFAULT_DAYS, end: dt.date | None = None, model_name: str
         s, e = window.start, window.end
         history = part("promotions", lambda: warehouse.promotion_history(name), [])
         data.promotions, data.promotions_total = list(reversed(history))[:MAX_PROMOTIONS], len(history)
-        data.drift = part("drift", lambda: [r for r in warehouse.drift_between(s, e) if r["model_name"] == name], [])
+        data.drift = part("drift", lambda: warehouse.drift_between(s, e, name), [])
         data.data_quality = part("data_quality", lambda: warehouse.data_quality_between(s, e), [])
         scored = part("predictions", lambda: warehouse.prediction_days_between(s, e, name), [])
         data.scoring, data.histogram = _scoring(scored), _histogram(scored)
-        alerts = part("alerts", lambda: [a for a in warehouse.alerts_between(s, e) if a["model_name"] == name], [])
+        alerts = part("alerts", lambda: warehouse.alerts_between(s, e, name), [])
         data.alerts, data.alerts_total = list(reversed(alerts))[:MAX_ALERTS], len(alerts)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
     return data

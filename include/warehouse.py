@@ -24,7 +24,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    case,
     create_engine,
     delete,
     func,
@@ -282,31 +281,21 @@ def training_triggered_since(model_name: str, since: dt.date, before: dt.date) -
 
 # Reads for summaries (the demo, the ML monitor view): one query per table over a day range.
 
-def scoring_summary(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """Per scored day and model version: rows, flagged rows and the mean score."""
+def drift_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:
+    """The drift rows of the days in [start, end] (of ``model_name`` only, when given), by day and column."""
     with engine().connect() as conn:
-        rows = conn.execute(
-            select(predictions.c.ds, predictions.c.model_version, func.count().label("rows"),
-                   func.sum(case((predictions.c.flagged, 1), else_=0)).label("flagged"),
-                   func.avg(predictions.c.score).label("mean_score"))
-            .where(predictions.c.ds.between(start, end))
-            .group_by(predictions.c.ds, predictions.c.model_version)
-            .order_by(predictions.c.ds)).mappings().all()
+        rows = conn.execute(select(drift_metrics).where(
+            drift_metrics.c.ds.between(start, end), *([drift_metrics.c.model_name == model_name] if model_name else []))
+            .order_by(drift_metrics.c.ds, drift_metrics.c.column_name)).mappings().all()
     return [dict(r) for r in rows]
 
 
-def drift_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """The drift rows of the days in [start, end], by day and column."""
+def alerts_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:
+    """The alerts of the days in [start, end] (of ``model_name`` only, when given), oldest first."""
     with engine().connect() as conn:
-        rows = conn.execute(select(drift_metrics).where(drift_metrics.c.ds.between(start, end))
-                            .order_by(drift_metrics.c.ds, drift_metrics.c.column_name)).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def alerts_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    with engine().connect() as conn:
-        rows = conn.execute(select(alerts).where(alerts.c.ds.between(start, end))
-                            .order_by(alerts.c.ds, alerts.c.id)).mappings().all()
+        rows = conn.execute(select(alerts).where(
+            alerts.c.ds.between(start, end), *([alerts.c.model_name == model_name] if model_name else []))
+            .order_by(alerts.c.ds, alerts.c.id)).mappings().all()
     return [dict(r) for r in rows]
 
 
