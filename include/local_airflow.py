@@ -30,7 +30,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
-FINISHED = {"success", "failed"}
 
 
 class AirflowServiceError(RuntimeError):
@@ -202,7 +201,7 @@ class AirflowAPI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.alive()
-            runs = [r for r in self.runs(dag_id, run_after_gte=since.isoformat())]
+            runs = self.runs(dag_id, run_after_gte=since.isoformat())
             if runs:
                 first = min(runs, key=lambda r: r["run_after"])
                 return self.wait_run(dag_id, first["dag_run_id"], timeout=max(deadline - time.monotonic(), 1))
