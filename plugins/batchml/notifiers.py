@@ -13,6 +13,7 @@ pipeline (a broken mail relay must not hold back the retraining an alert schedul
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,7 @@ class AlertNotifier(BaseNotifier):
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             channels.append(("email", SmtpNotifier(to=recipients, subject=self.subject, smtp_conn_id=self.smtp_conn_id,
-                                                   html_content=f"<pre>{_escape(self.message)}</pre>")))
+                                                   html_content=f"<pre>{html.escape(self.message)}</pre>")))
         if _connection_exists(self.slack_conn_id):
             from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
@@ -89,12 +90,6 @@ def _connection_exists(conn_id: str) -> bool:
     except AirflowNotFoundException:
         return False
     return True
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 # Failures of tasks and late runs: every DAG's default_args carry ``on_failure_callback``, the nightly
