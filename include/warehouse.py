@@ -8,7 +8,6 @@ duplicates rows. Statements always use bound parameters.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import Any
 
 from sqlalchemy import (
@@ -129,11 +128,22 @@ alerts = Table(
 )
 
 
-@functools.cache
+_ENGINES: dict[str, Engine] = {}
+
+
 def _engine(url: str) -> Engine:
-    eng = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(eng)
-    return eng
+    """One engine (and connection pool) per URL; the tables are created on first use."""
+    if url not in _ENGINES:
+        eng = create_engine(url, pool_pre_ping=True)
+        metadata.create_all(eng)
+        _ENGINES[url] = eng
+    return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (before a database is dropped)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 def engine() -> Engine:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from include.simulator import SimulatorConfig, simulate
+from tests.reliability_report import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = SimulatorConfig(n_customers=200, n_terminals=400, n_days=50, start_date=dt.date(2026, 3, 1), seed=7)
@@ -71,3 +72,35 @@ def feature_lake(feature_lake_template, data_root) -> Path:
     for zone in ("raw", "features"):
         shutil.copytree(feature_lake_template / zone, data_root / zone)
     return data_root
+
+
+# --- docs/reliability.md: cases recorded by the reliability tests, held = the test's outcome ---
+RELIABILITY = Recorder()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and not report.skipped:
+        item.reliability_outcome = report.passed
+    return report
+
+
+@pytest.fixture
+def reliability(request):
+    """Describe the case a test tries (``reliability.case(section, case, expected)``); whether it held
+    is the test's outcome, written to docs/reliability.md at the end of the session."""
+
+    class Cases:
+        def case(self, section: str, case: str, expected: str):
+            return RELIABILITY.case(section, case, expected, test=request.node.nodeid.split("::", 1)[-1])
+
+    before = len(RELIABILITY.cases)
+    yield Cases()
+    outcome = getattr(request.node, "reliability_outcome", None)
+    for case in RELIABILITY.cases[before:]:
+        case.held = outcome
+
+
+def pytest_sessionfinish(session, exitstatus):
+    RELIABILITY.write()

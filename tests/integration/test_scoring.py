@@ -4,8 +4,6 @@ and the warehouse on SQLite and on the PostgreSQL server of the machine."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import pandas as pd
 import pytest
@@ -20,33 +18,24 @@ from include.training.config import parse_training_config
 from include.training.train import train_family
 from include.validation.datasets import validate_partitions
 from tests.conftest import SMALL
+from tests.postgres import fresh_database
 from tests.training_config import small_config_dict
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 TRAINED_AS_OF = (SMALL.end_date - dt.timedelta(days=3)).isoformat()
 DAYS = [(SMALL.end_date - dt.timedelta(days=i)).isoformat() for i in (2, 1)]
-POSTGRES = os.environ.get("BATCHML_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def warehouse_url(request, data_root, monkeypatch):
+    """The test's warehouse on SQLite, then on a fresh database of the local PostgreSQL server."""
     if request.param == "sqlite":
         yield None
         return
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    name = f"batchml_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
-    yield url
-    warehouse._engine(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database() as url:
+        monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
+        yield url
 
 
 def _champion(cfg):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import secrets
 import socket
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from include import ml_monitor, warehouse
+from tests.postgres import fresh_database
 
 MODEL = "fraud-detector"
 END = dt.date(2026, 6, 30)
@@ -28,7 +28,6 @@ COLUMNS = ["tx_amount", "tx_during_night", "tx_during_weekend",
            *[f"terminal_{k}_{n}d" for k in ("nb_tx", "risk") for n in (1, 7, 30)]]  # the 15 model inputs
 DATASETS = ("raw_transactions", "raw_labels", "features_baseline", "predictions")
 pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")]
-POSTGRES = os.environ.get("BATCHML_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,22 +260,9 @@ def any_warehouse(request, data_root, monkeypatch):
     if request.param == "sqlite":
         yield "sqlite"
         return
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            name = f"batchml_test_{uuid.uuid4().hex[:10]}"
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES} is needed for this test (set BATCHML_TEST_POSTGRES): {exc}")
-    url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
-    yield "postgresql"
-    warehouse._engine(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database() as url:
+        monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
+        yield "postgresql"
 
 
 def _aggregate_predictions(start: dt.date, end: dt.date) -> list[dict]:
