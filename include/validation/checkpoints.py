@@ -138,41 +138,81 @@ def gx_project_lock(root: Path | None = None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None = None):
-    """Validate ``frame`` against a suite of :mod:`include.validation.suites`; returns the GX result."""
+class CheckpointRunner:
+    """Runs checkpoints in one loaded GX project, for as many partitions as a task validates, and
+    renders their Data Docs pages once at the end (:meth:`build_data_docs`).
+
+    Per partition this leaves only the validation itself: loading the file context, rewriting the
+    suite, validation definition and checkpoint, and rebuilding the Data Docs index (GX compiles its
+    page templates anew on every build) cost more than the checks, 1.6 s against 0.4 s a partition,
+    measured, which a history load of 70 days in three datasets paid 200 times."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.context = gx_context(root)
+        self.checkpoints: dict[str, Any] = {}
+        self.results: list = []  # identifiers of the validation results to render
+
+    def checkpoint(self, suite_name: str):
+        if suite_name not in self.checkpoints:
+            import great_expectations as gx
+
+            from include.validation.suites import build_suite
+
+            source = self.context.data_sources.add_or_update_pandas(name="batchml")
+            try:
+                asset = source.get_asset(suite_name)
+            except LookupError:
+                asset = source.add_dataframe_asset(name=suite_name)
+            try:
+                batch = asset.get_batch_definition("partition")
+            except KeyError:
+                batch = asset.add_batch_definition_whole_dataframe("partition")
+            suite = self.context.suites.add_or_update(build_suite(suite_name))
+            definition = self.context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+            )
+            # no actions: the runner renders the Data Docs of all its results at once
+            self.checkpoints[suite_name] = self.context.checkpoints.add_or_update(
+                gx.Checkpoint(name=suite_name, validation_definitions=[definition], actions=[],
+                              result_format="SUMMARY")
+            )
+        return self.checkpoints[suite_name]
+
+    def run(self, suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any]):
+        """Validate ``frame`` against a suite of :mod:`include.validation.suites`; returns the GX result."""
+        result = self.checkpoint(suite_name).run(batch_parameters={"dataframe": frame},
+                                                 expectation_parameters=parameters)
+        identifier, validation = next(iter(result.run_results.items()))
+        self.results.append(identifier)
+        return validation
+
+    def build_data_docs(self) -> None:
+        """The pages of this runner's results, their suites' pages and the index, in one build."""
+        if not self.results:
+            return
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        suites = [ExpectationSuiteIdentifier(name=name) for name in self.checkpoints]
+        self.context.build_data_docs(resource_identifiers=[*self.results, *suites], build_index=True)
+        self.results = []
+
+
+@contextlib.contextmanager
+def checkpoint_runner(root: Path | None = None):
+    """A :class:`CheckpointRunner` holding the project lock; Data Docs are built on the way out,
+    also when a validation raised, so a failed partition's page is there to open."""
     with gx_project_lock(root):
-        return _run_checkpoint(suite_name, frame, parameters, root)
+        runner = CheckpointRunner(root)
+        try:
+            yield runner
+        finally:
+            runner.build_data_docs()
 
 
-def _run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None):
-    import great_expectations as gx
-
-    from include.validation.suites import build_suite
-
-    context = gx_context(root)
-    source = context.data_sources.add_or_update_pandas(name="batchml")
-    try:
-        asset = source.get_asset(suite_name)
-    except LookupError:
-        asset = source.add_dataframe_asset(name=suite_name)
-    try:
-        batch = asset.get_batch_definition("partition")
-    except KeyError:
-        batch = asset.add_batch_definition_whole_dataframe("partition")
-    suite = context.suites.add_or_update(build_suite(suite_name))
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=suite_name,
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-            result_format="SUMMARY",
-        )
-    )
-    result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
-    return next(iter(result.run_results.values()))
+def run_checkpoint(suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any], root: Path | None = None):
+    """Validate one ``frame`` against a suite of :mod:`include.validation.suites`; returns the GX result."""
+    with checkpoint_runner(root) as runner:
+        return runner.run(suite_name, frame, parameters)
 
 
 def _failures(validation_result) -> list[Failure]:
@@ -200,9 +240,11 @@ def _failures(validation_result) -> list[Failure]:
 
 
 def validate_frame(
-    suite_name: str, frame: pd.DataFrame, ds: str, path: Path, parameters: dict[str, Any], root: Path | None = None
+    suite_name: str, frame: pd.DataFrame, ds: str, path: Path, parameters: dict[str, Any], root: Path | None = None,
+    runner: CheckpointRunner | None = None,
 ) -> ValidationReport:
-    result = run_checkpoint(suite_name, frame, parameters, root)
+    """The report of one partition's checkpoint, in ``runner``'s project when given."""
+    result = runner.run(suite_name, frame, parameters) if runner else run_checkpoint(suite_name, frame, parameters, root)
     return ValidationReport(
         suite=suite_name,
         ds=ds,
@@ -215,7 +257,8 @@ def validate_frame(
 
 
 def validate_parquet_file(
-    suite_name: str, path: Path, ds: str, parameters: dict[str, Any], root: Path | None = None
+    suite_name: str, path: Path, ds: str, parameters: dict[str, Any], root: Path | None = None,
+    runner: CheckpointRunner | None = None,
 ) -> tuple[ValidationReport, pd.DataFrame | None]:
     """Read and validate one parquet file; an unreadable file is a failed report, not a crash."""
     import pandas as pd
@@ -228,7 +271,7 @@ def validate_parquet_file(
         report = ValidationReport(suite_name, ds, str(path), False, 1,
                                   failures=[Failure(None, "file_is_readable_parquet", reason)], sha256=sha)
         return report, None
-    report = validate_frame(suite_name, utc_naive(frame), ds, path, parameters, root)
+    report = validate_frame(suite_name, utc_naive(frame), ds, path, parameters, root, runner)
     report.sha256 = sha
     return report, frame
 

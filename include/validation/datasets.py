@@ -20,7 +20,13 @@ from include.storage import (
     partition_file,
     staged_partition_file,
 )
-from include.validation.checkpoints import DataQualityError, ValidationReport, quarantine, validate_parquet_file
+from include.validation.checkpoints import (
+    DataQualityError,
+    ValidationReport,
+    checkpoint_runner,
+    quarantine,
+    validate_parquet_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +133,22 @@ def validate_partitions(
         raise KeyError(f"no checks defined for dataset {dataset!r}; known: {sorted(DATASETS)}")
     check, root = DATASETS[dataset], root or data_root()
     reports, failed = [], []
-    for day in map(as_date, days):
+    days = list(map(as_date, days))
+    for day in days:  # every file is there before anything is validated
         path = check.locate(day, staging, root)
         if not path.exists():
             raise MissingInputError(f"{dataset} ds={day}: no file at {path}")
-        report, _ = validate_parquet_file(check.suite, path, day.isoformat(), check.parameters(day, root, overrides or {}),
-                                          root)
-        log.info("%s", report.message())
-        if not report.success:
-            quarantine(path, report, check.zone, check.dataset, root)
-            failed.append(report)
-        record_quality(dataset, day, report)
-        reports.append(report)
+    with checkpoint_runner(root) as runner:  # one GX project load and one Data Docs build for all days
+        for day in days:
+            path = check.locate(day, staging, root)
+            report, _ = validate_parquet_file(check.suite, path, day.isoformat(),
+                                              check.parameters(day, root, overrides or {}), root, runner)
+            log.info("%s", report.message())
+            if not report.success:
+                quarantine(path, report, check.zone, check.dataset, root)
+                failed.append(report)
+            record_quality(dataset, day, report)
+            reports.append(report)
     if failed:
         raise DataQualityError(failed)
     return reports
