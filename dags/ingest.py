@@ -37,7 +37,9 @@ a day whose transactions were not published.
 **Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
 `alerts` table and goes to e-mail (Variable `batchml_alert_emails`) and Slack (connection
 `slack_alerts`) when configured. **Settings:** Variables `batchml_min_daily_transactions`,
-`batchml_max_daily_transactions`. **Data Docs:** `<data root>/gx/gx/uncommitted/data_docs/local_site/index.html`.
+`batchml_max_daily_transactions` (a value that is not a whole number, or a minimum above the maximum,
+fails `validate_transactions` without retry naming the Variable; the landing file stays in `landing/`
+unjudged: fix the Variable, clear the task). **Data Docs:** `<data root>/gx/gx/uncommitted/data_docs/local_site/index.html`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from batchml.operators import GXCheckpointOperator
 
 from include.assets import RAW_LABELS, RAW_TRANSACTIONS
 from include.config import time_schedules_enabled
+from include.validation.datasets import ROW_COUNT_VARIABLES
 
 
 @task
@@ -117,10 +120,7 @@ def ingest():
             task_id=f"validate_{source}",
             dataset=f"raw_{source}",
             partitions=run_days,
-            overrides={
-                "min_rows": "{{ var.value.get('batchml_min_daily_transactions', '') }}",
-                "max_rows": "{{ var.value.get('batchml_max_daily_transactions', '') }}",
-            },
+            overrides={key: f"{{{{ var.value.get('{name}', '') }}}}" for key, name in ROW_COUNT_VARIABLES.items()},
             # labels are checked against the published transactions of ds - 7: in a range run those
             # are published by this run, so wait for them, whatever happened to them (a bad
             # transactions file of ds says nothing about the labels arriving on ds), as long as

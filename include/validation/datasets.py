@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.config import LABEL_DELAY_DAYS, data_root
+from include.config import LABEL_DELAY_DAYS, ConfigError, data_root
 from include.storage import (
     MissingInputError,
     as_date,
@@ -50,21 +50,48 @@ def day_bounds(day: dt.date) -> dict[str, str]:
 
 
 def transaction_row_bounds(day: dt.date, root: Path, floor: int = 1, ceiling: int = 5_000_000) -> dict[str, int]:
-    """Absolute bounds, narrowed to a band around the median of the last published days."""
+    """Absolute bounds, narrowed to a band around the median of the last published days. A band that
+    lies outside the absolute bounds (a floor above twice the usual volume) leaves the absolute
+    bounds alone: they are what the operators set."""
     recent_days = [day - dt.timedelta(days=i) for i in range(1, RECENT_DAYS + 1)]
     recent = [parquet_row_count(p) for p in existing_partitions("raw", "transactions", recent_days, root)]
     low, high = floor, ceiling
     if len(recent) >= 3:
         median = statistics.median(recent)
         low, high = max(floor, int(median * RELATIVE_LOW)), min(ceiling, int(median * RELATIVE_HIGH) + 1)
+        if low > high:
+            low, high = floor, ceiling
     return {"min_rows": low, "max_rows": high}
 
 
+# The Airflow Variables the ingest DAG renders into the row-count overrides (named in the errors).
+ROW_COUNT_VARIABLES = {"min_rows": "batchml_min_daily_transactions", "max_rows": "batchml_max_daily_transactions"}
+ROW_COUNT_DEFAULTS = {"min_rows": 1, "max_rows": 5_000_000}
+
+
+def row_count_overrides(overrides: dict[str, Any], where: str) -> tuple[int, int]:
+    """The absolute row-count bounds of the overrides (defaults where absent); ConfigError naming the
+    Variable when one is not a whole number >= 0 or the minimum exceeds the maximum."""
+    bounds = {}
+    for key, default in ROW_COUNT_DEFAULTS.items():
+        value = overrides.get(key, default)
+        try:
+            bounds[key] = int(str(value).strip())
+        except ValueError:
+            bounds[key] = -1
+        if bounds[key] < 0:
+            raise ConfigError(f"{where}: Airflow Variable {ROW_COUNT_VARIABLES[key]} = {value!r} is not a whole "
+                              f"number >= 0 (the {key} bound of the row count); fix the Variable and clear the task")
+    if bounds["min_rows"] > bounds["max_rows"]:
+        raise ConfigError(f"{where}: Airflow Variable {ROW_COUNT_VARIABLES['min_rows']} = {bounds['min_rows']} "
+                          f"exceeds {ROW_COUNT_VARIABLES['max_rows']} = {bounds['max_rows']}; fix the Variables "
+                          "and clear the task")
+    return bounds["min_rows"], bounds["max_rows"]
+
+
 def _transactions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    bounds = transaction_row_bounds(
-        day, root, int(overrides.get("min_rows", 1)), int(overrides.get("max_rows", 5_000_000))
-    )
-    return {**day_bounds(day), **bounds}
+    floor, ceiling = row_count_overrides(overrides, f"raw_transactions ds={day}")
+    return {**day_bounds(day), **transaction_row_bounds(day, root, floor, ceiling)}
 
 
 def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -65,8 +65,9 @@ class GXCheckpointOperator(BaseOperator):
 
     A failed expectation quarantines the file and fails the task *without retry*, naming the
     partition, the column and the expectation; downstream tasks do not run. A file that is not
-    there yet fails with a normal (retryable) error. An unknown dataset or a malformed day fails
-    without retry. The ``Data Docs`` link opens the validation's page (the failed one first).
+    there yet fails with a normal (retryable) error. An unknown dataset, a malformed day or an
+    invalid override (a row-count Variable that is not a number) fails without retry. The
+    ``Data Docs`` link opens the validation's page (the failed one first).
 
     :param dataset: a key of ``include.validation.datasets.DATASETS`` (e.g. ``raw_transactions``).
     :param partitions: the day (``{{ ds }}``) or list of days to validate.
@@ -95,6 +96,7 @@ class GXCheckpointOperator(BaseOperator):
         self.overrides = overrides
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from include.config import ConfigError
         from include.storage import MissingInputError
         from include.validation.checkpoints import DataQualityError, data_docs_index
         from include.validation.datasets import DATASETS, validate_partitions
@@ -118,6 +120,8 @@ class GXCheckpointOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         except MissingInputError as exc:
             raise AirflowException(str(exc)) from None
+        except ConfigError as exc:  # e.g. a row-count Variable that is not a number: fix it, then clear
+            raise AirflowFailException(str(exc)) from None
         self._push_data_docs(context, site, suite, before, days, [])
         return {
             "dataset": self.dataset,
