@@ -227,6 +227,8 @@ def _failures(validation_result) -> list[Failure]:
         else:
             res = r.result or {}
             parts = []
+            mismatched = (res.get("details") or {}).get("mismatched") or {}
+            parts += [f"{kind} columns {mismatched[kind]}" for kind in ("missing", "unexpected") if mismatched.get(kind)]
             if "observed_value" in res:
                 parts.append(f"observed {res['observed_value']!r}")
             if res.get("unexpected_count"):

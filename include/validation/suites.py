@@ -71,6 +71,8 @@ def _features_baseline() -> list:
     counts = [f"customer_nb_tx_{n}d" for n in CUSTOMER_WINDOWS]
     terminal_counts = [f"terminal_nb_tx_{n}d" for n in TERMINAL_WINDOWS]
     risks = [f"terminal_risk_{n}d" for n in TERMINAL_WINDOWS]
+    # amounts and their means: a NaN is caught as a null, an infinity or a corrupt mean only here
+    amounts = ["tx_amount", *[f"customer_avg_amount_{n}d" for n in CUSTOMER_WINDOWS]]
     return [
         gxe.ExpectTableColumnsToMatchSet(column_set=OUTPUT_COLUMNS, exact_match=True),
         # one feature row per raw transaction of the day
@@ -83,6 +85,7 @@ def _features_baseline() -> list:
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=1) for c in counts],
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in terminal_counts],
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in risks],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=MAX_AMOUNT) for c in amounts],
         gxe.ExpectColumnValuesToBeBetween(
             column="tx_datetime", min_value=_param("day_start"), max_value=_param("day_end")
         ),
