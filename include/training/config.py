@@ -46,6 +46,12 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    trials: int = 8
+    timeout_seconds: float = 240.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str
@@ -90,10 +96,23 @@ def load_training_config(path: str | Path | None = None) -> TrainingConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"training configuration not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     return parse_training_config(raw, source=str(path))
 
 
+# The top-level keys of training.yaml: a misspelt section would otherwise silently fall back to defaults.
+TOP_LEVEL_KEYS = ("experiment", "registered_model", "seed", "window", "metrics", "gate", "tuning", "models")
+
+
 def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> TrainingConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; known: {list(TOP_LEVEL_KEYS)}")
+    if not isinstance(raw.get("seed", 42), int) or isinstance(raw.get("seed"), bool):
+        raise ConfigError(f"{source}: 'seed' must be an int, got {raw['seed']!r}")
     for key in ("experiment", "registered_model", "models"):
         if not raw.get(key):
             raise ConfigError(f"{source}: '{key}' is required")
@@ -110,7 +129,7 @@ def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> Traini
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: model names must be unique, got {names}")
-    tuning = raw.get("tuning") or {}
+    tuning = dataclass_from(TuningConfig, raw.get("tuning"), source, "tuning")
     cfg = TrainingConfig(
         experiment=raw["experiment"],
         registered_model=raw["registered_model"],
@@ -119,8 +138,8 @@ def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> Traini
         window=dataclass_from(WindowConfig, raw.get("window"), source, "window"),
         metrics=dataclass_from(MetricsConfig, raw.get("metrics"), source, "metrics"),
         gate=dataclass_from(GateConfig, raw.get("gate"), source, "gate"),
-        trials=int(tuning.get("trials", 8)),
-        timeout_seconds=float(tuning.get("timeout_seconds", 240)),
+        trials=tuning.trials,
+        timeout_seconds=float(tuning.timeout_seconds),
         source=source,
     )
     if cfg.metrics.primary not in PRIMARY_METRICS:
