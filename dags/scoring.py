@@ -21,7 +21,7 @@ warehouse `promotions` table. **Outputs:** `predictions/fraud/ds=<day>/data.parq
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `plan` | resolves the model of each day and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | **no champion** or **bad params** (not retried): the log says which. **Feature partition missing, registry or warehouse unreachable** (retried 3x with backoff) | no champion: run the `training` DAG first. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
+| `plan` | checks the `spark_default` connection exists, resolves the model of each day and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | **no champion**, **bad params**, an **invalid `training.yaml`** or **connection `spark_default` not defined** (not retried): the log says which. **Feature partition missing, registry or warehouse unreachable** (retried 3x with backoff) | no champion: run the `training` DAG first. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
 | `score` | `spark-submit`s `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads each model once and broadcasts it, one staged file per day | the Spark application failed (retried once; the driver log is in the task log), or the plan file is gone (not retried) | Spark: read the error (Java, memory, the `spark_default` master), fix, clear `score`. Plan gone: clear from `plan`. The **MLflow** link opens the model version |
 | `validate_predictions` | the `predictions` checkpoint: one row per feature row, unique ids, scores in [0, 1], no nulls | **bad data** (not retried): the staged file is in `quarantine/predictions/fraud/ds=<day>/` | open the **Data Docs** link; usually a model that outputs NaN or a feature partition that changed since scoring: clear from `plan` |
 | `publish` | replaces the day's warehouse rows (delete + insert in one transaction), renames the file into place, emits `predictions_fraud` | warehouse or lake unreachable (retried) | fix the database or storage, clear `publish`; it is idempotent |
@@ -44,6 +44,7 @@ from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 from include.assets import FEATURES_BASELINE, PREDICTIONS
 
 PLAN = "ti.xcom_pull(task_ids='plan')"
+SPARK_CONN = "spark_default"
 DEADLINE_HOURS = 2
 
 
@@ -52,20 +53,23 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     import json
 
     from airflow.sdk.exceptions import AirflowFailException
+    from batchml.connections import require_connection
 
+    from include.config import ConfigError
     from include.registry import NoChampionError
     from include.run_days import days_to_process
     from include.scoring import plan_scoring
     from include.storage import staging_dir
     from include.training.config import load_training_config
 
+    require_connection(SPARK_CONN, "score (spark-submit)")
     try:
         days = days_to_process(params, triggering_asset_events, "score")
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
     try:
         plans = plan_scoring(days, load_training_config().registered_model)
-    except NoChampionError as exc:
+    except (NoChampionError, ConfigError) as exc:  # no model, or an invalid training.yaml: retries cannot help
         raise AirflowFailException(str(exc)) from exc
     staging = staging_dir(run_id, "scoring")
     staging.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,7 @@ def scoring():
         task_id="score",
         plans=f"{{{{ {PLAN}['plans'] }}}}",
         staging=f"{{{{ {PLAN}['staging'] }}}}",
+        conn_id=SPARK_CONN,
     )
     validate = GXCheckpointOperator(
         task_id="validate_predictions",
