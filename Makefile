@@ -8,12 +8,12 @@ SHELL := /bin/bash
 
 ENV := source scripts/airflow-env.sh
 DAYS ?= 75
-NIGHTS ?= 4
+NIGHTS ?= 3
 DRIFT ?= amount_shift
 DRIFT_NIGHT ?= 2
 START ?= 2026-01-01
-CUSTOMERS ?= 5000
-TERMINALS ?= 10000
+CUSTOMERS ?= 2500
+TERMINALS ?= 5000
 SEED ?= 0
 PORT ?= 8080
 PYTEST_ARGS ?=
@@ -37,6 +37,7 @@ demo: airflow-home
 	python -m include.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
 
 test: venv
+	scripts/postgres-up.sh
 	export AIRFLOW_HOME="$(TEST_HOME)"
 	export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$${BATCHML_TEST_SQL_ALCHEMY_CONN:-sqlite:///$(TEST_HOME)/airflow.db}"
 	$(ENV)

@@ -1,0 +1,104 @@
+"""The production services as local processes on loopback, for the integration tests: a Spark
+standalone master and worker (from the pyspark package, through scripts/spark-daemon.sh) and an
+``mlflow server`` backed by PostgreSQL. Each is a context manager that starts the process group,
+waits until it answers, and kills it on exit; the output goes to a log file the failure names."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=3).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def service(name: str, args: list[str], log: Path, ready: Callable[[], bool], timeout: float = 120,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``args`` in its own process group until the block ends; ``ready()`` must turn true first."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; log: {log}\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer within {timeout:.0f}s; log: {log}\n{_tail(log)}")
+            time.sleep(1)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@contextlib.contextmanager
+def spark_standalone(logs: Path, cores: int = 2, memory: str = "3g") -> Iterator[dict]:
+    """A Spark master and one worker on loopback; yields the master URL and its web UI's JSON status."""
+    port, ui, worker_ui = free_port(), free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    status = f"http://127.0.0.1:{ui}/json/"
+    daemon = str(REPO / "scripts" / "spark-daemon.sh")
+    env = {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_MASTER_HOST": "127.0.0.1",
+           # executors import include/ (the scoring UDF) and run the venv's Python
+           "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}", "PYSPARK_PYTHON": str(VENV_BIN / "python")}
+
+    def worker_registered() -> bool:
+        import httpx
+
+        try:
+            return any(w["state"] == "ALIVE" for w in httpx.get(status, timeout=3).json()["workers"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+
+    with service("spark master", [daemon, "master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui)],
+                 logs / "spark-master.log", lambda: _answers(status), env=env), \
+         service("spark worker", [daemon, "worker", master, "--host", "127.0.0.1", "--cores", str(cores), "--memory",
+                                  memory, "--webui-port", str(worker_ui), "--work-dir", str(logs / "spark-work")],
+                 logs / "spark-worker.log", worker_registered, env=env):
+        yield {"master": master, "status": status}
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store_uri: str, artifacts: Path, logs: Path) -> Iterator[str]:
+    """``mlflow server`` on loopback over ``backend_store_uri``, serving artifacts from ``artifacts``;
+    yields its URL (what MLFLOW_TRACKING_URI is set to)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+            "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with service("mlflow server", args, logs / "mlflow-server.log", lambda: _answers(f"{url}/health"), timeout=180):
+        yield url
