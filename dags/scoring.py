@@ -6,7 +6,7 @@ and publishes the predictions, with their lineage, to the lake and the warehouse
 
 **Schedule:** when `features_baseline` is published (Asset), for the day(s) it carries: in a normal
 night shortly after ingest and features. **Deadline:** a run not finished **2 hours after it was
-queued** is reported late (`deadline_missed` row in the warehouse `alerts` table, e-mail / Slack
+queued** (`BATCHML_SCORING_DEADLINE_MINUTES`, default 120) is reported late (`deadline_missed` row in the warehouse `alerts` table, e-mail / Slack
 when configured); the run itself goes on. **Backfill:** trigger with params `start` and `end`. Each
 day is scored by the model that was champion on that day (the `promotions` table; the `champion`
 alias when there is no promotion history), so rescoring history is reproducible; a rerun replaces
@@ -42,10 +42,10 @@ from batchml.notifiers import deadline_missed
 from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
 from include.assets import FEATURES_BASELINE, PREDICTIONS
+from include.config import scoring_deadline_minutes
 
 PLAN = "ti.xcom_pull(task_ids='plan')"
 SPARK_CONN = "spark_default"
-DEADLINE_HOURS = 2
 
 
 @task(retries=3, retry_delay=dt.timedelta(minutes=1))
@@ -107,8 +107,8 @@ def publish(plan: dict, outlet_events=None) -> dict:
     # asset-triggered runs have no logical date: the clock starts when the run is queued
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=dt.timedelta(hours=DEADLINE_HOURS),
-        callback=SyncCallback(deadline_missed, kwargs={"dag_id": "scoring", "hours": DEADLINE_HOURS}),
+        interval=dt.timedelta(minutes=scoring_deadline_minutes()),
+        callback=SyncCallback(deadline_missed, kwargs={"dag_id": "scoring", "minutes": scoring_deadline_minutes()}),
         name="scoring_late",
     ),
     tags=["batchml", "fraud", "scoring", "spark", "mlflow"],

@@ -10,6 +10,7 @@ Only the standard library is imported here: DAG files use this at parse time.
 | BATCHML_WAREHOUSE_URL | sqlite:///<data root>/warehouse.db | SQLAlchemy URL of the warehouse (promotions, predictions, drift) |
 | BATCHML_TRAINING_CONFIG | include/training/training.yaml | model specs, windows, tuning budget, promotion gate |
 | BATCHML_TIME_SCHEDULES | on | off: DAGs run on manual and Asset triggers only (the demo's past dates) |
+| BATCHML_SCORING_DEADLINE_MINUTES | 120 | a scoring run not finished this long after it was queued is reported late |
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def time_schedules_enabled() -> bool:
     if value not in ("on", "off"):
         raise ValueError(f"BATCHML_TIME_SCHEDULES must be 'on' or 'off', got {value!r}")
     return value == "on"
+
+
+def scoring_deadline_minutes() -> float:
+    """Minutes after a scoring run is queued before its DeadlineAlert reports it late. Read at parse
+    time (an environment lookup); the production-path test sets a fraction of a minute to see a real
+    scheduler fire it."""
+    value = os.environ.get("BATCHML_SCORING_DEADLINE_MINUTES", "120").strip()
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = 0.0
+    if not minutes > 0:
+        raise ValueError(f"BATCHML_SCORING_DEADLINE_MINUTES must be a number of minutes > 0, got {value!r}")
+    return int(minutes) if minutes.is_integer() else minutes
 
 
 def mlflow_tracking_uri() -> str:

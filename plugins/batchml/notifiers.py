@@ -167,7 +167,7 @@ def _record_alert(day, dag_id: str, kind: str, message: str) -> None:
 def deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """DeadlineAlert callback (``SyncCallback``, run by the executor when a run is still not finished
     at its deadline). ``context`` holds the run (``dag_run``, the API's JSON form) and the
-    ``deadline``; ``kwargs`` what the DAG passed (``dag_id``, ``hours``).
+    ``deadline``; ``kwargs`` what the DAG passed (``dag_id``, ``minutes``).
 
     Records a ``deadline_missed`` row in the warehouse ``alerts`` table and sends the alert to the
     log and the configured channels. The run itself goes on: the deadline only says it is late.
@@ -185,7 +185,7 @@ def deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> Non
             str(stamp)).date()
     except (TypeError, ValueError):
         day = dt.datetime.now(dt.UTC).date()
-    limit = f" ({kwargs['hours']} h after it was queued)" if kwargs.get("hours") else ""
+    limit = f" ({kwargs['minutes']} min after it was queued)" if kwargs.get("minutes") else ""
     message = (f"{dag_id} run {run.get('dag_run_id', '?')} (ds {day}) has not finished by its deadline "
                f"{deadline.get('deadline_time', '?')}{limit}; state {run.get('state', '?')}, queued at "
                f"{run.get('queued_at', '?')}, started {run.get('start_date') or 'not yet'}")[:MAX_MESSAGE_CHARS]

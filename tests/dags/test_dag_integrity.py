@@ -178,7 +178,7 @@ def test_the_scoring_dag_has_a_deadline_that_serialises(bag):
     assert decoded.reference.serialize_reference() == {"reference_type": "DagRunQueuedAtDeadline"}
     assert decoded.interval == dt.timedelta(hours=2)
     assert decoded.callback.path == "batchml.notifiers.deadline_missed"
-    assert decoded.callback.kwargs == {"dag_id": "scoring", "hours": 2}
+    assert decoded.callback.kwargs == {"dag_id": "scoring", "minutes": 120}
     # the callback is importable where the executor runs it (plugins/ is on its path)
     from airflow.sdk._shared.module_loading import import_string
 

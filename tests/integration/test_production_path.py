@@ -64,6 +64,9 @@ def production(tmp_path_factory):
             "BATCHML_WAREHOUSE_URL": warehouse,
             "MLFLOW_TRACKING_URI": tracking,
             "BATCHML_TRAINING_CONFIG": str(training_config),
+            # scoring's DeadlineAlert at 6 s after queueing: every scoring run misses it, so the real
+            # scheduler and executor must fire the callback (it is 2 hours by default)
+            "BATCHML_SCORING_DEADLINE_MINUTES": "0.1",
             # an environment connection wins over airflow_settings.yaml's local[*] one in the metadata DB
             "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": host, "port": int(port),
                                                       "extra": {"deploy-mode": "client"}}),
@@ -161,3 +164,13 @@ def test_spark_jobs_ran_on_the_standalone_cluster(production, reliability):
     names = [app["name"] for app in status["completedapps"]]
     assert any(n.startswith("build_features") for n in names) and any(n.startswith("score") for n in names), names
     case.observed = f"completed applications on {production['spark']['master']}: {sorted(set(names))}"
+
+
+def test_a_real_scheduler_fires_the_scoring_deadline(production, reliability):
+    case = reliability.case("production path", "scoring DeadlineAlert fired by the scheduler",
+                            expected="a scoring run still going 6 s after it was queued gets a deadline_missed "
+                                     "alert row; the run itself goes on and succeeds")
+    rows = _fetch(production["warehouse"], "SELECT ds, message FROM alerts WHERE kind = 'deadline_missed'")
+    assert rows, "no deadline_missed alert was recorded"
+    assert all("scoring run" in r["message"] and "has not finished by its deadline" in r["message"] for r in rows)
+    case.observed = f"{len(rows)} deadline_missed row(s), e.g. {rows[0]['message'][:160]}"

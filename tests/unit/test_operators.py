@@ -400,12 +400,12 @@ def test_deadline_callback_runs_as_the_executor_runs_it(data_root):
                            "start_date": None, "state": "queued", "conf": {}},
                "deadline": {"id": "x", "deadline_time": "2026-08-02T03:00:00Z"}}
     ok, error = execute_callback("batchml.notifiers.deadline_missed",
-                                 {"dag_id": "scoring", "hours": 2, "context": context}, "scoring.py", None,
+                                 {"dag_id": "scoring", "minutes": 120, "context": context}, "scoring.py", None,
                                  structlog.get_logger())
     assert (ok, error) == (True, None)
     (row,) = _alerts("deadline_missed")
     assert row["ds"] == dt.date(2026, 8, 2) and row["model_name"] == "scoring"
-    assert "has not finished by its deadline 2026-08-02T03:00:00Z (2 h after it was queued)" in row["message"]
+    assert "has not finished by its deadline 2026-08-02T03:00:00Z (120 min after it was queued)" in row["message"]
     deadline_missed(context={"dag_run": {"dag_id": "scoring", "conf": {"start": DAY}}})
     assert sorted(r["ds"].isoformat() for r in _alerts("deadline_missed")) == [DAY, "2026-08-02"]
 
