@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from include.faults import failpoint
 from include.features.baseline import baseline_features, label_days, missing_label_count, transaction_days
 from include.spark import get_session
 from include.storage import as_date, day_range, existing_partitions, parquet_row_count, partition_file
@@ -45,6 +46,7 @@ def run(spark, start: dt.date, end: dt.date, output: Path, root: Path | None = N
     features = baseline_features(transactions, labels, start, end)
     # one task per day, so each day is written as exactly one file
     features.repartition("ds").write.mode("overwrite").partitionBy("ds").parquet(str(output))
+    failpoint("features.staged")
 
     summary = {
         "start": start.isoformat(),

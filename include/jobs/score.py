@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from include.faults import failpoint
 from include.scoring import PREDICTION_COLUMNS, score_batch
 from include.spark import get_session
 from include.storage import parquet_row_count
@@ -55,6 +56,7 @@ def run(spark, plans: list[dict], output: Path) -> dict:
         (spark.read.parquet(plan["features"]).mapInPandas(predict, BATCH_SCHEMA)
          .withColumns(lineage).select(*PREDICTION_COLUMNS)
          .coalesce(1).write.mode("overwrite").parquet(str(day_out)))
+    failpoint("scoring.staged")
     summary = {
         "rows_per_day": {p["ds"]: sum(parquet_row_count(f) for f in (output / f"ds={p['ds']}").glob("*.parquet"))
                          for p in plans},
