@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.storage import MissingInputError, as_date, partition_file, publish_file, staged_partition_file
+from include.faults import failpoint
+from include.storage import MissingInputError, as_date, partition_file, publish_copy, staged_partition_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,7 +113,12 @@ def score_batch(scorer, features: pd.DataFrame, threshold: float) -> pd.DataFram
 
 
 def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path | None = None) -> dict[str, Any]:
-    """Rename each staged day into place and replace its warehouse rows (one transaction per day)."""
+    """Replace each day's warehouse rows (one transaction per day), then put its staged file in place.
+
+    The order: a day's warehouse rows first, its file second, so a file is never newer than its rows
+    (a process killed in between leaves the new rows under the old file, or no file). The staged files
+    stay (the DAG's publish deletes the staging afterwards): a publish killed halfway is retried from
+    the same staging, and the retry equals an undisturbed run."""
     import pandas as pd
 
     from include import warehouse
@@ -125,6 +131,9 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
     for day, file in staged.items():
         frame = pd.read_parquet(file)
         warehouse.replace_predictions(as_date(day), frame)
-        publish_file(file, partition_file(*PREDICTIONS, day, root))
+        failpoint("scoring.warehouse.committed")
+        publish_copy(file, partition_file(*PREDICTIONS, day, root))
         rows[day] = len(frame)
+        failpoint("scoring.publish.partition")
+    failpoint("scoring.publish.done")
     return {"rows": rows, "models": {p["ds"]: p["model"]["version"] for p in plans}}

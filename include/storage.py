@@ -84,6 +84,21 @@ def publish_file(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def publish_copy(staged: Path, dest: Path) -> None:
+    """Atomically put a copy of ``staged`` in place (a hard link, else a copy, renamed over ``dest``),
+    leaving ``staged`` where it is: a publish killed halfway can be retried from the same staging."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        try:
+            os.link(staged, tmp)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(staged, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_parquet_atomic(frame: pd.DataFrame, dest: Path) -> Path:
     """Write ``frame`` next to ``dest`` under a temporary name, then rename it over ``dest``."""
     import pyarrow as pa
@@ -127,4 +142,13 @@ def staged_partition_file(staging: Path, ds: str | dt.date) -> Path:
 
 
 def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    """Delete a folder as one step for a reader: renamed away first, so a process killed while deleting
+    leaves it whole or gone, never half-deleted (a retry finds all of it or none)."""
+    if not path.exists():
+        return
+    trash = path.parent / f".{path.name}.{uuid.uuid4().hex}.deleted"
+    try:
+        os.replace(path, trash)
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)

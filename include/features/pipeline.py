@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
+from include.faults import failpoint
 from include.features.baseline import label_days
-from include.storage import as_date, day_range, partition_file, publish_file, remove_tree, staged_partition_file
+from include.storage import as_date, day_range, partition_file, publish_copy, remove_tree, staged_partition_file
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,18 @@ def plan_feature_days(
 
 def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.date,
                             root: Path | None = None) -> dict[str, Any]:
-    """Move each staged day into ``features/baseline/ds=<day>/data.parquet`` (one rename each)."""
+    """Put each staged day in place as ``features/baseline/ds=<day>/data.parquet`` (one atomic rename
+    each), then delete the staging folder. The staged files stay until every day is in place, so a
+    publish killed halfway is retried from the same staging, and the retry equals an undisturbed run."""
     root = root or data_root()
     staged = {day: staged_partition_file(staging, day) for day in day_range(start, end)}
     missing = [day.isoformat() for day, file in staged.items() if not file.exists()]
     if missing:  # check every day before moving any: no partial publication
         raise RuntimeError(f"no staged feature file for {', '.join('ds=' + d for d in missing)} in {staging}")
     for day, file in staged.items():
-        publish_file(file, partition_file("features", FEATURE_SET, day, root))
+        publish_copy(file, partition_file("features", FEATURE_SET, day, root))
+        failpoint("features.publish.partition")
+    failpoint("features.publish.done")
     published = [day.isoformat() for day in staged]
     remove_tree(staging)
     log.info("published %d feature partitions %s..%s", len(published), published[0], published[-1])
