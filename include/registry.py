@@ -62,12 +62,17 @@ def register(name: str, summary: dict[str, Any]) -> ModelVersion:
 
 
 def alias_version(name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` points at; None when the model or the alias does not exist. Any other
+    error (the registry unreachable) is raised: taken for "no champion", it would fail scoring
+    without retry and let the gate judge a challenger as the first model."""
     from mlflow.exceptions import MlflowException
 
     try:
         return tracking.client().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
