@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from include import registry, warehouse
+from include.faults import failpoint
 from include.storage import as_date
 from include.training import tracking
 from include.training.config import TrainingConfig
@@ -57,12 +58,17 @@ def select_challenger(summaries: list[dict[str, Any]], cfg: TrainingConfig) -> d
     import mlflow
 
     best = max(summaries, key=lambda s: (_primary(s, cfg.metrics.primary), s["model"]))
-    version = str(registry.register(cfg.registered_model, best).version)
+    registered = registry.register(cfg.registered_model, best)
+    version = str(registered.version)
+    failpoint("registry.version_created")
     registry.set_alias(cfg.registered_model, registry.CHALLENGER, version)
-    card = render(best, version, cfg.registered_model, _costs(cfg))
-    tracking.client().update_model_version(cfg.registered_model, version, description=card)
-    with mlflow.start_run(run_id=best["run_id"]):
-        mlflow.log_text(card, "model_card.md")
+    failpoint("registry.challenger_set")
+    if "gate_decision" not in (registered.tags or {}):
+        # a rerun after the gate keeps the card the gate wrote: this one, without the decision, would replace it
+        card = render(best, version, cfg.registered_model, _costs(cfg))
+        tracking.client().update_model_version(cfg.registered_model, version, description=card)
+        with mlflow.start_run(run_id=best["run_id"]):
+            mlflow.log_text(card, "model_card.md")
     others = {s["model"]: s["metrics"].get(cfg.metrics.primary) for s in summaries if s is not best}
     log.info("challenger: %s version %s (%s %.4f); others: %s", best["model"], version, cfg.metrics.primary,
              best["metrics"][cfg.metrics.primary], others)
@@ -120,7 +126,6 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         "champion_value": decision.champion_value, "dag_run_id": dag_run_id,
         "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": champion_metrics}),
     }
-    warehouse.record_decision(row)
     c = tracking.client()
     gate_tags = {"gate_decision": row["decision"], "gate_reason": decision.reason,
                  "gate_champion_version": str(row["champion_version"])}
@@ -129,6 +134,10 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         c.set_model_version_tag(name, challenger["version"], k, v)
     card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict())
     c.update_model_version(name, challenger["version"], description=card)
+    failpoint("gate.half_recorded")
+    # the warehouse row last: a rerun reuses a recorded decision as it is, so it must not exist before
+    # the MLflow tags and the model card it stands for
+    warehouse.record_decision(row)
     log.info("gate: %s version %s: %s", row["decision"], challenger["version"], decision.reason)
 
 
@@ -144,6 +153,7 @@ def promote(decision: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any]:
     if not decision["promote"]:
         raise ValueError(f"version {decision['version']} was not accepted by the gate: {decision['reason']}")
     aliases = registry.promote(cfg.registered_model, decision["version"])
+    failpoint("promote.champion_set")
     warehouse.mark_promoted(cfg.registered_model, as_date(decision["as_of"]), decision["version"])
     tracking.client().set_tag(decision["run_id"], f"{tracking.TAG_PREFIX}promoted", "true")
     return {**decision, "promoted": True, **aliases}

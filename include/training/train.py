@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from include.drift.reference import fit_distribution, fit_references
+from include.faults import failpoint
 from include.features.baseline import MODEL_INPUTS
 from include.training import tracking
 from include.training.config import ModelSpec, TrainingConfig
@@ -76,6 +77,7 @@ def train_family(name: str, as_of: str, cfg: TrainingConfig, root: Path | None =
         })
         summary = _train_and_log(spec, data, cfg, as_of, run.info.run_id, experiment_id)
         mlflow.set_tag(f"{tracking.TAG_PREFIX}summary", json.dumps(summary))
+    failpoint("training.run_logged")
     return summary
 
 
