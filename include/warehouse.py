@@ -2,7 +2,11 @@
 default, PostgreSQL in production; the URL comes from include.config.warehouse_url).
 
 Every write replaces the rows of its key in one transaction (delete + insert), so a rerun never
-duplicates rows. Statements always use bound parameters.
+duplicates rows; on PostgreSQL the transaction first takes an advisory lock on its key, so that two
+runs replacing the same key at once queue instead of colliding (under READ COMMITTED the second
+delete would not see the first one's new rows, and its insert would break the unique key). A
+warehouse that cannot be reached raises :class:`WarehouseUnavailable` (retryable), naming the URL
+without its password. Statements always use bound parameters.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    event,
     func,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from include.config import warehouse_url
+from include.faults import failpoint
 
 metadata = MetaData()
 
@@ -131,13 +137,37 @@ alerts = Table(
 _ENGINES: dict[str, Engine] = {}
 
 
+class WarehouseUnavailable(ConnectionError):
+    """The warehouse database cannot be reached (connection refused, dropped, unknown host): retryable."""
+
+
 def _engine(url: str) -> Engine:
     """One engine (and connection pool) per URL; the tables are created on first use."""
     if url not in _ENGINES:
         eng = create_engine(url, pool_pre_ping=True)
-        metadata.create_all(eng)
+        where = make_url(url).render_as_string(hide_password=True)
+
+        @event.listens_for(eng, "handle_error")
+        def _unreachable(ctx) -> None:
+            # no connection yet (refused, unknown host) or one that dropped: name the service and
+            # where it was looked for, never the password
+            if ctx.connection is None or ctx.is_disconnect:
+                raise WarehouseUnavailable(f"warehouse unreachable at {where} (BATCHML_WAREHOUSE_URL): "
+                                           f"{' '.join(str(ctx.original_exception).split())}") \
+                    from ctx.original_exception
+
+        with eng.begin() as conn:
+            # processes starting together on a fresh database must not race to create the tables
+            _lock(conn, "create tables")
+            metadata.create_all(conn)
         _ENGINES[url] = eng
     return _ENGINES[url]
+
+
+def _lock(conn, *key: Any) -> None:
+    """Serialise the transactions of ``conn`` that write ``key`` (PostgreSQL; SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(":".join(map(str, key))))))
 
 
 def dispose_engines() -> None:
@@ -157,6 +187,7 @@ def record_decision(row: dict[str, Any]) -> None:
     """
     row = {**row, "decided_at": row.get("decided_at") or dt.datetime.now(dt.UTC)}
     with engine().begin() as conn:
+        _lock(conn, "promotions", row["model_name"], row["as_of"])
         if row["decision"] != "rollback":
             conn.execute(delete(promotions).where(promotions.c.model_name == row["model_name"],
                                                   promotions.c.as_of == row["as_of"],
@@ -223,11 +254,13 @@ def replace_predictions(day: dt.date, frame) -> int:
     } for r in frame.itertuples(index=False)]
     summary = _day_summary(day, frame)
     with engine().begin() as conn:
+        _lock(conn, "predictions", day)
         conn.execute(delete(predictions).where(predictions.c.ds == day))
         conn.execute(delete(prediction_days).where(prediction_days.c.ds == day))
         if records:
             conn.execute(predictions.insert(), records)
             conn.execute(prediction_days.insert(), summary)
+        failpoint("scoring.warehouse.before_commit")
     return len(records)
 
 
@@ -266,6 +299,7 @@ def prediction_counts(day: dt.date) -> dict[str, int]:
 
 def replace_drift_metrics(day: dt.date, model_name: str, rows: list[dict[str, Any]]) -> None:
     with engine().begin() as conn:
+        _lock(conn, "drift_metrics", day, model_name)
         conn.execute(delete(drift_metrics).where(drift_metrics.c.ds == day, drift_metrics.c.model_name == model_name))
         if rows:
             conn.execute(drift_metrics.insert(), [{**r, "ds": day, "model_name": model_name} for r in rows])
@@ -275,6 +309,7 @@ def replace_alerts(day: dt.date, model_name: str, rows: list[dict[str, Any]]) ->
     """The day's alerts (a rerun of the day replaces them)."""
     now = dt.datetime.now(dt.UTC)
     with engine().begin() as conn:
+        _lock(conn, "alerts", day, model_name)
         conn.execute(delete(alerts).where(alerts.c.ds == day, alerts.c.model_name == model_name))
         if rows:
             conn.execute(alerts.insert(), [{**r, "ds": day, "model_name": model_name, "raised_at": now} for r in rows])
@@ -333,6 +368,7 @@ def record_data_quality(row: dict[str, Any]) -> None:
     """Replace the validation row of (ds, dataset) with ``row`` in one transaction."""
     row = {**row, "validated_at": row.get("validated_at") or dt.datetime.now(dt.UTC)}
     with engine().begin() as conn:
+        _lock(conn, "data_quality", row["ds"], row["dataset"])
         conn.execute(delete(data_quality).where(data_quality.c.ds == row["ds"],
                                                 data_quality.c.dataset == row["dataset"]))
         conn.execute(data_quality.insert().values(**row))
