@@ -69,22 +69,25 @@ ROW_COUNT_VARIABLES = {"min_rows": "batchml_min_daily_transactions", "max_rows":
 ROW_COUNT_DEFAULTS = {"min_rows": 1, "max_rows": 5_000_000}
 
 
-def row_count_overrides(overrides: dict[str, Any], where: str) -> tuple[int, int]:
-    """The absolute row-count bounds of the overrides (defaults where absent); ConfigError naming the
-    Variable when one is not a whole number >= 0 or the minimum exceeds the maximum."""
+def row_count_overrides(overrides: dict[str, Any], where: str, variables: dict[str, str] | None = None,
+                        defaults: dict[str, int] | None = None) -> tuple[int, int]:
+    """The absolute row-count bounds of the overrides (``defaults`` where absent); ConfigError naming the
+    Variable (of ``variables``: ``{"min_rows": name, "max_rows": name}``) when one is not a whole
+    number >= 0 or the minimum exceeds the maximum."""
+    names = variables or ROW_COUNT_VARIABLES
     bounds = {}
-    for key, default in ROW_COUNT_DEFAULTS.items():
+    for key, default in (defaults or ROW_COUNT_DEFAULTS).items():
         value = overrides.get(key, default)
         try:
             bounds[key] = int(str(value).strip())
         except ValueError:
             bounds[key] = -1
         if bounds[key] < 0:
-            raise ConfigError(f"{where}: Airflow Variable {ROW_COUNT_VARIABLES[key]} = {value!r} is not a whole "
+            raise ConfigError(f"{where}: Airflow Variable {names[key]} = {value!r} is not a whole "
                               f"number >= 0 (the {key} bound of the row count); fix the Variable and clear the task")
     if bounds["min_rows"] > bounds["max_rows"]:
-        raise ConfigError(f"{where}: Airflow Variable {ROW_COUNT_VARIABLES['min_rows']} = {bounds['min_rows']} "
-                          f"exceeds {ROW_COUNT_VARIABLES['max_rows']} = {bounds['max_rows']}; fix the Variables "
+        raise ConfigError(f"{where}: Airflow Variable {names['min_rows']} = {bounds['min_rows']} "
+                          f"exceeds {names['max_rows']} = {bounds['max_rows']}; fix the Variables "
                           "and clear the task")
     return bounds["min_rows"], bounds["max_rows"]
 
@@ -142,6 +145,28 @@ DATASETS: dict[str, DatasetCheck] = {
     ),
     "predictions": DatasetCheck("predictions", "predictions", "fraud", _staged_file, _predictions_parameters),
 }
+
+
+# Who registered each dataset name beyond the reference pipeline's own (register() below).
+_REGISTERED_BY: dict[str, str] = {}
+
+
+def register(owner: str, suites: dict[str, Callable[[], list]], checks: dict[str, DatasetCheck]) -> None:
+    """Add a pipeline's expectation suites and dataset checks to the registries that
+    ``GXCheckpointOperator`` and :func:`validate_partitions` read. Idempotent for the same ``owner``
+    (the pipeline's module); a name the reference pipeline or another owner holds is refused, naming
+    the holder. Cheap (dictionary updates): DAG files call it while they are parsed, so the worker that
+    runs a check knows the dataset."""
+    from include.validation import suites as suite_registry
+
+    for name in {*suites, *checks}:
+        holder = _REGISTERED_BY.get(name) or (
+            "the reference pipeline" if name in DATASETS or name in suite_registry.SUITES else None)
+        if holder not in (None, owner):
+            raise ValueError(f"dataset {name!r} of {owner} is already registered by {holder}")
+    suite_registry.SUITES.update(suites)
+    DATASETS.update(checks)
+    _REGISTERED_BY.update(dict.fromkeys({*suites, *checks}, owner))
 
 
 def validate_partitions(
