@@ -180,13 +180,16 @@ def deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> Non
     dag_id = run.get("dag_id") or kwargs.get("dag_id") or "unknown"
     conf = run.get("conf") or {}
     stamp = run.get("logical_date") or run.get("run_after")
+    # the data day when the run names it (params); an Asset-triggered run's days are in its events,
+    # which the callback does not see: its row is filed under the date the run was due, said as such
+    which = "ds" if conf.get("start") else "run date"
     try:
         day = dt.date.fromisoformat(str(conf["start"])) if conf.get("start") else dt.datetime.fromisoformat(
             str(stamp)).date()
     except (TypeError, ValueError):
         day = dt.datetime.now(dt.UTC).date()
     limit = f" ({kwargs['minutes']} min after it was queued)" if kwargs.get("minutes") else ""
-    message = (f"{dag_id} run {run.get('dag_run_id', '?')} (ds {day}) has not finished by its deadline "
+    message = (f"{dag_id} run {run.get('dag_run_id', '?')} ({which} {day}) has not finished by its deadline "
                f"{deadline.get('deadline_time', '?')}{limit}; state {run.get('state', '?')}, queued at "
                f"{run.get('queued_at', '?')}, started {run.get('start_date') or 'not yet'}")[:MAX_MESSAGE_CHARS]
     log.error("DEADLINE MISSED %s", message)

@@ -406,8 +406,10 @@ def test_deadline_callback_runs_as_the_executor_runs_it(data_root):
     (row,) = _alerts("deadline_missed")
     assert row["ds"] == dt.date(2026, 8, 2) and row["model_name"] == "scoring"
     assert "has not finished by its deadline 2026-08-02T03:00:00Z (120 min after it was queued)" in row["message"]
+    assert "(run date 2026-08-02)" in row["message"]  # an Asset-triggered run: its data days are not known here
     deadline_missed(context={"dag_run": {"dag_id": "scoring", "conf": {"start": DAY}}})
     assert sorted(r["ds"].isoformat() for r in _alerts("deadline_missed")) == [DAY, "2026-08-02"]
+    assert any(f"(ds {DAY})" in r["message"] for r in _alerts("deadline_missed"))
 
 
 @pytest.fixture(scope="module")
