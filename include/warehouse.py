@@ -6,7 +6,7 @@ duplicates rows; on PostgreSQL the transaction first takes an advisory lock on i
 runs replacing the same key at once queue instead of colliding (under READ COMMITTED the second
 delete would not see the first one's new rows, and its insert would break the unique key). A
 warehouse that cannot be reached raises :class:`WarehouseUnavailable` (retryable), naming the URL
-without its password. Statements always use bound parameters.
+without its credentials. Statements always use bound parameters.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _engine(url: str) -> Engine:
     """One engine (and connection pool) per URL; the tables are created on first use."""
     if url not in _ENGINES:
         eng = create_engine(url, pool_pre_ping=True)
-        where = make_url(url).render_as_string(hide_password=True)
+        where = make_url(url)._replace(username=None, password=None).render_as_string(hide_password=False)  # no credentials
 
         @event.listens_for(eng, "handle_error")
         def _unreachable(ctx) -> None:
