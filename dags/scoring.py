@@ -84,11 +84,13 @@ def publish(plan: dict, outlet_events=None) -> dict:
     from pathlib import Path
 
     from include.scoring import publish_predictions
-    from include.storage import remove_tree
+    from include.storage import finish_staging, published_before
 
-    plans = json.loads(Path(plan["plans"]).read_text())
-    result = publish_predictions(Path(plan["staging"]), plans)
-    remove_tree(Path(plan["staging"]))
+    staging = Path(plan["staging"])
+    result = published_before(staging)  # a retry after the task died once the staging was gone
+    if result is None:
+        result = publish_predictions(staging, json.loads(Path(plan["plans"]).read_text()))
+        finish_staging(staging, result)
     outlet_events[PREDICTIONS].extra = {"start": plan["days"][0], "end": plan["days"][-1]}
     return result
 

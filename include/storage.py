@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.config import data_root
+from include.faults import failpoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,6 +141,31 @@ def staged_partition_file(staging: Path, ds: str | dt.date) -> Path:
     if len(files) > 1:
         raise RuntimeError(f"expected one staged file for ds={as_date(ds)}, found {len(files)} in {folder}")
     return files[0] if files else folder / "part-00000.parquet"
+
+
+def _receipt(staging: Path) -> Path:
+    return staging.parent / f"{staging.name}.published.json"
+
+
+def finish_staging(staging: Path, result: dict[str, Any]) -> None:
+    """After a publish: record its result beside the staging folder, then delete the folder. A retry
+    of a publish killed after the delete (the task died before it could report success) finds the
+    receipt through :func:`published_before` instead of failing on the missing staging."""
+    receipt = _receipt(staging)
+    tmp = receipt.parent / f".{receipt.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(result, sort_keys=True, default=str))
+    os.replace(tmp, receipt)
+    failpoint("staging.receipt_written")
+    remove_tree(staging)
+
+
+def published_before(staging: Path) -> dict[str, Any] | None:
+    """The result of a publish that already finished from ``staging`` (its receipt), or None while the
+    staging folder is there to publish from."""
+    receipt = _receipt(staging)
+    if staging.exists() or not receipt.exists():
+        return None
+    return json.loads(receipt.read_text())
 
 
 def remove_tree(path: Path) -> None:

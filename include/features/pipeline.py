@@ -12,7 +12,15 @@ from typing import Any
 from include.config import data_root
 from include.faults import failpoint
 from include.features.baseline import label_days
-from include.storage import as_date, day_range, partition_file, publish_copy, remove_tree, staged_partition_file
+from include.storage import (
+    as_date,
+    day_range,
+    finish_staging,
+    partition_file,
+    publish_copy,
+    published_before,
+    staged_partition_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,9 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
     each), then delete the staging folder. The staged files stay until every day is in place, so a
     publish killed halfway is retried from the same staging, and the retry equals an undisturbed run."""
     root = root or data_root()
+    if (done := published_before(staging)) is not None:  # a retry after the task died at its very end
+        log.info("feature partitions %s..%s were published by an earlier try", start, end)
+        return done
     staged = {day: staged_partition_file(staging, day) for day in day_range(start, end)}
     missing = [day.isoformat() for day, file in staged.items() if not file.exists()]
     if missing:  # check every day before moving any: no partial publication
@@ -65,6 +76,7 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
         failpoint("features.publish.partition")
     failpoint("features.publish.done")
     published = [day.isoformat() for day in staged]
-    remove_tree(staging)
+    result = {"feature_set": FEATURE_SET, "days": published, "count": len(published)}
+    finish_staging(staging, result)
     log.info("published %d feature partitions %s..%s", len(published), published[0], published[-1])
-    return {"feature_set": FEATURE_SET, "days": published, "count": len(published)}
+    return result

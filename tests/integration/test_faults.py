@@ -101,6 +101,12 @@ def test_features_killed_at_each_point_then_rerun(spark, feature_lake_template, 
                                       reference[day])
     assert not list(staging.glob("ds=*")), "staged files left behind after publishing"
     observed.append("retry of publish: every day new and equal to the undisturbed run; staging cleaned")
+
+    # a task that died after its publish finished (staging deleted, success not reported) is retried:
+    # the retry finds the publication's receipt and reports the same result, changing nothing
+    again = json.loads(run_ok(["-c", PUBLISH_FEATURES, str(staging), first, last], env).stdout)
+    assert again == result and _feature_state(root, FEATURE_DAYS, old, new) == dict.fromkeys(FEATURE_DAYS, "new")
+    observed.append("retry after the staging was deleted: the same result from the receipt, nothing changed")
     case.observed = "; ".join(observed)
 
 
