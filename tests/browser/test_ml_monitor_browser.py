@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import REPO
@@ -105,34 +106,80 @@ def _environment(home: Path, lake: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+class PortTaken(Exception):
+    """Another process answers on the port chosen for a server of this test."""
+
+
 @contextlib.contextmanager
-def _api_server(env: dict[str, str], log: Path):
-    port = _free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        yield proc, base
-    finally:
-        proc.terminate()
+def _api_server(env: dict[str, str], log: Path, attempts: int = 3):
+    """An ``airflow api-server`` on a free loopback port, answering; stopped (with its workers) on exit.
+
+    A port found free can be taken before the server binds it; then the server is started again on
+    another port rather than this test talking to whoever holds it."""
+    for attempt in range(1, attempts + 1):
+        port = _free_port()
+        with log.open("a") as out:
+            out.write(f"--- attempt {attempt}: port {port}\n")
+            out.flush()
+            proc = subprocess.Popen(["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                                     "--workers", "1"],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _wait_until_up(proc, base, log)
+        except PortTaken as exc:
+            _stop(proc)
+            if attempt == attempts:
+                pytest.fail(f"{exc} ({attempts} ports tried)")
+            continue
+        except BaseException:
+            _stop(proc)
+            raise
+        try:
+            yield proc, base
+        finally:
+            _stop(proc)
+        return
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _listener(port: int) -> psutil.Process | None:
+    """The process listening on loopback ``port``, if any."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
 
 
 def _wait_until_up(proc: subprocess.Popen, base: str, log: Path, timeout_s: float = 60) -> None:
+    """Until ``proc`` itself answers on ``base``: a 200 from another process on that port (the other
+    server of this test, a leftover of an earlier run) must never pass for this one."""
+    port = int(base.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if _get(f"{base}/api/v2/monitor/health")[0] == 200:
-                return
+            answered = _get(f"{base}/api/v2/monitor/health")[0] == 200
         except OSError:
-            pass
+            answered = False
+        if answered:
+            owner = _listener(port)
+            ours = {proc.pid}
+            with contextlib.suppress(psutil.NoSuchProcess):
+                ours |= {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
+            if owner is not None and owner.pid in ours:
+                return
+            who = f"PID {owner.pid} ({' '.join(owner.cmdline())[:200]})" if owner else "an unknown process"
+            raise PortTaken(f"port {port} is answered by {who}, not by the api-server started here (PID {proc.pid})")
         time.sleep(0.5)
     pytest.fail(f"airflow api-server did not answer within {timeout_s} s:\n{log.read_text()[-4000:]}")
 
@@ -182,8 +229,6 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
 
     with (_api_server(admins, tmp_path / "api-admins.log") as (proc, base),
           _api_server(users, tmp_path / "api-users.log") as (proc_users, base_users)):
-        _wait_until_up(proc, base, tmp_path / "api-admins.log")
-        _wait_until_up(proc_users, base_users, tmp_path / "api-users.log")
         up = time.monotonic() - started
 
         # the UI's plugin listing exposes the app and the navigation entry (authenticated endpoint)
