@@ -297,22 +297,27 @@ def prediction_counts(day: dt.date) -> dict[str, int]:
     return {"rows": rows, "distinct_transactions": distinct}
 
 
-def replace_drift_metrics(day: dt.date, model_name: str, rows: list[dict[str, Any]]) -> None:
-    with engine().begin() as conn:
-        _lock(conn, "drift_metrics", day, model_name)
-        conn.execute(delete(drift_metrics).where(drift_metrics.c.ds == day, drift_metrics.c.model_name == model_name))
-        if rows:
-            conn.execute(drift_metrics.insert(), [{**r, "ds": day, "model_name": model_name} for r in rows])
+DRIFT_FIELDS = ("column_name", "kind", "psi", "psi_level", "ks_statistic", "ks_p_value", "drifted")
 
 
-def replace_alerts(day: dt.date, model_name: str, rows: list[dict[str, Any]]) -> None:
-    """The day's alerts (a rerun of the day replaces them)."""
+def replace_monitoring_day(day: dt.date, model_name: str, model_version: str, columns: list[dict[str, Any]],
+                           day_alerts: list[dict[str, Any]]) -> None:
+    """A day's drift rows (one per column result of ``columns``) and its alerts, replaced in one
+    transaction: a reader never sees the drift of one run beside the alerts of another, and a rerun of
+    the day replaces both."""
     now = dt.datetime.now(dt.UTC)
     with engine().begin() as conn:
-        _lock(conn, "alerts", day, model_name)
+        _lock(conn, "monitoring", day, model_name)
+        conn.execute(delete(drift_metrics).where(drift_metrics.c.ds == day, drift_metrics.c.model_name == model_name))
         conn.execute(delete(alerts).where(alerts.c.ds == day, alerts.c.model_name == model_name))
-        if rows:
-            conn.execute(alerts.insert(), [{**r, "ds": day, "model_name": model_name, "raised_at": now} for r in rows])
+        if columns:
+            conn.execute(drift_metrics.insert(), [
+                {k: c[k] for k in DRIFT_FIELDS} | {"ds": day, "model_name": model_name, "model_version": model_version}
+                for c in columns])
+        if day_alerts:
+            conn.execute(alerts.insert(), [{**a, "ds": day, "model_name": model_name, "raised_at": now}
+                                           for a in day_alerts])
+        failpoint("monitoring.warehouse.before_commit")
 
 
 def training_triggered_since(model_name: str, since: dt.date, before: dt.date) -> dt.date | None:
@@ -410,7 +415,7 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
     (``task_failure``) or a run late for its deadline (``deadline_missed``).
 
     These rows are events, never replaced; ``model_name`` holds the DAG id and ``model_version`` is
-    empty, so the per-model drift alerts of a day (``replace_alerts``) never touch them."""
+    empty, so the per-model drift alerts of a day (``replace_monitoring_day``) never touch them."""
     with engine().begin() as conn:
         conn.execute(alerts.insert().values(ds=day, model_name=dag_id, model_version="", kind=kind, message=message,
                                             triggered_training=False, raised_at=dt.datetime.now(dt.UTC)))

@@ -24,6 +24,7 @@ from include.config import LABEL_DELAY_DAYS, data_root
 from include.drift.config import MonitoringConfig
 from include.drift.reference import ReferenceDistribution
 from include.drift.stats import ks, psi
+from include.faults import failpoint
 from include.storage import MissingInputError, as_date, partition_dir, partition_file
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,10 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     for a in alerts:
         a.update(model_version=version, triggered_training=trigger)
 
-    warehouse.replace_drift_metrics(day, name, [
-        {k: r[k] for k in ("column_name", "kind", "psi", "psi_level", "ks_statistic", "ks_p_value", "drifted")}
-        | {"model_version": version} for r in results])
-    warehouse.replace_alerts(day, name, alerts)
+    warehouse.replace_monitoring_day(day, name, version, results, alerts)
+    # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
+    # written from the same values after it, so a crash in between leaves the old report until the rerun
+    failpoint("monitoring.report.pending")
     report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
               "columns": results, "drifted": drifted, "performance": performance, "alerts": alerts,
               "triggers_training": trigger,

@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 
 from include import warehouse
+from include.drift.monitor import REPORTS
 from include.jobs.build_features import run as build_features
 from include.jobs.score import run as score_job
 from include.scoring import PREDICTIONS, plan_scoring, publish_predictions
-from include.storage import day_range, file_sha256, partition_file, staging_dir, write_parquet_atomic
+from include.storage import day_range, file_sha256, partition_dir, partition_file, staging_dir, write_parquet_atomic
 from include.training import tracking
 from tests.conftest import SMALL
 from tests.fault_tools import (
@@ -274,6 +275,73 @@ def test_scoring_publish_killed_at_random_moments(spark, scoring_lake, reliabili
     assert set(_check_reader_view(root, days, stamps).values()) == {"lake:b,warehouse:b"}
     _assert_outputs_equal(_outputs(root, days), reference)
     case.observed = f"seed {seed}: " + "; ".join(observed) + "; rerun equal to the undisturbed run"
+
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+MONITOR_DAY = """
+import json, sys
+from include.drift.config import load_monitoring_config
+from include.drift.monitor import monitor_day
+print(json.dumps(monitor_day(sys.argv[1], sys.argv[2], load_monitoring_config())))
+"""
+
+
+def _monitoring_state(root, day: str) -> dict[str, object]:
+    """The day's drift rows, alerts and report as a reader sees them, without ids and times."""
+    drift = without(warehouse_frame("drift_metrics", [day]), "id").sort_values("column_name", ignore_index=True)
+    day_alerts = without(warehouse_frame("alerts", [day]), "id", "raised_at")
+    report = json.loads((partition_dir(*REPORTS, day, root) / "report.json").read_text())
+    def records(frame: pd.DataFrame) -> list[dict]:  # NaN as None: NaN != NaN would tell a run from itself
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+    return {"drift": records(drift), "alerts": records(day_alerts), "report": report}
+
+
+def test_monitoring_killed_at_each_point_then_rerun(spark, scoring_lake, tmp_path, monkeypatch, reliability):
+    case = reliability.case(
+        "faults", "monitoring on PostgreSQL: SIGKILL of monitor_day inside its warehouse transaction and after "
+                  "its commit before the report, the day first monitored with other thresholds; a rerun after each",
+        expected="the day's drift rows and alerts change together (one transaction: never the drift of one run "
+                 "beside the alerts of the other), the report follows the committed rows; the rerun equals an "
+                 "undisturbed run")
+    root, day = scoring_lake, SCORE_DAYS[-1]
+    plans = plan_scoring([day], NAME)
+    staging = staging_dir("scoring-monitor", "scoring", root=root)
+    score_job(spark, plans, staging)
+    publish_predictions(staging, plans, root)
+
+    # "old": the shipped thresholds; "new": thresholds so tight that every column drifts and alerts
+    tight = tmp_path / "monitoring-tight.yaml"
+    tight.write_text("psi_warn: 0.000001\npsi_alert: 0.000001\nks_statistic: 0.0\nks_p_value: 0.999\n")
+    env_old, env_new = child_env(root), child_env(root, BATCHML_MONITORING_CONFIG=str(tight))
+    run_ok(["-c", MONITOR_DAY, day, NAME], env_new)
+    new = _monitoring_state(root, day)
+    run_ok(["-c", MONITOR_DAY, day, NAME], env_old)
+    old = _monitoring_state(root, day)
+    assert new["alerts"] and new["drift"] != old["drift"], "the two runs must be told apart"
+
+    def seen() -> str:
+        now = _monitoring_state(root, day)
+        which = {part: "new" if now[part] == new[part] else "old" if now[part] == old[part] else "mixed"
+                 for part in ("drift", "alerts", "report")}
+        assert "mixed" not in which.values(), f"ds={day}: a state that is neither run's: {which}"
+        assert which["drift"] == which["alerts"], f"ds={day}: drift rows and alerts of different runs: {which}"
+        return f"warehouse {which['drift']}, report {which['report']}"
+
+    observed = []
+    for point, expected in {"monitoring.warehouse.before_commit": "warehouse old, report old",
+                            "monitoring.report.pending": "warehouse new, report old"}.items():
+        kill_at(point, ["-c", MONITOR_DAY, day, NAME], env_new)
+        observed.append(f"{point}: {seen()}")
+        assert observed[-1].endswith(expected), observed[-1]
+        warehouse.dispose_engines()
+    run_ok(["-c", MONITOR_DAY, day, NAME], env_new)  # the retry Airflow makes
+    assert seen() == "warehouse new, report new"
+    assert _monitoring_state(root, day) == new
+    observed.append("rerun: drift rows, alerts and report equal to the undisturbed run")
+    case.observed = f"ds={day}, {len(new['drift'])} drift rows, alerts old {len(old['alerts'])} / new " \
+                    f"{len(new['alerts'])}; " + "; ".join(observed)
 
 
 # --- model registration ---------------------------------------------------------------------------
