@@ -99,11 +99,46 @@ def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg:
     return out
 
 
+def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:
+    """PSI/KS of every monitored column of ``columns`` in ``features`` and of ``scores`` (pure: no I/O)."""
+    import numpy as np
+
+    results = [column_drift(c, reference["features"][c], features[c].to_numpy(dtype=float), cfg)
+               for c in columns if c not in cfg.exclude_columns]
+    results.append(column_drift("score", reference["score"], np.asarray(scores, dtype=float), cfg))
+    return results
+
+
+def drift_alerts(results: list[dict[str, Any]], cfg: MonitoringConfig) -> list[dict[str, Any]]:
+    """A drift alert when at least ``min_drifted_columns`` columns drifted, naming the worst five."""
+    drifted = sorted((r for r in results if r["drifted"]), key=lambda r: -(r["psi"] or 0))
+    if len(drifted) < cfg.min_drifted_columns:
+        return []
+    return [{"kind": "drift", "message": f"{len(drifted)} drifted column(s): " + ", ".join(
+        f"{r['column_name']} (PSI {r['psi']:.3f})" for r in drifted[:5])}]
+
+
+def record_day(day: dt.date, name: str, version: str, results: list[dict[str, Any]], alerts: list[dict[str, Any]],
+               cfg: MonitoringConfig) -> dict[str, Any]:
+    """Decide whether the day's alerts trigger training (once per episode of ``cooldown_days``, any
+    version), then replace the day's drift rows and alerts in one transaction. Returns the verdict's
+    report fields (``triggers_training``, ``deduplicated_by``)."""
+    from include import warehouse
+
+    since = day - dt.timedelta(days=cfg.cooldown_days)
+    already = warehouse.training_triggered_since(name, since, day) if alerts else None
+    trigger = bool(alerts) and already is None
+    for a in alerts:
+        a.update(model_version=version, triggered_training=trigger)
+    warehouse.replace_monitoring_day(day, name, version, results, alerts)
+    return {"triggers_training": trigger,
+            "deduplicated_by": None if already is None else f"training already triggered on {already}"}
+
+
 def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path | None = None) -> dict[str, Any]:
     """Drift and performance of ``day``; writes the warehouse rows and the JSON/HTML report."""
     import pandas as pd
 
-    from include import warehouse
     from include.features.baseline import MODEL_INPUTS
 
     day, root = as_date(day), root or data_root()
@@ -117,45 +152,31 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     if len(versions) != 1:
         raise ValueError(f"predictions ds={day} mix model versions {sorted(versions)}; rescore the day")
     version, run_id = str(versions[0]), str(preds["run_id"].iloc[0])
-    reference = load_reference(run_id)
-    features = pd.read_parquet(features_file, columns=MODEL_INPUTS)
-
-    columns = [c for c in MODEL_INPUTS if c not in cfg.exclude_columns]
-    results = [column_drift(c, reference["features"][c], features[c].to_numpy(dtype=float), cfg) for c in columns]
-    results.append(column_drift("score", reference["score"], preds["score"].to_numpy(dtype=float), cfg))
+    results = drift_of_day(pd.read_parquet(features_file, columns=MODEL_INPUTS), preds["score"],
+                           load_reference(run_id), cfg, MODEL_INPUTS)
     drifted = [r["column_name"] for r in results if r["drifted"]]
     performance = day_performance(day, name, cfg, root)
-
-    alerts = []
-    if len(drifted) >= cfg.min_drifted_columns:
-        top = sorted((r for r in results if r["drifted"]), key=lambda r: -(r["psi"] or 0))[:5]
-        alerts.append({"kind": "drift", "message": f"{len(drifted)} drifted column(s): " + ", ".join(
-            f"{r['column_name']} (PSI {r['psi']:.3f})" for r in top)})
+    alerts = drift_alerts(results, cfg)
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
-    since = day - dt.timedelta(days=cfg.cooldown_days)
-    already = warehouse.training_triggered_since(name, since, day) if alerts else None
-    trigger = bool(alerts) and already is None
-    for a in alerts:
-        a.update(model_version=version, triggered_training=trigger)
-
-    warehouse.replace_monitoring_day(day, name, version, results, alerts)
+    verdict = record_day(day, name, version, results, alerts, cfg)
     # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
     # written from the same values after it, so a crash in between leaves the old report until the rerun
     failpoint("monitoring.report.pending")
     report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
-              "columns": results, "drifted": drifted, "performance": performance, "alerts": alerts,
-              "triggers_training": trigger,
-              "deduplicated_by": None if already is None else f"training already triggered on {already}"}
+              "columns": results, "drifted": drifted, "performance": performance, "alerts": alerts, **verdict}
     paths = write_report(report, root)
     log.info("monitoring ds=%s: %d drifted column(s) %s; performance: %s; alerts: %d; triggers training: %s",
-             day, len(drifted), drifted, performance and performance["verdict"], len(alerts), trigger)
+             day, len(drifted), drifted, performance and performance["verdict"], len(alerts),
+             verdict["triggers_training"])
     return {"ds": day.isoformat(), "model_version": version, "drifted": drifted,
-            "alerts": [a["message"] for a in alerts], "triggers_training": trigger, "report": str(paths[1])}
+            "alerts": [a["message"] for a in alerts], "triggers_training": verdict["triggers_training"],
+            "report": str(paths[1])}
 
 
-def write_report(report: dict[str, Any], root: Path) -> tuple[Path, Path]:
-    folder = partition_dir(*REPORTS, report["ds"], root)
+def write_report(report: dict[str, Any], root: Path, reports: tuple[str, str] = REPORTS) -> tuple[Path, Path]:
+    """``report.json`` and ``report.html`` of the report's day under ``reports``, each renamed into place."""
+    folder = partition_dir(*reports, report["ds"], root)
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / "report.json", folder / "report.html")
     for path, text in zip(paths, (json.dumps(report, indent=2, default=str), render_html(report)), strict=True):
@@ -190,7 +211,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<td>{fmt(r['psi'])}</td><td>{r['psi_level']}</td><td>{fmt(r['ks_statistic'])}</td>"
         f"<td>{fmt(r['ks_p_value'])}</td><td>{'yes' if r['drifted'] else ''}</td>"
         f"<td>{_bars(r['reference_proportions'], r['current_proportions'])}</td></tr>" for r in report["columns"])
-    perf = report["performance"]
+    perf = report.get("performance")  # None: no labels today; absent: a pipeline without label monitoring
     perf_html = ("<p>No labels of a scored day arrived today.</p>" if not perf else
                  f"<p>Labels of {perf['labelled_day']} ({perf['n_frauds']} frauds), model version "
                  f"{perf['model_version']}: AUC ROC {fmt(perf['auc_roc'])}, AP {fmt(perf['average_precision'])}, "
@@ -203,6 +224,6 @@ padding:4px 8px}}tr.drift{{background:#fde7e7}}</style></head><body>
 <p>{report['rows']:,} scored rows. Grey: reference bins (the model's training window); blue: this day.</p>
 <h2>Alerts</h2><ul>{alerts}</ul><p>Triggers training: {'yes' if report['triggers_training'] else 'no'}
 {html.escape(report['deduplicated_by'] or '')}</p>
-<h2>Performance</h2>{perf_html}
+{"<h2>Performance</h2>" + perf_html if "performance" in report else ""}
 <h2>Columns</h2><table><tr><th>column</th><th>kind</th><th>PSI</th><th>level</th><th>KS statistic</th>
 <th>KS p-value</th><th>drifted</th><th>histogram</th></tr>{rows}</table></body></html>"""

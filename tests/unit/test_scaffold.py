@@ -110,7 +110,9 @@ def test_a_generated_pipeline_passes_the_integrity_tests_and_its_own_tests_at_on
     for stage in scaffold.STAGES:  # the per-file integrity tests ran on the generated DAG files too
         for check in ("test_dag_conventions", "test_parse_opens_no_connection_and_runs_no_query"):
             assert f"{check}[{NAME}_{stage}.py] PASSED" in tests.stdout
-    assert f"tests/pipelines/test_{NAME}.py::test_the_five_dags_parse PASSED" in tests.stdout
+    for generated_test in ("test_the_five_dags_parse",
+                           "test_check_day_writes_drift_rows_alerts_and_report_and_a_rerun_replaces_them"):
+        assert f"tests/pipelines/test_{NAME}.py::{generated_test} PASSED" in tests.stdout
 
 
 def test_the_generated_files_are_the_ones_documented(generated):
