@@ -112,7 +112,7 @@ class PortTaken(Exception):
 
 @contextlib.contextmanager
 def _api_server(env: dict[str, str], log: Path, attempts: int = 3):
-    """An ``airflow api-server`` on a free loopback port, answering; stopped (with its workers) on exit.
+    """The base URL of an ``airflow api-server`` on a free loopback port, answering; stopped on exit.
 
     A port found free can be taken before the server binds it; then the server is started again on
     another port rather than this test talking to whoever holds it."""
@@ -136,7 +136,7 @@ def _api_server(env: dict[str, str], log: Path, attempts: int = 3):
             _stop(proc)
             raise
         try:
-            yield proc, base
+            yield base
         finally:
             _stop(proc)
         return
@@ -227,8 +227,8 @@ def test_ml_monitor_in_airflow_and_chromium(data_root, tmp_path):
 def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: dict, started: float) -> None:
     from tests.unit.test_ml_monitor import END
 
-    with (_api_server(admins, tmp_path / "api-admins.log") as (proc, base),
-          _api_server(users, tmp_path / "api-users.log") as (proc_users, base_users)):
+    with (_api_server(admins, tmp_path / "api-admins.log") as base,
+          _api_server(users, tmp_path / "api-users.log") as base_users):
         up = time.monotonic() - started
 
         # the UI's plugin listing exposes the app and the navigation entry (authenticated endpoint)

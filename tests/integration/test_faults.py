@@ -287,15 +287,17 @@ print(json.dumps(monitor_day(sys.argv[1], sys.argv[2], load_monitoring_config())
 """
 
 
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN as None (NaN != NaN would tell a run apart from itself)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def _monitoring_state(root, day: str) -> dict[str, object]:
     """The day's drift rows, alerts and report as a reader sees them, without ids and times."""
     drift = without(warehouse_frame("drift_metrics", [day]), "id").sort_values("column_name", ignore_index=True)
     day_alerts = without(warehouse_frame("alerts", [day]), "id", "raised_at")
     report = json.loads((partition_dir(*REPORTS, day, root) / "report.json").read_text())
-    def records(frame: pd.DataFrame) -> list[dict]:  # NaN as None: NaN != NaN would tell a run from itself
-        return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-    return {"drift": records(drift), "alerts": records(day_alerts), "report": report}
+    return {"drift": _records(drift), "alerts": _records(day_alerts), "report": report}
 
 
 def test_monitoring_killed_at_each_point_then_rerun(spark, scoring_lake, tmp_path, monkeypatch, reliability):
