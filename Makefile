@@ -18,7 +18,7 @@ SEED ?= 0
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: venv airflow-home demo test lint airflow mlflow rollback bench bench-scoring bench-drift-library new-pipeline clean
+.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback bench bench-scoring bench-drift-library new-pipeline clean
 
 venv:
 	scripts/bootstrap.sh
@@ -44,6 +44,11 @@ test: venv
 	scripts/airflow-home.sh
 	ruff check .
 	python -m pytest $(PYTEST_ARGS)
+
+# Publish the reliability report of the last `make test` (test-artifacts/) to docs/reliability.md
+reliability-report: venv
+	$(ENV)
+	python -m tests.reliability_report --publish
 
 lint: venv
 	$(ENV)
