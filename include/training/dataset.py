@@ -160,13 +160,15 @@ def load_training_set(as_of: str | dt.date, root: Path | None = None) -> Trainin
 def evaluation_rows(examples: pd.DataFrame, block: Block, label_delay: int = LABEL_DELAY_DAYS) -> pd.DataFrame:
     """The test transactions of ``block`` without the cards already known to be compromised.
 
-    Known on test day d: cards with a fraud in the training window, and cards with a fraud on any
-    transaction day up to d - delay - 1 (shared/SIMULATOR.md).
+    Known on test day d (the handbook's rule, shared/SIMULATOR.md): cards with a fraud in the
+    block's training window, and cards with a fraud on a transaction day after it, up to
+    d - delay - 1. Frauds before the block's training window do not count: ``examples`` may reach
+    further back (the tuning folds' windows), and the test set must not depend on how far.
     """
     import pandas as pd
 
-    frauds = examples[examples[LABEL] == 1]
-    in_train = set(frauds.loc[(frauds["ds"] >= block.train_start) & (frauds["ds"] <= block.train_end), "customer_id"])
+    frauds = examples[(examples[LABEL] == 1) & (examples["ds"] >= block.train_start)]
+    in_train = set(frauds.loc[frauds["ds"] <= block.train_end, "customer_id"])
     first_fraud_day = frauds.groupby("customer_id")["ds"].min()
     kept = []
     for day, rows in examples[(examples["ds"] >= block.test_start) & (examples["ds"] <= block.test_end)].groupby("ds"):
