@@ -14,7 +14,8 @@ What the "ML monitor" view of the Airflow UI shows (``plugins/batchml/ml_monitor
 
 :func:`gather` reads everything for a window of days (90 by default, ending on the newest day the
 warehouse has rows for), :func:`render_html` turns it into one self-contained page (inline CSS and
-SVG, no script, nothing fetched from elsewhere) and :func:`as_json` into JSON. A part that cannot be
+SVG, no script, nothing fetched from elsewhere; every value it shows is escaped, and :data:`CSP` is the
+Content-Security-Policy it is served with) and :func:`as_json` into JSON. A part that cannot be
 read (registry unreachable, warehouse down) shows its error in its own section; the page still renders.
 
 Only the standard library is imported at module level: the plugin that imports this runs in the API
@@ -23,7 +24,9 @@ server. SQLAlchemy, PyYAML and MLflow are imported when data is gathered.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import json
 import logging
@@ -92,6 +95,7 @@ class VersionInfo:
     rolled_back: str | None = None
     run_id: str | None = None
     created: str | None = None
+    problems: list[str] = field(default_factory=list)  # tags the page could not read, named with their value
 
 
 @dataclass
@@ -153,9 +157,14 @@ def resolve_window(days: int = DEFAULT_DAYS, end: dt.date | None = None) -> Wind
     (today when it has none), so that a history replayed for past dates shows without parameters."""
     from include import warehouse
 
-    days = max(1, min(int(days), MAX_DAYS))
     if end is None:
         end = warehouse.latest_day() or dt.datetime.now(dt.UTC).date()
+    return window_ending(end, days)
+
+
+def window_ending(end: dt.date, days: int) -> Window:
+    """``days`` days (1 to MAX_DAYS) ending on ``end``; fewer when the calendar starts before them."""
+    days = max(1, min(int(days), MAX_DAYS, (end - dt.date.min).days + 1))
     return Window(end - dt.timedelta(days=days - 1), end, days)
 
 
@@ -231,6 +240,10 @@ def _read_registry(model_name: str, state: RegistryState) -> RegistryState:
         if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
             state.note = f"No registered model {model_name!r} yet: the training DAG registers the first one."
             return state
+        if getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE":  # MLflow's rules for names
+            reason = (str(getattr(exc, "message", exc)).strip().splitlines() or [""])[0][:300]
+            state.note = f"No registered model can be named {model_name!r}: {reason}"
+            return state
         raise
     aliases = dict(model.aliases or {})
     for alias in ALIASES:
@@ -242,19 +255,34 @@ def _read_registry(model_name: str, state: RegistryState) -> RegistryState:
 def version_info(alias: str, mv: Any) -> VersionInfo:
     """A registry ModelVersion as the page shows it (tag names of include.registry and the gate)."""
     tags = dict(mv.tags or {})
+    problems = []
     try:
-        metrics = {k: _finite(v) for k, v in json.loads(tags.get("metrics") or "{}").items()}
-    except (TypeError, ValueError):
+        metrics = json.loads(tags.get("metrics") or "{}")
+    except ValueError:
+        metrics = None
+    if isinstance(metrics, dict):
+        metrics = {str(k): _finite(v) for k, v in metrics.items()}
+    else:
+        problems.append(f"tag metrics is not a JSON object: {_clip(tags.get('metrics'))}")
         metrics = {}
+    threshold = _float(tags.get("threshold"))
+    if threshold is None and tags.get("threshold") not in (None, ""):
+        problems.append(f"tag threshold is not a finite number: {_clip(tags.get('threshold'))}")
     created = None
     if getattr(mv, "creation_timestamp", None):
         created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return VersionInfo(
         alias=alias, version=str(mv.version), model=tags.get("model"), family=tags.get("family"),
-        as_of=tags.get("as_of"), threshold=_float(tags.get("threshold")), metrics=metrics,
+        as_of=tags.get("as_of"), threshold=threshold, metrics=metrics,
         training_window=tags.get("training_window"), evaluation_window=tags.get("evaluation_window"),
         gate_decision=tags.get("gate_decision"), gate_reason=tags.get("gate_reason"),
-        rolled_back=tags.get("rolled_back"), run_id=mv.run_id, created=created)
+        rolled_back=tags.get("rolled_back"), run_id=mv.run_id, created=created, problems=problems)
+
+
+def _clip(value: Any, limit: int = 120) -> str:
+    """``repr`` of a tag value, shortened for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _float(v: Any) -> float | None:
@@ -304,9 +332,8 @@ def gather(days: int = DEFAULT_DAYS, end: dt.date | None = None, model_name: str
         finally:
             timings[section] = round((time.perf_counter() - start) * 1000, 1)
 
-    n = max(1, min(int(days), MAX_DAYS))
-    fallback_end = end or dt.datetime.now(dt.UTC).date()
-    fallback = Window(fallback_end - dt.timedelta(days=n - 1), fallback_end, n)
+    fallback = window_ending(end or dt.datetime.now(dt.UTC).date(), days)
+    n = fallback.days
     note = missing_warehouse()
     window = fallback if note else part("window", lambda: resolve_window(n, end), fallback)
     registry = part("registry", lambda: read_registry(name, registry_timeout_s), RegistryState(name, "?"))
@@ -428,7 +455,7 @@ CHART_W = 1100  # width the day columns share
 def psi_colour(psi: float | None, warn: float = 0.1, alert: float = 0.2) -> str:
     """Green below ``warn`` (darker as it grows), amber up to ``alert``, red from ``alert`` (dark red from
     twice ``alert``); grey when there is no value."""
-    if psi is None or not math.isfinite(psi):
+    if not isinstance(psi, int | float) or not math.isfinite(psi):  # None, NaN, or not a number at all
         return "#d0d0d0"
     if psi < warn:
         return _mix((0xe3, 0xf4, 0xe1), (0x5c, 0xb8, 0x5c), max(psi, 0.0) / warn)
@@ -453,13 +480,26 @@ def _e(v: Any) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
-def _fmt(v: Any, pattern: str = "{:.4f}") -> str:
+def _num(v: Any, pattern: str = "{:.4f}") -> str:
+    """``v`` formatted as text (not HTML): "–" for no value, the value itself when it is not a number."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     try:
         return pattern.format(v)
     except (TypeError, ValueError):
         return str(v)
+
+
+def _fmt(v: Any, pattern: str = "{:.4f}") -> str:
+    """``v`` formatted for HTML: :func:`_num`, escaped (a registry tag or a warehouse row may hold anything)."""
+    return _e(_num(v, pattern))
+
+
+def _swatch(colour: str) -> str:
+    """A legend's colour square, drawn as SVG (``fill``) rather than with a ``style`` attribute: the page's
+    Content-Security-Policy allows no inline style but its own stylesheet."""
+    return (f'<svg class="swatch" width="12" height="12" aria-hidden="true"><rect width="12" height="12" rx="2" '
+            f'fill="{_e(colour)}"/></svg>')
 
 
 def _geometry(n_days: int) -> tuple[int, int]:
@@ -531,23 +571,23 @@ def _drift_section(data: MonitorData, days: list[dt.date]) -> str:
         if r is None:
             return None
         psi = r["psi"]
-        ks_text = "" if r["ks_statistic"] is None else f", KS D {_fmt(r['ks_statistic'], '{:.3f}')} p {_fmt(r['ks_p_value'], '{:.2g}')}"
-        title = (f"{column} {day}: PSI {_fmt(psi)} ({r['psi_level']}){ks_text}"
+        ks_text = "" if r["ks_statistic"] is None else f", KS D {_num(r['ks_statistic'], '{:.3f}')} p {_num(r['ks_p_value'], '{:.2g}')}"
+        title = (f"{column} {day}: PSI {_num(psi)} ({r['psi_level']}){ks_text}"
                  f"{', drifted' if r['drifted'] else ''} (version {r['model_version']})")
         return (psi_colour(psi, data.psi_warn, data.psi_alert), title,
-                {"column": column, "ds": day.isoformat(), "psi": _fmt(psi), "drifted": str(bool(r["drifted"])).lower()})
+                {"column": column, "ds": day.isoformat(), "psi": _num(psi), "drifted": str(bool(r["drifted"])).lower()})
 
     labels = [(c, c) for c in columns]
-    newest = {c: _fmt(latest[c]["psi"], "{:.3f}") for c in columns}
+    newest = {c: _num(latest[c]["psi"], "{:.3f}") for c in columns}
     legend = "".join(
-        f'<span class="swatch" style="background:{psi_colour(v, data.psi_warn, data.psi_alert)}"></span>{_e(t)} '
+        f'{_swatch(psi_colour(v, data.psi_warn, data.psi_alert))}{_e(t)} '
         for v, t in ((0.0, "0"), (data.psi_warn * 0.99, f"< {data.psi_warn:g}"),
                      (data.psi_warn, f"{data.psi_warn:g}–{data.psi_alert:g} warn"),
                      (data.psi_alert, f">= {data.psi_alert:g} alert"), (data.psi_alert * 2, f">= {2 * data.psi_alert:g}"),
                      (None, "no PSI")))
     drifted_days = len({r["ds"] for r in data.drift if r["drifted"]})
     return (f'<p class="legend">PSI against the reference of the version that scored the day (right: the newest '
-            f'value). {legend}<span class="swatch" style="background:#f1f1f1"></span>not monitored</p>'
+            f'value). {legend}{_swatch("#f1f1f1")}not monitored</p>'
             f'<p>{len(columns)} columns, {len({r["ds"] for r in data.drift})} monitored days, '
             f'{drifted_days} with a drifted column.</p>'
             f'<div class="scroll">{_grid_svg("drift-heatmap", days, labels, 15, cell, newest)}</div>')
@@ -580,13 +620,12 @@ def _quality_section(data: MonitorData, days: list[dt.date]) -> str:
     table = ""
     if failed:
         rows = "".join(
-            f'<tr class="fail"><td>{r["ds"]}</td><td>{_e(r["dataset"])}</td><td>{r["failed"]} of {r["evaluated"]}</td>'
+            f'<tr class="fail"><td>{_e(r["ds"])}</td><td>{_e(r["dataset"])}</td><td>{_e(r["failed"])} of {_e(r["evaluated"])}</td>'
             f'<td><pre>{_e(r["failures"])}</pre></td></tr>' for r in failed[:MAX_DQ_FAILURES])
         table = ('<h3>Failed validations, newest first</h3><table class="dq-failures"><tr><th>day</th><th>dataset</th>'
                  f'<th>failed</th><th>expectations</th></tr>{rows}</table>')
-    return (f'<p class="legend"><span class="swatch" style="background:#43a047"></span>passed '
-            f'<span class="swatch" style="background:#e53935"></span>failed '
-            f'<span class="swatch" style="background:#f1f1f1"></span>not validated</p>'
+    return (f'<p class="legend">{_swatch("#43a047")}passed {_swatch("#e53935")}failed '
+            f'{_swatch("#f1f1f1")}not validated</p>'
             f'<p>{n_pass} passed, {len(failed)} failed validations.</p>'
             f'<div class="scroll">{_grid_svg("dq-grid", days, [(d, d) for d in datasets], 18, cell)}</div>{table}')
 
@@ -612,7 +651,7 @@ def _scoring_section(data: MonitorData, days: list[dt.date]) -> str:
         h = max(1, round(bar_h * d["rows"] / peak))
         fh = min(h, max(1 if d["flagged"] else 0, round(bar_h * d["flagged"] / peak)))
         x = LABEL_W + i * cell
-        title = (f"{day}: {d['rows']:,} rows, {d['flagged']:,} flagged, mean score {_fmt(d['mean_score'])}, "
+        title = (f"{day}: {d['rows']:,} rows, {d['flagged']:,} flagged, mean score {_num(d['mean_score'])}, "
                  f"version {', '.join(d['versions'])}")
         bars.append(f'<rect class="bar" x="{x}" y="{18 + bar_h - h}" width="{cell - 1}" height="{h}" fill="#90a4ae" '
                     f'data-ds="{day}" data-rows="{d["rows"]}"><title>{_e(title)}</title></rect>')
@@ -620,8 +659,8 @@ def _scoring_section(data: MonitorData, days: list[dt.date]) -> str:
             bars.append(f'<rect x="{x}" y="{18 + bar_h - fh}" width="{cell - 1}" height="{fh}" fill="#e53935">'
                         f'<title>{_e(title)}</title></rect>')
     bars.append("</svg>")
-    parts.append('<p class="legend"><span class="swatch" style="background:#90a4ae"></span>rows scored '
-                 '<span class="swatch" style="background:#e53935"></span>flagged (score >= the version\'s threshold)</p>')
+    parts.append(f'<p class="legend">{_swatch("#90a4ae")}rows scored {_swatch("#e53935")}flagged (score &gt;= the '
+                 'version\'s threshold)</p>')
     parts.append(f'<div class="scroll">{"".join(bars)}</div>')
     if data.histogram:
         labels = [(str(b), f"score {b / SCORE_BINS:.1f}–{(b + 1) / SCORE_BINS:.1f}") for b in reversed(range(SCORE_BINS))]
@@ -636,14 +675,13 @@ def _scoring_section(data: MonitorData, days: list[dt.date]) -> str:
                     f"{n:,} of {total:,} rows ({100 * n / total:.2f} %)", {"ds": day.isoformat(), "bin": b, "n": n})
 
         parts.append('<h3>Score distribution by day</h3><p class="legend">Share of the day\'s predictions in each '
-                     'tenth of [0, 1], log colour scale: <span class="swatch" style="background:'
-                     f'{_share_colour(0.001)}"></span>0.1 % <span class="swatch" style="background:{_share_colour(0.01)}">'
-                     f'</span>1 % <span class="swatch" style="background:{_share_colour(0.1)}"></span>10 % '
-                     f'<span class="swatch" style="background:{_share_colour(1.0)}"></span>100 %</p>')
+                     f'tenth of [0, 1], log colour scale: {_swatch(_share_colour(0.001))}0.1 % '
+                     f'{_swatch(_share_colour(0.01))}1 % {_swatch(_share_colour(0.1))}10 % '
+                     f'{_swatch(_share_colour(1.0))}100 %</p>')
         parts.append(f'<div class="scroll">{_grid_svg("score-histogram", days, labels, 11, hist_cell)}</div>')
     recent = sorted(per_day.items(), reverse=True)[:RECENT_SCORING_DAYS]
     rows = "".join(
-        f'<tr><td>{day}</td><td>{_e(", ".join(d["versions"]))}</td><td class="num">{d["rows"]:,}</td>'
+        f'<tr><td>{_e(day)}</td><td>{_e(", ".join(d["versions"]))}</td><td class="num">{d["rows"]:,}</td>'
         f'<td class="num">{d["flagged"]:,}</td><td class="num">{_fmt(d["flagged"] / d["rows"] if d["rows"] else None, "{:.2%}")}</td>'
         f'<td class="num">{_fmt(d["mean_score"])}</td></tr>' for day, d in recent)
     parts.append(f'<h3>Newest {len(recent)} scored days</h3><table class="scoring"><tr><th>day</th><th>version</th>'
@@ -660,10 +698,10 @@ def _version_card(v: VersionInfo, main: bool, since: str | None = None) -> str:
         f'<tr><th>{_e(label)}</th><td class="num">{_fmt(v.metrics.get(key), pattern)}</td></tr>'
         for key, label, pattern in METRICS if key in v.metrics)
     facts = [("model", f"{v.model or '?'} ({v.family or '?'})"), ("champion since", since), ("trained as of", v.as_of),
-             ("decision threshold", _fmt(v.threshold)), ("training window", v.training_window),
+             ("decision threshold", _num(v.threshold)), ("training window", v.training_window),
              ("evaluation window", v.evaluation_window), ("registered", v.created),
              ("gate", f"{v.gate_decision}: {v.gate_reason}" if v.gate_decision else None),
-             ("rolled back", v.rolled_back), ("run", v.run_id)]
+             ("rolled back", v.rolled_back), ("run", v.run_id), *(("unreadable tag", p) for p in v.problems)]
     facts_html = "".join(f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>" for k, val in facts if val)
     title = v.alias.replace("_", " ")
     return (f'<div class="card {"champion" if main else "other"}" id="{_e(v.alias)}" data-version="{_e(v.version)}">'
@@ -743,7 +781,7 @@ def _alerts_section(data: MonitorData) -> str:
     if not data.alerts:
         return (f'<p class="empty" id="alerts-empty">No alerts between {data.window.start} and {data.window.end}.</p>')
     rows = "".join(
-        f'<tr><td>{a["ds"]}</td><td>{_e(a["kind"])}</td><td>{_e(a["model_version"])}</td>'
+        f'<tr><td>{_e(a["ds"])}</td><td>{_e(a["kind"])}</td><td>{_e(a["model_version"])}</td>'
         f'<td>{"yes" if a["triggered_training"] else "no"}</td><td>{_e(a["message"])}</td></tr>'
         for a in data.alerts[:PAGE_ROWS])
     more = (f'<p class="muted">Newest {PAGE_ROWS} of {data.alerts_total} alerts in the window (the JSON has '
@@ -785,6 +823,14 @@ svg text.axis { font-size: 10px; fill: #5f6b76; } svg text.label { font-size: 11
           border: 1px solid rgba(0,0,0,.12); }
 footer { margin-top: 28px; color: #8a949d; font-size: 12px; }
 """
+# The page's Content-Security-Policy: no script at all, no style but the page's own <style> element
+# (allowed by its hash, so that the page stays one self-contained file), nothing fetched from elsewhere,
+# framed only by its own origin (the Airflow UI). An escaping slip would still not run a script.
+CSP = "; ".join([
+    "default-src 'none'", "script-src 'none'", "object-src 'none'", "base-uri 'none'", "form-action 'none'",
+    f"style-src 'sha256-{base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()}'",
+    "img-src 'self' data:", "frame-ancestors 'self'",
+])
 
 
 def render_html(data: MonitorData, base: str = "") -> str:

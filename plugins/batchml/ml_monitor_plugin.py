@@ -11,6 +11,11 @@ session the UI already holds (the ``_token`` cookie) or an ``Authorization: Bear
 the configured auth manager whether that user may read the website. A browser without a session is
 sent to the Airflow login page and back; an API client without a token gets 401.
 
+Every response carries ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy: the page's own
+(:data:`include.ml_monitor.CSP`: no script, its own stylesheet only, framed by the Airflow UI's origin
+only), everything else ``default-src 'none'``. Parameters are checked before anything is read: a bad
+one is a 422 that names it.
+
 Plugins are imported by every Airflow component, so this module imports FastAPI only; the library,
 SQLAlchemy, MLflow and Airflow's API-server modules are imported when a request comes.
 """
@@ -27,6 +32,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 URL_PREFIX = "/ml-monitor"
 MAX_DAYS = 731  # include.ml_monitor.MAX_DAYS (not imported here: it would load the library at parse time)
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 31)  # the ``end`` a window can have
+MAX_MODEL_NAME = 200  # warehouse model_name columns are String(200)
+# responses other than the page (JSON, errors, redirects) load nothing and are framed by nobody
+STRICT_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 class LoginRequired(Exception):
@@ -58,6 +67,16 @@ async def require_viewer(request: Request) -> Any:
 app = FastAPI(title="ML monitor", description=__doc__, docs_url=None, redoc_url=None)
 
 
+@app.middleware("http")
+async def _security_headers(request: Request, call_next: Any) -> Any:
+    """nosniff, and a CSP where the route set none (every response of the app, errors included)."""
+    response = await call_next(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
 @app.exception_handler(LoginRequired)
 async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
     from airflow.api_fastapi.app import get_auth_manager
@@ -71,8 +90,11 @@ def _params(days: int, end: dt.date | None, model: str | None) -> dict[str, Any]
 
 
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="how many days the charts cover")]
-End = Annotated[dt.date | None, Query(description="the last day shown (default: the newest day with data)")]
-Model = Annotated[str | None, Query(description="registered model (default: the training configuration's)")]
+End = Annotated[dt.date | None, Query(ge=FIRST_DAY, le=LAST_DAY,
+                                       description="the last day shown (default: the newest day with data)")]
+Model = Annotated[str | None, Query(max_length=MAX_MODEL_NAME, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                    description="registered model (default: the training configuration's); "
+                                                "no control characters")]
 Viewer = Annotated[Any, Depends(require_viewer)]
 
 
@@ -82,7 +104,9 @@ async def page(request: Request, _user: Viewer, days: Days = 90, end: End = None
 
     data = await run_in_threadpool(ml_monitor.gather, **_params(days, end, model))
     base = request.scope.get("root_path", "").rstrip("/") or URL_PREFIX
-    return HTMLResponse(ml_monitor.render_html(data, base=base), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(ml_monitor.render_html(data, base=base),
+                        headers={"Cache-Control": "no-store", "Content-Security-Policy": ml_monitor.CSP,
+                                 "X-Frame-Options": "SAMEORIGIN"})
 
 
 @app.get("/api/summary", summary="The page's data as JSON")
