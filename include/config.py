@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,38 +75,5 @@ def warehouse_url() -> str:
 
 
 class ConfigError(ValueError):
-    """A configuration file is invalid; the message names the file and the key."""
-
-
-def dataclass_from(cls, values: dict[str, Any] | None, where: str, section: str = "", **fixed):
-    """``cls(**values, **fixed)``, refusing keys ``cls`` does not have and values of the wrong type
-    with a message naming the file (``where``), the ``section`` of it and the key."""
-    inside = f" in '{section}'" if section else ""
-    if values is not None and not isinstance(values, dict):
-        raise ConfigError(f"{where}: '{section}' must be a mapping of keys to values, got {values!r}")
-    values = dict(values or {})
-    unknown = set(values) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}{inside}; known: {sorted(cls.__dataclass_fields__)}")
-    for key, value in values.items():
-        if key not in fixed:
-            _check_type(value, cls.__dataclass_fields__[key].type, where, f"{section}.{key}" if section else key)
-    return cls(**{**values, **fixed})
-
-
-# What a YAML value may be for a dataclass field of each annotated type (an int is a valid float;
-# a bool is not a number, although Python says it is an int).
-_YAML_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-                                            "dict": (dict,), "tuple": (list, tuple)}
-
-
-def _check_type(value: Any, annotation: Any, where: str, key: str) -> None:
-    """ConfigError naming ``key`` when ``value`` does not fit the field's (string) annotation."""
-    text = str(getattr(annotation, "__name__", annotation))
-    optional = text.endswith(" | None")
-    base = text.removesuffix(" | None").split("[", 1)[0]
-    allowed = _YAML_TYPES.get(base)
-    if allowed is None or (optional and value is None):
-        return
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise ConfigError(f"{where}: '{key}' must be {'a' if base != 'int' else 'an'} {base}, got {value!r}")
+    """A configuration file is invalid; the message names the file, the key, the value and the rule
+    (the schemas are pydantic models, validated by include/schema.py:validate_config)."""

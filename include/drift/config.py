@@ -1,68 +1,86 @@
-"""Monitoring thresholds (include/drift/monitoring.yaml or the file named by BATCHML_MONITORING_CONFIG)."""
+"""Monitoring thresholds (include/drift/monitoring.yaml or the file named by BATCHML_MONITORING_CONFIG)
+as a schema: pydantic models with the types, ranges, the columns that must exist and the rules across
+fields. A file that breaks a rule is refused before anything is read or written, with one line per
+broken rule naming the file, the key, the value and the rule (include/schema.py)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
-from include.config import ConfigError, dataclass_from
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from include.schema import STRICT, Fraction, Invalid, lies_in, one_of, read_yaml, validate_config
 
 DEFAULT_PATH = Path(__file__).with_name("monitoring.yaml")
 
 
-@dataclass(frozen=True)
-class PerformanceConfig:
-    auc_roc_drop: float = 0.05
-    average_precision_drop: float = 0.15
-    min_frauds: int = 10
+def _columns(info: ValidationInfo) -> list[str] | None:
+    return (info.context or {}).get("columns")
 
 
-@dataclass(frozen=True)
-class MonitoringConfig:
-    psi_warn: float = 0.1
+class PerformanceConfig(BaseModel):
+    model_config = STRICT
+
+    auc_roc_drop: Fraction = 0.05
+    average_precision_drop: Fraction = 0.15
+    min_frauds: Annotated[int, Field(ge=0)] = 10
+
+
+class MonitoringConfig(BaseModel):
+    """monitoring.yaml. Validated with the context ``{"columns": [...]}`` (the model inputs of the
+    pipeline monitored), ``exclude_columns`` must name some of them and ``min_drifted_columns`` must
+    be reachable; built in code without it, only the shape is checked."""
+
+    model_config = STRICT
+
+    psi_warn: Annotated[float, Field(gt=0)] = 0.1
     psi_alert: float = 0.2
-    ks_p_value: float = 0.05
-    ks_statistic: float = 0.1
-    min_drifted_columns: int = 1
-    exclude_columns: tuple[str, ...] = ()
-    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
-    cooldown_days: int = 7
+    ks_p_value: Annotated[float, lies_in(0, 1, open_ends=True)] = 0.05
+    ks_statistic: Fraction = 0.1
+    # a list in the file (strict mode would want a Python tuple); a bare string is refused, never split
+    exclude_columns: Annotated[tuple[Annotated[str, one_of("column", _columns)], ...], Field(strict=False)] = ()
+    # after exclude_columns: its bound depends on them
+    min_drifted_columns: Annotated[int, Field(ge=1)] = 1
+    performance: PerformanceConfig = PerformanceConfig()
+    cooldown_days: Annotated[int, Field(ge=0)] = 7
+
+    @field_validator("psi_alert")
+    @classmethod
+    def _alert_above_warning(cls, value: float, info: ValidationInfo) -> float:
+        warn = info.data.get("psi_warn")
+        if warn is not None and value < warn:  # an alert below its warning level alerts on every warning
+            raise Invalid(f"must be >= psi_warn ({warn})")
+        return value
+
+    @field_validator("exclude_columns")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise Invalid(f"needs each column once, got {list(value)}", show_value=False)
+        return value
+
+    @field_validator("min_drifted_columns")
+    @classmethod
+    def _reachable(cls, value: int, info: ValidationInfo) -> int:
+        columns, excluded = _columns(info), info.data.get("exclude_columns")
+        if columns is not None and excluded is not None:
+            monitored = len(columns) - len(excluded) + 1  # the score is always monitored
+            if value > monitored:  # the drift alert could never fire
+                raise Invalid(f"must be <= {monitored} (the monitored columns: {len(columns)} model inputs "
+                              f"less {len(excluded)} excluded, plus the score)")
+        return value
 
 
-def load_monitoring_config(path: str | Path | None = None) -> MonitoringConfig:
-    import yaml
+def load_monitoring_config(path: str | Path | None = None, *, columns: Sequence[str] | None = None
+                           ) -> MonitoringConfig:
+    """The validated thresholds. ``columns``: the model inputs of the pipeline monitored (its
+    ``exclude_columns`` must be among them); None: the reference (fraud) pipeline's."""
+    if columns is None:
+        from include.features.baseline import MODEL_INPUTS
 
+        columns = MODEL_INPUTS
     path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", DEFAULT_PATH))
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
-    performance = dataclass_from(PerformanceConfig, raw.pop("performance", None), str(path), "performance")
-    cfg = dataclass_from(MonitoringConfig, raw, str(path), performance=performance,
-                         exclude_columns=tuple(raw.get("exclude_columns") or ()))
-    check_thresholds(cfg, str(path))
-    return cfg
-
-
-def check_thresholds(cfg: MonitoringConfig, where: str) -> None:
-    """ConfigError naming the key of the first threshold that cannot work: a PSI alert below its
-    warning (or not positive) would alert on every day, a p-value outside (0, 1) never or always."""
-    perf = cfg.performance
-    rules = [
-        ("psi_warn", cfg.psi_warn > 0, "must be > 0"),
-        ("psi_alert", cfg.psi_alert >= cfg.psi_warn, f"must be >= psi_warn ({cfg.psi_warn})"),
-        ("ks_p_value", 0 < cfg.ks_p_value < 1, "must lie in (0, 1)"),
-        ("ks_statistic", 0 <= cfg.ks_statistic <= 1, "must lie in [0, 1]"),
-        ("min_drifted_columns", cfg.min_drifted_columns >= 1, "must be >= 1"),
-        ("cooldown_days", cfg.cooldown_days >= 0, "must be >= 0"),
-        ("performance.auc_roc_drop", 0 <= perf.auc_roc_drop <= 1, "must lie in [0, 1]"),
-        ("performance.average_precision_drop", 0 <= perf.average_precision_drop <= 1, "must lie in [0, 1]"),
-        ("performance.min_frauds", perf.min_frauds >= 0, "must be >= 0"),
-    ]
-    for key, holds, rule in rules:
-        if not holds:
-            value = getattr(perf, key.split(".")[1]) if key.startswith("performance.") else getattr(cfg, key)
-            raise ConfigError(f"{where}: '{key}' {rule}, got {value!r}")
+    return validate_config(MonitoringConfig, read_yaml(path), str(path), context={"columns": list(columns)})

@@ -1,78 +1,147 @@
 """The training configuration (include/training/training.yaml, or the file named by
-BATCHML_TRAINING_CONFIG), parsed into typed, validated objects.
+BATCHML_TRAINING_CONFIG) as a schema: pydantic models with the types, ranges, names that must exist
+(families, metrics, class weights) and rules across fields, all in this file. A file that breaks a
+rule is refused before anything trains, with one line per broken rule naming the file, the key, the
+value and the rule (include/schema.py).
 
-Only the standard library and PyYAML are imported: the training DAG reads this at run time.
+Only pydantic and PyYAML are imported: the training DAG reads this at run time.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from include.config import ConfigError, dataclass_from
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+
+from include.config import ConfigError
+from include.schema import STRICT, Fraction, Invalid, at_least, one_of, read_yaml, validate_config
 
 DEFAULT_PATH = Path(__file__).with_name("training.yaml")
 FAMILIES = ("logistic_regression", "xgboost", "lightgbm", "pytorch_mlp")
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
+# metrics of include/training/metrics.py:evaluate where higher is better: the primary metric and the floors
 PRIMARY_METRICS = ("average_precision", "auc_roc", "card_precision")
+WINDOW_RULE = "window needs train_days, test_days and folds >= 1 and gap_days >= 0"
+NEGATIVE_MARGIN = "a negative margin promotes a challenger worse than the champion"
+
+Name = Annotated[str, Field(min_length=1)]
+Metric = Annotated[str, one_of("metric", PRIMARY_METRICS)]
 
 
-@dataclass(frozen=True)
-class WindowConfig:
-    train_days: int = 14
-    gap_days: int = 7
-    test_days: int = 7
-    folds: int = 2
+class WindowConfig(BaseModel):
+    model_config = STRICT
+
+    train_days: Annotated[int, at_least(1, WINDOW_RULE)] = 14
+    gap_days: Annotated[int, at_least(0, WINDOW_RULE)] = 7
+    test_days: Annotated[int, at_least(1, WINDOW_RULE)] = 7
+    folds: Annotated[int, at_least(1, WINDOW_RULE)] = 2
 
 
-@dataclass(frozen=True)
-class MetricsConfig:
-    primary: str = "average_precision"
-    top_k: int = 100
-    missed_fraud_cost: float = 1000.0
-    false_alarm_cost: float = 50.0
+class MetricsConfig(BaseModel):
+    model_config = STRICT
+
+    primary: Metric = "average_precision"
+    top_k: Annotated[int, Field(ge=1)] = 100
+    missed_fraud_cost: Annotated[float, Field(gt=0)] = 1000.0
+    false_alarm_cost: Annotated[float, Field(gt=0)] = 50.0
 
 
-@dataclass(frozen=True)
-class GateConfig:
-    min_improvement: float = 0.005
-    auc_roc_tolerance: float = 0.01
-    card_precision_tolerance: float = 0.02
-    min_eval_frauds: int = 30
-    floor: dict[str, float] = field(default_factory=lambda: {"average_precision": 0.3, "auc_roc": 0.8})
+class GateConfig(BaseModel):
+    model_config = STRICT
+
+    min_improvement: Annotated[float, at_least(0, NEGATIVE_MARGIN)] = 0.005
+    auc_roc_tolerance: Fraction = 0.01
+    card_precision_tolerance: Fraction = 0.02
+    min_eval_frauds: Annotated[int, Field(ge=0)] = 30
+    floor: dict[Metric, Fraction] = Field(default_factory=lambda: {"average_precision": 0.3, "auc_roc": 0.8})
     require_approval: bool = False
 
 
-@dataclass(frozen=True)
-class TuningConfig:
-    trials: int = 8
-    timeout_seconds: float = 240.0
+class TuningConfig(BaseModel):
+    model_config = STRICT
+
+    trials: Annotated[int, Field(ge=1)] = 8
+    timeout_seconds: Annotated[float, Field(gt=0)] = 240.0
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str
-    params: dict[str, Any] = field(default_factory=dict)
-    search: dict[str, dict[str, Any]] = field(default_factory=dict)
-    class_weight: str = "sqrt"
-    trials: int | None = None
+class SearchSpace(BaseModel):
+    """One searched hyperparameter: ``{low, high[, log][, int]}`` or ``{choices: [...]}``."""
+
+    model_config = STRICT
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = Field(False, alias="int")
+    choices: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchSpace:
+        shown = self.model_dump(by_alias=True, exclude_unset=True)
+        if self.choices is not None:
+            if {"low", "high", "log", "int"} & set(shown):
+                raise Invalid(f"takes either choices or low/high, got {shown}", show_value=False)
+        elif self.low is None or self.high is None:
+            raise Invalid(f"needs low and high (or choices), got {shown}", show_value=False)
+        elif not self.low <= self.high:
+            raise Invalid(f"needs low <= high, got {shown}", show_value=False)
+        elif self.log and self.low <= 0:
+            raise Invalid(f"needs low > 0 on a log scale, got {shown}", show_value=False)
+        elif self.integer and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise Invalid(f"needs whole numbers for low and high when int is true, got {shown}", show_value=False)
+        return self
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    experiment: str
-    registered_model: str
-    models: tuple[ModelSpec, ...]
-    seed: int = 42
+class ModelSpec(BaseModel):
+    model_config = STRICT
+
+    name: Name
+    family: Annotated[str, one_of("family", FAMILIES)]
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, SearchSpace] = Field(default_factory=dict)
+    class_weight: Annotated[str, one_of("class_weight", CLASS_WEIGHTS)] = "sqrt"
+    trials: Annotated[int, Field(ge=1)] | None = None
+
+
+class TrainingConfig(BaseModel):
+    """training.yaml. ``source`` is the file it was read from (for messages)."""
+
+    model_config = STRICT
+
+    experiment: Name
+    registered_model: Name
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
     window: WindowConfig = WindowConfig()
     metrics: MetricsConfig = MetricsConfig()
     gate: GateConfig = GateConfig()
-    trials: int = 8
-    timeout_seconds: float = 240.0
-    source: str = ""
+    tuning: TuningConfig = TuningConfig()
+    # a list in the file (strict mode would want a Python tuple)
+    models: Annotated[tuple[ModelSpec, ...], Field(strict=False)]
+    _source: str = PrivateAttr(default="")
+
+    @field_validator("models")
+    @classmethod
+    def _some_with_unique_names(cls, models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        if not models:
+            raise Invalid("needs at least one model")
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise Invalid(f"needs unique model names, got {names}", show_value=False)
+        return models
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def trials(self) -> int:
+        return self.tuning.trials
+
+    @property
+    def timeout_seconds(self) -> float:
+        return float(self.tuning.timeout_seconds)
 
     def spec(self, name: str) -> ModelSpec:
         for spec in self.models:
@@ -89,61 +158,13 @@ def config_path() -> Path:
 
 
 def load_training_config(path: str | Path | None = None) -> TrainingConfig:
-    import yaml
-
+    """The validated configuration; ConfigError naming the file, key, value and rule otherwise."""
     path = Path(path) if path else config_path()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"training configuration not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_training_config(raw, source=str(path))
+    return parse_training_config(read_yaml(path), source=str(path))
 
 
-# The top-level keys of training.yaml: a misspelt section would otherwise silently fall back to defaults.
-TOP_LEVEL_KEYS = ("experiment", "registered_model", "seed", "window", "metrics", "gate", "tuning", "models")
-
-
-def parse_training_config(raw: dict[str, Any], source: str = "<dict>") -> TrainingConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; known: {list(TOP_LEVEL_KEYS)}")
-    if not isinstance(raw.get("seed", 42), int) or isinstance(raw.get("seed"), bool):
-        raise ConfigError(f"{source}: 'seed' must be an int, got {raw['seed']!r}")
-    for key in ("experiment", "registered_model", "models"):
-        if not raw.get(key):
-            raise ConfigError(f"{source}: '{key}' is required")
-    models = []
-    for i, m in enumerate(raw["models"]):
-        where = f"{source}: models[{i}]"
-        if not isinstance(m, dict) or "name" not in m or "family" not in m:
-            raise ConfigError(f"{where} needs a name and a family")
-        if m["family"] not in FAMILIES:
-            raise ConfigError(f"{where} ({m['name']}): unknown family {m['family']!r}; known: {list(FAMILIES)}")
-        if m.get("class_weight", "sqrt") not in CLASS_WEIGHTS:
-            raise ConfigError(f"{where} ({m['name']}): class_weight must be one of {list(CLASS_WEIGHTS)}")
-        models.append(dataclass_from(ModelSpec, m, f"{where} ({m['name']})"))
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{source}: model names must be unique, got {names}")
-    tuning = dataclass_from(TuningConfig, raw.get("tuning"), source, "tuning")
-    cfg = TrainingConfig(
-        experiment=raw["experiment"],
-        registered_model=raw["registered_model"],
-        models=tuple(models),
-        seed=int(raw.get("seed", 42)),
-        window=dataclass_from(WindowConfig, raw.get("window"), source, "window"),
-        metrics=dataclass_from(MetricsConfig, raw.get("metrics"), source, "metrics"),
-        gate=dataclass_from(GateConfig, raw.get("gate"), source, "gate"),
-        trials=tuning.trials,
-        timeout_seconds=float(tuning.timeout_seconds),
-        source=source,
-    )
-    if cfg.metrics.primary not in PRIMARY_METRICS:
-        raise ConfigError(f"{source}: metrics.primary must be one of {list(PRIMARY_METRICS)}")
-    if min(cfg.window.train_days, cfg.window.test_days) < 1 or cfg.window.folds < 1 or cfg.window.gap_days < 0:
-        raise ConfigError(f"{source}: window needs train_days, test_days and folds >= 1 and gap_days >= 0")
+def parse_training_config(raw: Any, source: str = "<dict>") -> TrainingConfig:
+    cfg = validate_config(TrainingConfig, raw, source)
+    cfg._source = source
     return cfg
+

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from include.training.config import MetricsConfig, ModelSpec
+    from include.training.config import MetricsConfig, ModelSpec, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,16 @@ class TrialResult:
     validation: pd.DataFrame | None = field(default=None, repr=False)  # scored fold test rows
 
 
-def suggest(trial: optuna.Trial, search: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, search: dict[str, SearchSpace]) -> dict[str, Any]:
     """Sample one value per searched parameter: {low, high[, log][, int]} or {choices: [...]}."""
     params = {}
     for name, space in search.items():
-        if "choices" in space:
-            params[name] = trial.suggest_categorical(name, space["choices"])
-        elif space.get("int"):
-            params[name] = trial.suggest_int(name, int(space["low"]), int(space["high"]), log=space.get("log", False))
+        if space.choices is not None:
+            params[name] = trial.suggest_categorical(name, space.choices)
+        elif space.integer:
+            params[name] = trial.suggest_int(name, int(space.low), int(space.high), log=space.log)
         else:
-            params[name] = trial.suggest_float(name, float(space["low"]), float(space["high"]),
-                                               log=space.get("log", False))
+            params[name] = trial.suggest_float(name, float(space.low), float(space.high), log=space.log)
     return params
 
 

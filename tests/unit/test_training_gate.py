@@ -59,8 +59,8 @@ def test_windows_respect_the_label_delay():
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"models": [{"name": "x", "family": "svm"}]}, "unknown family 'svm'"),
-    ({"models": [{"name": "x", "family": "xgboost", "class_weight": "heavy"}]}, "class_weight must be one of"),
-    ({"models": [{"name": "x", "family": "xgboost"}, {"name": "x", "family": "lightgbm"}]}, "must be unique"),
+    ({"models": [{"name": "x", "family": "xgboost", "class_weight": "heavy"}]}, "'models[0].class_weight' names an unknown class_weight 'heavy'"),
+    ({"models": [{"name": "x", "family": "xgboost"}, {"name": "x", "family": "lightgbm"}]}, "'models' needs unique model names, got ['x', 'x']"),
     ({"window": {"train_days": 0}}, "train_days"),
     ({"window": {"trian_days": 3}}, "unknown key(s) ['trian_days'] in 'window'"),
     ({"metrics": {"primary": "accuracy"}}, "metrics.primary"),
