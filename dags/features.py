@@ -22,7 +22,7 @@ transaction (labels are only known after 7 days).
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `plan` | checks the `spark_default` connection exists, picks the days (params, else the Asset events) and checks their raw partitions exist | **connection `spark_default` not defined** (not retried): define it, clear `plan`. **No day / bad params** (not retried): the run was started without `start` or with `end` before `start`. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
+| `plan` | checks the `spark_default` connection exists, picks the days (params, else the Asset events) and checks their raw partitions exist | **connection `spark_default` not defined** (not retried): define it, clear `plan`. **No day / bad params** (not retried): the run was started without `start` (an `end` alone is refused), with `end` before `start`, a malformed date or a range over ten years. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
 | `build_features` | `spark-submit`s `include/jobs/build_features.py` through `spark_default` (pool `spark`), one staged parquet file per day | the Spark application failed (retried once): the driver log is in the task log | read the Spark error in the log (Java 17 on PATH, memory, the `spark_default` master); fix, then clear the task |
 | `validate_features` | the `features_baseline` checkpoint on each staged day: one row per raw transaction, no nulls, counts and risks in range | **bad data** (not retried): the staged file is in `quarantine/features/baseline/ds=<day>/` with `failure.json` | a bug in the feature job or a bad raw partition: open the **Data Docs** link, fix, clear from `build_features` |
 | `publish` | renames every staged day into place (all days checked before any moves) and emits `features_baseline` | a staged file is missing (not retried: rerun the job) or the lake is not writable (retried) | clear from `build_features` |
@@ -56,12 +56,13 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
 
     from include.config import data_root
     from include.features.pipeline import plan_feature_days
-    from include.run_days import event_days
+    from include.run_days import event_days, param_days
     from include.storage import day_range, staging_dir
 
     require_connection(SPARK_CONN, "build_features (spark-submit)")
     try:
-        start, end = plan_feature_days(params.get("start"), params.get("end"), event_days(triggering_asset_events))
+        days = param_days(params) or [None]  # an 'end' without 'start', a malformed or reversed range: ParamError
+        start, end = plan_feature_days(days[0], days[-1], event_days(triggering_asset_events))
     except ValueError as exc:  # no days, or a range that ends before it starts: a retry cannot fix it
         raise AirflowFailException(str(exc)) from None
     return {

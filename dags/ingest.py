@@ -24,7 +24,7 @@ range run: `{"start", "end", "rows"}`).
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `days` | the day of the run, or every day of the `start`/`end` params | a range that ends before it starts, or a malformed date (not retried) | fix the params and trigger again |
+| `days` | the day of the run, or every day of the `start`/`end` params | an `end` without `start`, a range that ends before it starts or spans over ten years, or a malformed date (not retried) | fix the params and trigger again |
 | `validate_transactions`, `validate_labels` | the source's checkpoint: exact columns and types, non-null keys, unique ids, amounts in [0, 100,000], timestamps inside the day, row count within the Variables' bounds and 0.5x..2x the last 7 days' median; labels 0/1, one per transaction of `ds - 7` | **bad data** (not retried): the log names the partition, column and expectation with sample values; the file is in `quarantine/landing/<source>/ds=<ds>/` with `failure.json`. **File missing** (retried 2x with backoff): the upstream is late | bad data: open the **Data Docs** link of the task, have the file fixed or redelivered to `landing/`, then clear the task. Missing after the retries: chase the delivery, then clear the task |
 | `publish_transactions`, `publish_labels` | copies the validated file into its raw partition with one atomic rename and emits the Asset | file **changed since it was validated** (checksum differs; not retried), or the raw zone is not writable (retried) | changed file: clear `validate_<source>` (it validates the new file, then publishes). Storage: fix it, clear the task |
 | `report` | summarises what was published | a source failed upstream (`upstream_failed`): the run is red even though the other source was published | see the failed task above it |
@@ -60,14 +60,13 @@ def days(params: dict | None = None, ds: str | None = None) -> list[str]:
     """The day of the run, or every day of the ``start``/``end`` params (an initial load)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.run_days import days_to_process
+    from include.run_days import param_days
 
-    if not (params or {}).get("start"):
-        return [ds]
     try:
-        return days_to_process(params, None, "ingest")
+        planned = param_days(params)  # an 'end' without 'start', a malformed or reversed range: ParamError
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from None  # a retry cannot fix the run's parameters
+    return [ds] if planned is None else planned
 
 
 @task

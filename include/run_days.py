@@ -1,6 +1,11 @@
-"""Which days a run of an asset-scheduled DAG processes: the ``start``/``end`` params of a manual or
-backfill run, else the days carried by the triggering Asset events (extra ``start``/``end`` for a
-range, ``ds`` for one day). Several events queued before the run was created are processed together."""
+"""Which days a run processes: the ``start``/``end`` params of a manual or backfill run, else the days
+carried by the triggering Asset events (extra ``start``/``end`` for a range, ``ds`` for one day).
+Several events queued before the run was created are processed together.
+
+:func:`param_days` is the one reading of the ``start``/``end`` params for every DAG that takes them
+(ingest, features, scoring, monitoring): a param that cannot be what the operator meant is a
+``ParamError`` naming the param and its value, which the tasks turn into a failure without retry.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,67 @@ from typing import Any
 
 from include.storage import as_date, day_range
 
+# The longest range one run takes: ten years of days. A longer one is a typo (2062 for 2026), and
+# would plan, stage and hold in memory every day of it before anything else could fail.
+MAX_RANGE_DAYS = 3660
+
+
+class ParamError(ValueError):
+    """A run's params are invalid; the message names the param, its value and the rule."""
+
+
+def _param_date(params: dict[str, Any], name: str) -> dt.date | None:
+    value = params.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None  # not given (the trigger form sends an empty field as "" or null)
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ParamError(f"param '{name}' = {value!r} is not a date (YYYY-MM-DD)")
+
+
+def param_days(params: dict[str, Any] | None) -> list[str] | None:
+    """The ISO days of the ``start``/``end`` params (``end`` defaults to ``start``), or None when
+    neither is given. ParamError naming the param when ``end`` comes without ``start`` (it would be
+    silently ignored: the run would process the day of its trigger only), ``end`` is before
+    ``start``, a value is not a date, or the range is longer than ``MAX_RANGE_DAYS``."""
+    params = params or {}
+    start, end = _param_date(params, "start"), _param_date(params, "end")
+    if start is None and end is None:
+        return None
+    if start is None:
+        raise ParamError(f"param 'end' = {params['end']!r} was given without 'start': a range needs its first day "
+                         "(trigger with {\"start\": \"YYYY-MM-DD\", \"end\": \"YYYY-MM-DD\"}, or 'start' alone "
+                         "for one day)")
+    end = end or start
+    if end < start:
+        raise ParamError(f"param 'end' = {end.isoformat()!r} is before param 'start' = {start.isoformat()!r}: "
+                         "the range ends before it starts")
+    length = (end - start).days + 1
+    if length > MAX_RANGE_DAYS:
+        raise ParamError(f"params 'start' = {start.isoformat()!r} .. 'end' = {end.isoformat()!r} span {length} days, "
+                         f"more than one run takes ({MAX_RANGE_DAYS}); split the range into several runs")
+    return [d.isoformat() for d in day_range(start, end)]
+
 
 def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what: str) -> list[str]:
-    """Sorted ISO days; ValueError naming the problem when there are none or the range is invalid."""
-    params = params or {}
-    if params.get("start"):
-        days = day_range(params["start"], params.get("end") or params["start"])
-    else:
-        days = event_days(triggering_asset_events)
-        if not days:
-            raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying a day (ds, "
-                             "or start/end) and no 'start' param was given (trigger with "
-                             "{\"start\": \"YYYY-MM-DD\", \"end\": ...})")
-    return sorted(d.isoformat() for d in days)
+    """Sorted ISO days; ValueError (ParamError for the params) naming the problem when there are none
+    or the range is invalid."""
+    days = param_days(params)
+    if days is not None:
+        return days
+    days = [d.isoformat() for d in event_days(triggering_asset_events)]
+    if not days:
+        raise ValueError(f"no days to {what}: the run was not triggered by an Asset event carrying a day (ds, "
+                         "or start/end) and no 'start' param was given (trigger with "
+                         "{\"start\": \"YYYY-MM-DD\", \"end\": ...})")
+    return days
 
 
 def event_days(triggering_asset_events) -> list[dt.date]:
