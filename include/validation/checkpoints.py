@@ -230,15 +230,29 @@ def _failures(validation_result) -> list[Failure]:
             mismatched = (res.get("details") or {}).get("mismatched") or {}
             parts += [f"{kind} columns {mismatched[kind]}" for kind in ("missing", "unexpected") if mismatched.get(kind)]
             if "observed_value" in res:
-                parts.append(f"observed {res['observed_value']!r}")
+                parts.append(f"observed {_plain(res['observed_value'])!r}")
             if res.get("unexpected_count"):
-                sample = [str(v) for v in (res.get("partial_unexpected_list") or [])[:3]]
-                parts.append(f"{res['unexpected_count']} unexpected values, e.g. {sample}")
+                sample = [str(_plain(v)) for v in (res.get("partial_unexpected_list") or [])[:3]]
+                share = res.get("unexpected_percent")
+                parts.append(f"{res['unexpected_count']} unexpected values"
+                             + (f" ({share:.1f} % of rows)" if share is not None else "") + f", e.g. {sample}")
             expected = {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id", "result_format")}
             parts.append(f"expected {expected}")
-            details = "; ".join(parts)
+            # the statistic a plausibility expectation bounds, in words (its meta, include/validation/suites.py)
+            statistic = (config.meta or {}).get("statistic")
+            details = (f"{statistic}: " if statistic else "") + "; ".join(parts)
         failures.append(Failure(config.kwargs.get("column"), config.type, details))
     return failures
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (``0.5``, not ``np.float64(0.5)``), also inside a
+    tuple (a pair of values)."""
+    import numpy as np
+
+    if isinstance(value, tuple):
+        return tuple(map(_plain, value))
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def validate_frame(
