@@ -346,8 +346,8 @@ def gather(days: int = DEFAULT_DAYS, end: dt.date | None = None, model_name: str
         data.promotions, data.promotions_total = list(reversed(history))[:MAX_PROMOTIONS], len(history)
         data.drift = part("drift", lambda: warehouse.drift_between(s, e, name), [])
         data.data_quality = part("data_quality", lambda: warehouse.data_quality_between(s, e), [])
-        scored = part("predictions", lambda: warehouse.prediction_days_between(s, e, name), [])
-        data.scoring, data.histogram = _scoring(scored), _histogram(scored)
+        scored = part("predictions", lambda: _scoring(warehouse.prediction_days_between(s, e, name)), [])
+        data.scoring, data.histogram = [{k: v for k, v in r.items() if k != "bins"} for r in scored], _histogram(scored)
         alerts = part("alerts", lambda: warehouse.alerts_between(s, e, name), [])
         data.alerts, data.alerts_total = list(reversed(alerts))[:MAX_ALERTS], len(alerts)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -373,14 +373,25 @@ def _histogram(rows: list[dict[str, Any]]) -> dict[dt.date, list[int]]:
     for r in rows:
         counts = out.setdefault(r["ds"], [0] * SCORE_BINS)
         for b, n in enumerate(r["bins"]):
-            counts[b] += int(n)
+            counts[b] += n
     return out
 
 
 def _scoring(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per day and model version: rows, flagged rows and mean score."""
-    return [{"ds": r["ds"], "model_version": str(r["model_version"]), "rows": int(r["rows"]),
-             "flagged": int(r["flagged"]), "mean_score": r["mean_score"]} for r in rows]
+    """Per day and model version: rows, flagged rows, mean score and score bins, as numbers; a value that
+    is not one (SQLite keeps text in any column) raises naming the row, the column and the value."""
+
+    def number(r: dict[str, Any], key: str, value: Any, kind: type) -> Any:
+        try:
+            return None if value is None and kind is float else kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"prediction_days ds={r['ds']} version {r['model_version']}: {key} {_clip(value)} is "
+                             f"not a number") from None
+
+    return [{"ds": r["ds"], "model_version": str(r["model_version"]), "rows": number(r, "rows", r["rows"], int),
+             "flagged": number(r, "flagged", r["flagged"], int),
+             "mean_score": number(r, "mean_score", r["mean_score"], float),
+             "bins": [number(r, f"bin_{b}", n, int) for b, n in enumerate(r["bins"])]} for r in rows]
 
 
 def daily_scoring(data: MonitorData) -> dict[dt.date, dict[str, Any]]:

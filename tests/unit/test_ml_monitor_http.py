@@ -160,6 +160,51 @@ def test_every_value_from_registry_and_warehouse_is_escaped(data_root, reliabili
                      f"{sorted({t for t, _ in parsed.tags})}")
 
 
+def test_rendering_escapes_every_string_it_is_given():
+    """render_html alone, on data made by hand: a payload in every string of MonitorData (the parts a
+    store cannot hold, like error messages quoting a value, the tracking URI or the warehouse note, too)."""
+    day = END
+    strings = iter(range(1000))
+
+    def x() -> str:  # a fresh payload each time, numbered so that a leak names its field's place
+        n = next(strings)
+        return SHAPES[n % len(SHAPES)].format(f" [{n}]")
+
+    version = ml_monitor.VersionInfo(
+        alias="champion", version=x(), model=x(), family=x(), as_of=x(), threshold=None,
+        metrics={"average_precision": x(), "auc_roc": x()}, training_window=x(), evaluation_window=x(),
+        gate_decision=x(), gate_reason=x(), rolled_back=x(), run_id=x(), created=x(), problems=[x()])
+    challenger = ml_monitor.VersionInfo(**{**vars(version), "alias": "challenger", "version": x()})
+    registry = ml_monitor.RegistryState(model_name=x(), tracking_uri=x(), versions={"champion": version,
+                                                                                     "challenger": challenger})
+    promotion = {"decision": x(), "promoted": True, "decided_at": x(), "promoted_at": x(), "as_of": x(),
+                 "challenger_version": version.version, "champion_version": x(), "primary_metric": x(),
+                 "challenger_value": x(), "champion_value": x(), "reason": x()}
+    data = ml_monitor.MonitorData(
+        model_name=registry.model_name, window=ml_monitor.window_ending(day, 3), generated_at=dt.datetime.now(dt.UTC),
+        registry=registry, promotions=[promotion], promotions_total=1,
+        drift=[{"ds": day, "column_name": x(), "model_version": x(), "kind": "numeric", "psi": x(), "psi_level": x(),
+                "ks_statistic": x(), "ks_p_value": x(), "drifted": True}],
+        data_quality=[{"ds": day, "dataset": x(), "success": False, "failed": x(), "evaluated": x(), "rows": x(),
+                       "failures": x()}],
+        scoring=[{"ds": day, "model_version": x(), "rows": 10, "flagged": 1, "mean_score": 0.1}],
+        histogram={day: [1] * ml_monitor.SCORE_BINS},
+        alerts=[{"ds": day, "kind": x(), "model_version": x(), "triggered_training": True, "message": x()}],
+        alerts_total=1, warehouse_note=x())
+    n_data = next(strings)
+    page = ml_monitor.render_html(data, base="/ml-monitor")
+    payloads = {str(i): SHAPES[i % len(SHAPES)].format(f" [{i}]") for i in range(n_data)}
+    assert_inert(page, payloads)
+    # every section in its error state, with messages that quote what they could not read
+    registry_down = ml_monitor.RegistryState(model_name=x(), tracking_uri=x(), error=x())
+    errors = {section: x() for section in ("window", "registry", "promotions", "drift", "data_quality",
+                                            "predictions", "alerts")}
+    broken = ml_monitor.MonitorData(model_name=registry_down.model_name, window=ml_monitor.window_ending(day, 3),
+                                    generated_at=dt.datetime.now(dt.UTC), registry=registry_down, errors=errors)
+    payloads = {str(i): SHAPES[i % len(SHAPES)].format(f" [{i}]") for i in range(n_data + 1, next(strings))}
+    assert_inert(ml_monitor.render_html(broken), payloads)
+
+
 def test_model_name_in_the_query_is_escaped(client, reliability):
     case = reliability.case("security", "ML monitor: a script payload as ?model= (reflected into the page)",
                             expected="200; the name is shown as text, the page has no element of it")
@@ -297,3 +342,20 @@ def test_unreadable_tags_are_named_on_the_page(client, reliability, what, tags, 
     assert f"unreadable tag{message}" in text, text[:2000]
     assert 'id="champion"' in response.text and len(cells(response.text, "drift-heatmap")) == 3 * 16
     case.observed = f"200: champion card says {message}"
+
+
+def test_text_in_a_numeric_column_of_prediction_days_is_named(client, reliability):
+    case = reliability.case("bad input", "ML monitor HTTP: text in prediction_days.mean_score (SQLite keeps it)",
+                            expected="200 page; the scoring section names the day, version, column and value; "
+                                     "the other sections intact")
+    from sqlalchemy import text
+
+    fill_history(days=3, rows_per_day=5)
+    with warehouse.engine().begin() as conn:
+        conn.execute(text("UPDATE prediction_days SET mean_score = 'n/a' WHERE ds = :d"), {"d": END.isoformat()})
+    response = client.get("/", params={"days": 3})
+    assert response.status_code == 200
+    message = f"ValueError: prediction_days ds={END} version 1: mean_score 'n/a' is not a number"
+    assert message in "".join(_Page(response.text).text)
+    assert len(cells(response.text, "drift-heatmap")) == 3 * 16 and len(cells(response.text, "dq-grid")) == 3 * 4
+    case.observed = f"200; scoring section: {message}"
