@@ -4,6 +4,7 @@ file goes. One entry per validated dataset; :func:`validate_partitions` is what 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import statistics
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from include.storage import (
     MissingInputError,
     as_date,
     existing_partitions,
+    landing_file,
     parquet_row_count,
     partition_file,
     staged_partition_file,
@@ -94,7 +96,130 @@ def row_count_overrides(overrides: dict[str, Any], where: str, variables: dict[s
 
 def _transactions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     floor, ceiling = row_count_overrides(overrides, f"raw_transactions ds={day}")
-    return {**day_bounds(day), **transaction_row_bounds(day, root, floor, ceiling)}
+    return {**day_bounds(day), **transaction_row_bounds(day, root, floor, ceiling),
+            **transaction_plausibility(day, root)}
+
+
+# --- plausibility: bounds learnt from the published days around the validated one --------------------
+
+@dataclass(frozen=True)
+class TransactionsProfile:
+    """What the plausibility bounds need of one published day of transactions."""
+
+    rows: int
+    first_id: int | None
+    last_id: int | None
+    busiest_hour_share: float
+    top_customer_share: float
+    top_terminal_share: float
+    distinct_customers: int
+
+
+def _cached_by_version(read: Callable[[Path], Any]) -> Callable[[Path], Any]:
+    """``read(path)`` once per version of the file (path, mtime, size): validating a range of days
+    reads each published neighbour once, not once per day that looks at it."""
+    cached = functools.lru_cache(maxsize=64)(lambda path, _mtime_ns, _size: read(Path(path)))
+
+    @functools.wraps(read)
+    def wrapper(path: Path):
+        stat = path.stat()
+        return cached(str(path), stat.st_mtime_ns, stat.st_size)
+    return wrapper
+
+
+@_cached_by_version
+def transactions_profile(path: Path) -> TransactionsProfile:
+    import pandas as pd
+
+    from include.validation.expectations import largest_share
+
+    frame = pd.read_parquet(path, columns=["transaction_id", "tx_datetime", "customer_id", "terminal_id"])
+    ids = frame["transaction_id"]
+    return TransactionsProfile(
+        rows=len(frame), first_id=None if ids.empty else int(ids.min()), last_id=None if ids.empty else int(ids.max()),
+        busiest_hour_share=largest_share(frame["tx_datetime"], per="h"),
+        top_customer_share=largest_share(frame["customer_id"]),
+        top_terminal_share=largest_share(frame["terminal_id"]),
+        distinct_customers=int(frame["customer_id"].nunique()),
+    )
+
+
+@_cached_by_version
+def fraud_count(path: Path) -> tuple[int, int]:
+    """(labelled rows, frauds) of a published labels partition."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    labels = pq.read_table(path, columns=["tx_fraud"]).column(0)
+    return len(labels), int(pc.sum(labels).as_py() or 0)
+
+
+def _delivered_rows(path: Path) -> int | None:
+    """Rows of a landing file, from its footer; None when it is not a readable regular parquet file
+    (the checkpoint reports that itself)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        return parquet_row_count(path)
+    except Exception:  # noqa: BLE001 - any reader error: the checkpoint names it
+        return None
+
+
+def transaction_plausibility(day: dt.date, root: Path) -> dict[str, Any]:
+    """Suite parameters of the plausibility expectations of ``raw_transactions`` for ``day``: id
+    continuity with the neighbouring published days, and the shares and counts of the day against
+    the recent days (include/validation/plausibility.yaml)."""
+    from include.validation.plausibility import (
+        load_plausibility,
+        median_of,
+        relative_bounds,
+        share_bounds,
+    )
+
+    cfg = load_plausibility()
+    window = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
+    recent = [transactions_profile(p) for p in existing_partitions("raw", "transactions", window, root)]
+    recent = [r for r in recent if r.rows]
+    later = [day + dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]  # a rerun of a past day
+    following = next((r for r in map(transactions_profile, existing_partitions("raw", "transactions", later, root))
+                      if r.rows), None)
+    # the day's own row count sets the sampling noise; without it, the recent median stands in
+    n = _delivered_rows(landing_file("transactions", day, root)) or median_of([r.rows for r in recent], 1)
+    n = int(n) if n else None
+    tx = cfg.transactions
+
+    def upper(share: str) -> float:
+        reference = median_of([getattr(r, share) for r in recent], cfg.min_recent_days)
+        return share_bounds(n, reference, getattr(tx, share), cfg.false_alarm)[1]
+
+    customers = relative_bounds(median_of([r.distinct_customers for r in recent], cfg.min_recent_days),
+                                tx.distinct_customers)
+    return {
+        "content_unique_mostly": 1.0 - tx.max_duplicate_share,
+        "min_transaction_id": recent[0].last_id + 1 if recent else 0,
+        "max_transaction_id": following.first_id - 1 if following else None,
+        "max_busiest_hour_share": upper("busiest_hour_share"),
+        "max_top_customer_share": upper("top_customer_share"),
+        "max_top_terminal_share": upper("top_terminal_share"),
+        "min_distinct_customers": customers["min"],
+        "max_distinct_customers": customers["max"],
+    }
+
+
+def label_plausibility(day: dt.date, root: Path, expected_rows: int) -> dict[str, int]:
+    """Bounds on the frauds among the ``expected_rows`` labels arriving on ``day``: the fraud rate of
+    the recent label days (pooled: frauds / rows, robust to days with few frauds) in its band, once
+    they hold ``min_reference_frauds``; the absolute bounds alone before."""
+    from include.validation.plausibility import count_bounds, load_plausibility
+
+    cfg = load_plausibility()
+    window = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
+    recent = [c for c in map(fraud_count, existing_partitions("raw", "labels", window, root)) if c[0]]
+    rows, frauds = sum(r for r, _ in recent), sum(f for _, f in recent)
+    enough = len(recent) >= cfg.min_recent_days and frauds >= cfg.labels.min_reference_frauds
+    low, high = count_bounds(expected_rows, frauds / rows if enough else None, cfg.labels.fraud_rate,
+                             cfg.false_alarm)
+    return {"min_frauds": low, "max_frauds": high}
 
 
 def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -104,13 +229,15 @@ def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> d
 
     labelled = partition_file("raw", "transactions", day - dt.timedelta(days=LABEL_DELAY_DAYS), root)
     if not labelled.exists():  # nothing was published that day (start of history): expect an empty file
-        return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0}
+        return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0,
+                **label_plausibility(day, root, 0)}
     ids = pq.read_table(labelled, columns=["transaction_id"]).column(0)
     bounds = pc.min_max(ids)
     return {
         "expected_rows": len(ids),
         "first_transaction_id": (bounds["min"].as_py() or 0),
         "last_transaction_id": (bounds["max"].as_py() or 0),
+        **label_plausibility(day, root, len(ids)),
     }
 
 
@@ -132,12 +259,12 @@ def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
 DATASETS: dict[str, DatasetCheck] = {
     "raw_transactions": DatasetCheck(
         "raw_transactions", "landing", "transactions",
-        lambda day, _staging, root: root / "landing" / "transactions" / f"{day.isoformat()}.parquet",
+        lambda day, _staging, root: landing_file("transactions", day, root),
         _transactions_parameters,
     ),
     "raw_labels": DatasetCheck(
         "raw_labels", "landing", "labels",
-        lambda day, _staging, root: root / "landing" / "labels" / f"{day.isoformat()}.parquet",
+        lambda day, _staging, root: landing_file("labels", day, root),
         _labels_parameters,
     ),
     "features_baseline": DatasetCheck(
@@ -188,7 +315,7 @@ def validate_partitions(
     days = list(map(as_date, days))
     for day in days:  # every file is there before anything is validated
         path = check.locate(day, staging, root)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():  # a dangling link is refused when validated, not awaited
             raise MissingInputError(f"{dataset} ds={day}: no file at {path}")
     with checkpoint_runner(root) as runner:  # one GX project load and one Data Docs build for all days
         for day in days:

@@ -20,8 +20,21 @@ def _param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
 
+def _stat(name: str) -> dict[str, str]:
+    """The ``meta`` of a plausibility expectation: the statistic it bounds, in words, for the failure
+    message (include/validation/checkpoints.py ``_failures``)."""
+    return {"statistic": name}
+
+
+# A replayed delivery repeats the content of its rows under new ids: the same card at the same
+# terminal for the same amount in the same second.
+CONTENT_KEY = ["tx_datetime", "customer_id", "terminal_id", "tx_amount"]
+
+
 def _raw_transactions() -> list:
     import great_expectations.expectations as gxe
+
+    from include.validation.expectations import ExpectColumnLargestShareToBeBetween as LargestShare
 
     return [
         gxe.ExpectTableColumnsToMatchSet(
@@ -41,6 +54,23 @@ def _raw_transactions() -> list:
         gxe.ExpectColumnValuesToBeBetween(
             column="tx_datetime", min_value=_param("day_start"), max_value=_param("day_end")
         ),
+        # plausibility: bounds from include/validation/plausibility.yaml and the recent published days
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=CONTENT_KEY, mostly=_param("content_unique_mostly"),
+                                            meta=_stat("rows repeating another row's content under a new id")),
+        # ids never go back: after the last published id of the days before, before the next day's first
+        gxe.ExpectColumnValuesToBeBetween(column="transaction_id", min_value=_param("min_transaction_id"),
+                                          max_value=_param("max_transaction_id"),
+                                          meta=_stat("transaction ids (>= 0, after the previous published "
+                                                     "day's last id, before the next day's first)")),
+        LargestShare(column="tx_datetime", per="h", min_value=0, max_value=_param("max_busiest_hour_share"),
+                     meta=_stat("share of the day's transactions in its busiest hour")),
+        LargestShare(column="customer_id", min_value=0, max_value=_param("max_top_customer_share"),
+                     meta=_stat("share of the day's transactions of its most active customer")),
+        LargestShare(column="terminal_id", min_value=0, max_value=_param("max_top_terminal_share"),
+                     meta=_stat("share of the day's transactions at its busiest terminal")),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column="customer_id", min_value=_param("min_distinct_customers"),
+            max_value=_param("max_distinct_customers"), meta=_stat("distinct customers of the day")),
     ]
 
 
@@ -62,6 +92,15 @@ def _raw_labels() -> list:
         ),
         gxe.ExpectColumnValuesToBeInSet(column="tx_fraud", value_set=[0, 1]),
         gxe.ExpectColumnValuesToBeInSet(column="tx_fraud_scenario", value_set=[0, 1, 2, 3]),
+        # plausibility: a fraud has its scenario (1-3), a genuine transaction none (0)
+        gxe.ExpectColumnPairValuesToBeInSet(column_A="tx_fraud", column_B="tx_fraud_scenario",
+                                            value_pairs_set=[(0, 0), (1, 1), (1, 2), (1, 3)],
+                                            meta=_stat("(tx_fraud, tx_fraud_scenario) pairs")),
+        # the frauds of the day (a sum: an empty day has 0, where a mean has none), within the fraud-rate
+        # band of the recent label days times the day's rows, widened by sampling noise
+        gxe.ExpectColumnSumToBeBetween(column="tx_fraud", min_value=_param("min_frauds"),
+                                       max_value=_param("max_frauds"),
+                                       meta=_stat("frauds among the day's labels")),
     ]
 
 
