@@ -75,14 +75,15 @@ def publish(source: str, validation: dict) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.ingest import publish_landing
+    from include.storage import UnusableFileError
 
     context = get_current_context()
     published = []
     for partition in validation["partitions"]:
         try:
             published.append(publish_landing(source, partition["ds"], partition["sha256"]))
-        except RuntimeError as exc:  # the file changed after validation: only a new validation can help
-            raise AirflowFailException(str(exc)) from None
+        except (RuntimeError, UnusableFileError) as exc:  # the file changed after validation, or is no longer
+            raise AirflowFailException(str(exc)) from None  # a regular file: only a new validation can help
     first, last, rows = validation["partitions"][0]["ds"], validation["partitions"][-1]["ds"], \
         sum(p["rows"] for p in published)
     extra = {"ds": first, "rows": rows} if first == last else {"start": first, "end": last, "rows": rows}

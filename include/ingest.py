@@ -1,4 +1,26 @@
-"""Publishing validated landing files as raw partitions (the ingest DAG's last step)."""
+"""Publishing validated landing files as raw partitions (the ingest DAG's last step).
+
+**One schema per raw dataset: normalised, losslessly, before validation and at publish.** A producer
+may deliver a valid day with int32 or uint32 ids, float32 amounts, or timestamps in any unit (s, ms,
+us, ns) and any zone (or naive, meaning UTC). Every published partition of a dataset nevertheless
+has the canonical schema of :data:`RAW_SCHEMAS` (int64 ids and labels, float64 amounts, UTC
+timestamps in microseconds: what the simulator writes and the Spark feature job reads), because
+Spark reads a lookback window of partitions as one table and fails on a day whose types differ
+from its neighbours' (a Parquet type mismatch, naming whichever partition it read first).
+
+- The checkpoint validates the *normalised* frame (:func:`include.storage.canonical_frame`, called
+  by :func:`include.validation.checkpoints.validate_parquet_file`): the rules see what will be
+  published, and a timestamp in the last nanosecond of the day (truncated to 23:59:59.999999, never
+  rounded into the next day) is inside its day, while 00:00:00 of the next day is refused.
+- A cast that would lose information is refused at validation, naming the column and the value: a
+  uint64 id above the int64 maximum; float ids, text or bool keys are not cast at all and fail the
+  type checks. Nothing that passed validation can fail to normalise at publish.
+- :func:`publish_landing` reads the file once (its checksum and its content from the same open
+  file), normalises it with the same function, and writes the canonical columns in canonical order.
+
+The landing file itself is opened with :func:`include.storage.open_delivered_file`: a link (to
+anywhere), a folder, a FIFO, an empty or unreadable file is refused, never followed or read.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +30,58 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
-from include.storage import as_date, file_sha256, landing_file, partition_file, write_parquet_atomic
+from include.storage import (
+    UnusableFileError,
+    as_date,
+    canonical_frame,
+    landing_file,
+    open_delivered_file,
+    partition_file,
+    stream_sha256,
+    write_parquet_atomic,
+    zone_of,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("transactions", "labels")
 
+# The schema of every published raw partition, by dataset (the name of its checkpoint suite).
+RAW_SCHEMAS: dict[str, dict[str, str]] = {
+    "raw_transactions": {"transaction_id": "int64", "tx_datetime": "datetime64[us, UTC]", "customer_id": "int64",
+                         "terminal_id": "int64", "tx_amount": "float64"},
+    "raw_labels": {"transaction_id": "int64", "tx_fraud": "int64", "tx_fraud_scenario": "int64"},
+}
+
 
 def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root: Path | None = None) -> dict[str, Any]:
-    """Copy the validated landing file of ``ds`` to ``raw/<source>/ds=<ds>/`` atomically.
+    """Publish the validated landing file of ``ds`` to ``raw/<source>/ds=<ds>/`` atomically, in the
+    canonical schema of ``raw_<source>``.
 
     ``validated_sha256`` is the checksum the checkpoint saw: if the file changed since, nothing is
-    published (the new file has not been validated).
+    published (RuntimeError: the new file has not been validated). A path that is no longer a
+    regular file (a link swapped in, a folder) raises :class:`include.storage.UnusableFileError`.
+    Neither is retryable.
     """
     import pandas as pd
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
     root = root or data_root()
-    src = landing_file(source, ds, root)
-    actual = file_sha256(src)
-    if actual != validated_sha256:
-        raise RuntimeError(
-            f"{src} changed after validation (sha256 {actual[:12]} != validated {validated_sha256[:12]}); "
-            "rerun the validation task"
-        )
-    frame = pd.read_parquet(src)
-    if "tx_datetime" in frame:
-        frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], utc=True).astype("datetime64[us, UTC]")
-    dest = write_parquet_atomic(frame, partition_file("raw", source, as_date(ds), root))
+    src, schema = landing_file(source, ds, root), RAW_SCHEMAS[f"raw_{source}"]
+    with open_delivered_file(src, zone_of(src, root)) as handle:
+        actual = stream_sha256(handle)
+        if actual != validated_sha256:
+            raise RuntimeError(
+                f"{src} changed after validation (sha256 {actual[:12]} != validated {validated_sha256[:12]}); "
+                "rerun the validation task"
+            )
+        handle.seek(0)
+        frame = pd.read_parquet(handle)
+    frame, refused = canonical_frame(frame, schema)
+    if refused or set(frame.columns) != set(schema):  # validation refuses both: only a bypassed check gets here
+        raise UnusableFileError(f"{src}: not in the canonical schema of raw_{source} "
+                                f"(columns {sorted(frame.columns)}; {refused})")
+    dest = write_parquet_atomic(frame[list(schema)], partition_file("raw", source, as_date(ds), root))
     log.info("published %d %s rows to %s", len(frame), source, dest)
     return {"source": source, "ds": str(as_date(ds)), "path": str(dest), "rows": len(frame)}

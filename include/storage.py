@@ -10,6 +10,12 @@ Layout under the data root::
 
 A partition is a single file, so publishing is one ``os.replace``: readers see the old partition or
 the new one, never a mix, and a rerun replaces instead of appending.
+
+Files delivered from outside (landing files) are opened with :func:`open_delivered_file`: only a
+regular file that lies in its zone is read. A link (wherever it points), a folder, a FIFO, a device
+or socket, an empty or unreadable file is an :class:`UnusableFileError`, a data error that no retry
+can fix; a link is never followed, so the content of what it points at is never read nor copied.
+:func:`canonical_frame` casts a delivered frame to its dataset's canonical column types, losslessly.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import json
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from include.config import data_root
 from include.faults import failpoint
@@ -40,12 +47,86 @@ class MissingInputError(FileNotFoundError):
     """An input partition or file is not there (yet): retryable, unlike a failed check."""
 
 
+class UnusableFileError(ValueError):
+    """Something is at an input path, but not a regular file that can be read (a link, a folder, a
+    FIFO, a device, an empty or unreadable file): a data error, not retryable. The message names the
+    path and what is there."""
+
+
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        return stream_sha256(fh)
+
+
+def stream_sha256(handle: BinaryIO) -> str:
+    """The checksum of an open file from its start; leaves the handle at its end."""
+    digest = hashlib.sha256()
+    handle.seek(0)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+_SPECIAL_FILES = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+                  stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+
+
+def zone_of(path: Path, root: Path | None = None) -> Path:
+    """The zone folder (``<root>/landing``, ``<root>/_staging``...) ``path`` lies in; its folder when
+    it is not under the data root."""
+    root = root or data_root()
+    try:
+        return root / path.relative_to(root).parts[0]
+    except (ValueError, IndexError):
+        return path.parent
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
+    """Open ``path`` for reading if it is a non-empty regular file inside ``zone``; else raise
+    :class:`UnusableFileError` naming the path and what is there (or :class:`MissingInputError`
+    when nothing is). Every symbolic link at the path is refused, also one pointing inside the zone:
+    the simplest rule that can never read outside it, and an upstream delivers files, not links. A
+    FIFO is refused from its ``lstat``, before any open that could block; the file is opened with
+    ``O_NOFOLLOW`` and checked again on the open descriptor, so a link swapped in meanwhile is not
+    followed either."""
+    where = f"the {zone.name} zone ({zone})"
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise MissingInputError(f"no file at {path}") from None
+    if stat.S_ISLNK(mode):
+        target = Path(os.readlink(path))
+        resolved = Path(os.path.normpath(path.parent.resolve() / target))
+        side = "inside" if _within(resolved, zone.resolve()) else "outside"
+        raise UnusableFileError(f"{path} is a symbolic link to {target}, {side} {where}: links are refused and never "
+                                "followed (nothing was read from its target); deliver the file itself")
+    folder = path.parent.resolve()
+    if not _within(folder, zone.resolve()):
+        raise UnusableFileError(f"{path} lies in a folder that a link leads to {folder}, outside {where}: refused, "
+                                "not read; deliver the file into the zone itself")
+    for test, kind in _SPECIAL_FILES.items():
+        if test(mode):
+            raise UnusableFileError(f"{path} is {kind}, not a regular file: refused, not read; deliver the file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise MissingInputError(f"no file at {path}") from None
+    except PermissionError as exc:
+        raise UnusableFileError(f"{path} is not readable ({exc.strerror}): fix its permissions or have it "
+                                "delivered again") from None
+    except OSError as exc:  # ELOOP: a link swapped in after the lstat
+        raise UnusableFileError(f"{path} could not be opened as a regular file ({exc.strerror}): refused") from None
+    handle = os.fdopen(fd, "rb")
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode) or opened.st_size == 0:
+        handle.close()
+        what = "an empty file (0 bytes)" if stat.S_ISREG(opened.st_mode) else "not a regular file"
+        raise UnusableFileError(f"{path} is {what}: refused; have it delivered again")
+    return handle
 
 
 def as_date(ds: str | dt.date) -> dt.date:
@@ -99,6 +180,49 @@ def publish_copy(staged: Path, dest: Path) -> None:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+INT64_MAX = 2**63 - 1
+
+
+def canonical_frame(frame: pd.DataFrame, schema: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``frame`` with the columns of ``schema`` (name -> pandas dtype: ``int64``, ``float64``,
+    ``datetime64[us, UTC]``) cast to their canonical type where that loses nothing, and the columns
+    that could not be (name -> why, naming the value).
+
+    - any integer type (int8..int64, uint8..uint64, nullable) -> int64; a value above the int64
+      maximum (uint64) is refused, never wrapped;
+    - any float type (float16, float32, nullable) -> float64 (exact: every float32 is a float64);
+    - any timestamp (s, ms, us, ns; naive meaning UTC, or aware in any zone) -> UTC microseconds,
+      truncated: 23:59:59.999999999 stays 23:59:59.999999 of its day, never rounded into the next;
+    - any other type (a float id, text, bool) is left as delivered for the type checks to refuse:
+      casting it would guess.
+    Columns not in ``schema``, and missing ones, are left to the column-set check."""
+    import pandas as pd
+    from pandas.api import types
+
+    out, refused = frame.copy(deep=False), {}
+    for column, wanted in schema.items():
+        if column not in frame.columns:
+            continue
+        series, target = frame[column], types.pandas_dtype(wanted)
+        if series.dtype == target:
+            continue
+        if target.kind == "i" and types.is_integer_dtype(series.dtype) and not types.is_bool_dtype(series.dtype):
+            top = series.max() if len(series) and types.is_unsigned_integer_dtype(series.dtype) else None
+            if top is not None and not pd.isna(top) and int(top) > INT64_MAX:
+                refused[column] = (f"{series.dtype} value {int(top)} does not fit {target} (max {INT64_MAX}): "
+                                   "refused, not wrapped")
+                continue
+            out[column] = series.astype(target if not series.isna().any() else pd.Int64Dtype())
+        elif target.kind == "f" and types.is_float_dtype(series.dtype):
+            out[column] = series.astype(target)
+        elif target.kind == "M" and types.is_datetime64_any_dtype(series.dtype):
+            zone = getattr(target, "tz", None)
+            aware = series.dt.tz_convert(zone) if series.dt.tz is not None else series.dt.tz_localize(zone)
+            unit = getattr(target, "unit", None) or str(target).split("[")[1].split("]")[0]
+            out[column] = aware.dt.floor(pd.Timedelta(1, unit=unit)).astype(target)
+    return out, refused
 
 
 def write_parquet_atomic(frame: pd.DataFrame, dest: Path) -> Path:

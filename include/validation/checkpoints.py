@@ -13,12 +13,13 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.config import data_root
-from include.storage import file_sha256
+from include.storage import UnusableFileError, canonical_frame, open_delivered_file, stream_sha256, zone_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,14 +54,17 @@ class ValidationReport:
     failures: list[Failure] = field(default_factory=list)
     quarantined_to: str | None = None
     sha256: str | None = None
+    note_only: bool = False  # quarantine kept only failure.json: the path was no regular file to copy
 
     def message(self) -> str:
         if self.success:
             return f"{self.suite} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows ({self.path})"
-        lines = [
-            f"{self.suite} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed "
-            f"on {self.path}" + (f"; file kept in quarantine at {self.quarantined_to}" if self.quarantined_to else "")
-        ]
+        kept = ""
+        if self.quarantined_to:
+            kept = (f"; only a note kept in quarantine at {self.quarantined_to} (nothing was copied)" if self.note_only
+                    else f"; file kept in quarantine at {self.quarantined_to}")
+        lines = [f"{self.suite} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed "
+                 f"on {self.path}{kept}"]
         lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
 
@@ -272,24 +276,51 @@ def validate_frame(
     )
 
 
+# The failure of a file that could not be read as a table at all (GX did not run on it).
+UNREADABLE = "file_is_readable_parquet"
+# The failure of a column whose delivered type cannot be cast to its canonical type without loss.
+NOT_CANONICAL = "column_values_fit_canonical_type"
+
+
 def validate_parquet_file(
     suite_name: str, path: Path, ds: str, parameters: dict[str, Any], root: Path | None = None,
     runner: CheckpointRunner | None = None,
 ) -> tuple[ValidationReport, pd.DataFrame | None]:
-    """Read and validate one parquet file; an unreadable file is a failed report, not a crash."""
+    """Read and validate one parquet file; an unusable file is a failed report, not a crash.
+
+    The file is opened with :func:`include.storage.open_delivered_file` (no link followed, no FIFO
+    opened, no folder read), its checksum and content read from the same open file. A dataset with a
+    canonical schema (:data:`include.ingest.RAW_SCHEMAS`) is validated, and returned, in that schema:
+    what the checkpoint judges is what will be published."""
     import pandas as pd
 
-    sha = file_sha256(path)
+    from include.ingest import RAW_SCHEMAS
+
     try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        report = ValidationReport(suite_name, ds, str(path), False, 1,
-                                  failures=[Failure(None, "file_is_readable_parquet", reason)], sha256=sha)
-        return report, None
+        with open_delivered_file(path, zone_of(path, root)) as handle:
+            sha = stream_sha256(handle)
+            handle.seek(0)
+            try:
+                frame = pd.read_parquet(handle)
+            except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                return _unreadable(suite_name, ds, path, reason, sha), None
+    except UnusableFileError as exc:
+        return _unreadable(suite_name, ds, path, str(exc), None), None
+    refused: dict[str, str] = {}
+    if suite_name in RAW_SCHEMAS:
+        frame, refused = canonical_frame(frame, RAW_SCHEMAS[suite_name])
     report = validate_frame(suite_name, utc_naive(frame), ds, path, parameters, root, runner)
     report.sha256 = sha
+    if refused:
+        report.success = False
+        report.failures[:0] = [Failure(column, NOT_CANONICAL, why) for column, why in refused.items()]
     return report, frame
+
+
+def _unreadable(suite_name: str, ds: str, path: Path, reason: str, sha: str | None) -> ValidationReport:
+    return ValidationReport(suite_name, ds, str(path), False, 1, failures=[Failure(None, UNREADABLE, reason)],
+                            sha256=sha)
 
 
 def utc_naive(frame: pd.DataFrame) -> pd.DataFrame:
@@ -306,11 +337,27 @@ def utc_naive(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def quarantine(path: Path, report: ValidationReport, zone: str, dataset: str, root: Path | None = None) -> Path:
-    """Move a rejected file to ``quarantine/<zone>/<dataset>/ds=<ds>/`` with the reason beside it."""
-    target = (root or data_root()) / "quarantine" / zone / dataset / f"ds={report.ds}"
+    """Copy a rejected file to ``quarantine/<zone>/<dataset>/ds=<ds>/`` with the reason beside it
+    (``failure.json``). What is not a regular file of its zone (a link, a folder, a FIFO...) is not
+    copied: only the note is kept, so a link never brings its target's content into quarantine.
+    Returns the kept file, or the note."""
+    root = root or data_root()
+    target = root / "quarantine" / zone / dataset / f"ds={report.ds}"
     target.mkdir(parents=True, exist_ok=True)
     kept = target / path.name
-    shutil.copy2(path, kept)
+    try:
+        with open_delivered_file(path, zone_of(path, root)) as source:
+            tmp = target / f".{path.name}.{uuid.uuid4().hex}.tmp"
+            try:
+                with tmp.open("wb") as copy:
+                    shutil.copyfileobj(source, copy)
+                os.replace(tmp, kept)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except (UnusableFileError, FileNotFoundError) as exc:
+        kept = target / "failure.json"
+        report.note_only = True
+        log.error("%s: not copied into quarantine (%s)", path, exc)
     report.quarantined_to = str(kept)
     (target / "failure.json").write_text(json.dumps(report.summary(), indent=2, default=str))
     log.error("quarantined %s to %s", path, kept)
