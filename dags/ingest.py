@@ -25,9 +25,17 @@ range run: `{"start", "end", "rows"}`).
 | task | does | a failure means | what to do |
 |---|---|---|---|
 | `days` | the day of the run, or every day of the `start`/`end` params | an `end` without `start`, a range that ends before it starts or spans over ten years, or a malformed date (not retried) | fix the params and trigger again |
-| `validate_transactions`, `validate_labels` | the source's checkpoint: exact columns and types, non-null keys, unique ids, amounts in [0, 100,000], timestamps inside the day, row count within the Variables' bounds and 0.5x..2x the last 7 days' median; labels 0/1, one per transaction of `ds - 7` | **bad data** (not retried): the log names the partition, column and expectation with sample values; the file is in `quarantine/landing/<source>/ds=<ds>/` with `failure.json`. **File missing** (retried 2x with backoff): the upstream is late | bad data: open the **Data Docs** link of the task, have the file fixed or redelivered to `landing/`, then clear the task. Missing after the retries: chase the delivery, then clear the task |
-| `publish_transactions`, `publish_labels` | copies the validated file into its raw partition with one atomic rename and emits the Asset | file **changed since it was validated** (checksum differs; not retried), or the raw zone is not writable (retried) | changed file: clear `validate_<source>` (it validates the new file, then publishes). Storage: fix it, clear the task |
+| `validate_transactions`, `validate_labels` | the source's checkpoint: exact columns and types, non-null keys, unique ids, amounts in [0, 100,000], timestamps inside the day, row count within the Variables' bounds and 0.5x..2x the last 7 days' median; labels 0/1, one per transaction of `ds - 7`. Checked in the canonical schema (see below) | **bad data** (not retried): the log names the partition, column and expectation with sample values; the file is in `quarantine/landing/<source>/ds=<ds>/` with `failure.json`. **Not a regular file** (not retried): a symbolic link (never followed, wherever it points), a folder, a FIFO, a device, an empty or unreadable file at the landing path; the log names the path and what is there; quarantine keeps only `failure.json`. **File missing** (retried 2x with backoff): the upstream is late | bad data: open the **Data Docs** link of the task, have the file fixed or redelivered to `landing/`, then clear the task. Missing after the retries: chase the delivery, then clear the task |
+| `publish_transactions`, `publish_labels` | writes the validated file, in the canonical schema, into its raw partition with one atomic rename and emits the Asset | file **changed since it was validated** (checksum differs), or replaced by a link or a folder (not retried), or the raw zone is not writable (retried) | changed file: clear `validate_<source>` (it validates the new file, then publishes). Storage: fix it, clear the task |
 | `report` | summarises what was published | a source failed upstream (`upstream_failed`): the run is red even though the other source was published | see the failed task above it |
+
+**Canonical schema.** A day delivered with narrower types (int32 or uint32 ids, float32 amounts,
+timestamps in ms or ns, in any time zone) is valid: it is cast losslessly before the checkpoint and
+published as int64 ids and labels, float64 amounts and UTC microsecond timestamps, like every other
+partition (the features job reads a window of days as one table). A timestamp in the last
+nanosecond of the day is truncated into its day. A cast that would lose information (a uint64 id
+above the int64 maximum) fails the checkpoint naming the column and the value
+(`column_values_fit_canonical_type`); float ids or text are not cast and fail the type checks.
 
 The labels are checked against the published transactions of `ds - 7`, so `validate_labels` waits
 for `publish_transactions` (in a range run those are published by the same run) and then runs
