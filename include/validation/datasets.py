@@ -216,7 +216,8 @@ def label_plausibility(day: dt.date, root: Path, expected_rows: int) -> dict[str
     window = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
     recent = [c for c in map(fraud_count, existing_partitions("raw", "labels", window, root)) if c[0]]
     rows, frauds = sum(r for r, _ in recent), sum(f for _, f in recent)
-    enough = len(recent) >= cfg.min_recent_days and frauds >= cfg.labels.min_reference_frauds
+    # at least one fraud, whatever the file says: a rate of 0 would make any fraud implausible
+    enough = len(recent) >= cfg.min_recent_days and frauds >= max(1, cfg.labels.min_reference_frauds)
     low, high = count_bounds(expected_rows, frauds / rows if enough else None, cfg.labels.fraud_rate,
                              cfg.false_alarm)
     return {"min_frauds": low, "max_frauds": high}

@@ -96,3 +96,24 @@ def test_a_bad_plausibility_file_is_refused_naming_file_key_value_and_rule(tmp_p
         load_plausibility(path)
     for name in (path, *names):
         assert name in str(refused.value), str(refused.value)
+
+
+def test_a_history_without_fraud_teaches_no_rate_even_when_no_minimum_is_set(tmp_path, monkeypatch):
+    """Three published label days without a fraud and ``min_reference_frauds: 0``: a learnt rate of 0
+    would make any fraud implausible; the absolute bounds apply instead."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from include.storage import partition_file, write_parquet_atomic
+    from include.validation.datasets import label_plausibility
+
+    day = dt.date(2026, 3, 10)
+    for back in (1, 2, 3):
+        write_parquet_atomic(pd.DataFrame({"transaction_id": [1, 2], "tx_fraud": [0, 0], "tx_fraud_scenario": [0, 0]}),
+                             partition_file("raw", "labels", day - dt.timedelta(days=back), tmp_path))
+    config = tmp_path / "plausibility.yaml"
+    config.write_text("labels: {min_reference_frauds: 0}\n")
+    monkeypatch.setenv("BATCHML_PLAUSIBILITY_CONFIG", str(config))
+    assert label_plausibility(day, tmp_path, 1_000) == {"min_frauds": 0,
+                                                        "max_frauds": count_bounds(1_000, None, RATE, 1e-6)[1]}
