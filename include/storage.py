@@ -98,6 +98,9 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         raise MissingInputError(f"no file at {path}") from None
+    except PermissionError as exc:  # a folder on the way that this user may not enter
+        raise UnusableFileError(f"{path} cannot be inspected ({exc.strerror}): fix the permissions of its "
+                                "folders") from None
     if stat.S_ISLNK(mode):
         target = Path(os.readlink(path))
         resolved = Path(os.path.normpath(path.parent.resolve() / target))
