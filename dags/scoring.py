@@ -10,7 +10,21 @@ queued** (`BATCHML_SCORING_DEADLINE_MINUTES`, default 120) is reported late (`de
 when configured); the run itself goes on. **Backfill:** trigger with params `start` and `end`. Each
 day is scored by the model that was champion on that day (the `promotions` table; the `champion`
 alias when there is no promotion history), so rescoring history is reproducible; a rerun replaces
-the day, never duplicates it.
+the day, never duplicates it. A promotion by a training run as of day D takes effect from D + 1.
+
+**Rollback** (`make rollback`, `python -m include.registry rollback`) takes effect at once: the
+`champion` alias goes back to `previous_champion`, and the rolled-back version is **withdrawn**:
+- **tonight**: the day the rollback is done and every day after it are scored by the restored version;
+- **rescoring a past day** that the withdrawn version scored (from the day after its promotion's
+  `as_of`) uses the restored version too; the rollback prints `rescore_from`, the first such day:
+  rescore from there with params `start`/`end` to replace the withdrawn version's predictions
+  (nothing is rescored by itself);
+- days **before** the withdrawn version's promotion keep their historical champion;
+- a rollback stands until a training recorded **after** it promotes a new champion through the gate
+  (from that training's `as_of` + 1); a promotion recorded before it never comes back.
+
+The rule lives in `include.warehouse.champion_timeline`; `python -m include.registry show` lists the
+versions and aliases.
 
 **Inputs:** `features/baseline/ds=<day>/`, the MLflow registry (`MLFLOW_TRACKING_URI`), the
 warehouse `promotions` table. **Outputs:** `predictions/fraud/ds=<day>/data.parquet`, warehouse table
@@ -21,8 +35,8 @@ warehouse `promotions` table. **Outputs:** `predictions/fraud/ds=<day>/data.parq
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `plan` | checks the `spark_default` connection exists, resolves the model of each day and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | **no champion**, **bad params**, an **invalid `training.yaml`** or **connection `spark_default` not defined** (not retried): the log says which. **Feature partition missing, registry or warehouse unreachable** (retried 3x with backoff) | no champion: run the `training` DAG first. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
-| `score` | `spark-submit`s `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads each model once and broadcasts it, one staged file per day | the Spark application failed (retried once; the driver log is in the task log), or the plan file is gone (not retried) | Spark: read the error (Java, memory, the `spark_default` master), fix, clear `score`. Plan gone: clear from `plan`. The **MLflow** link opens the model version |
+| `plan` | checks the `spark_default` connection exists, resolves the model of each day and checks it (the version exists, comes from this pipeline's training experiment, has its `as_of`, `threshold` (a number in [0, 1]) and `metrics` tags, and its signature takes every model input), checks each day's feature partition (readable, the canonical columns and no other, rows, as many as the day's raw transactions, no NaN/null/infinite value), and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | not retried: **no champion**; a **bad registry state** (the log names the version and the tag: deleted, tag missing or not a number, another pipeline's run, signature lacking an input, model files unreadable); **bad features** (the log names the partition `ds=`, the file, the column and the count); **bad params**; an **invalid `training.yaml`**; **connection `spark_default` not defined**. Retried 3x with backoff: **feature partition missing, registry or warehouse unreachable** | no champion: run the `training` DAG first. Bad registry state: fix the version (`python -m include.registry show`), or roll back / retrain. Bad features: rerun `features` for the day (its checkpoint quarantines what is wrong), then clear `plan`. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
+| `score` | `spark-submit`s `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads each model once and broadcasts it, one staged file per day | not retried: the job printed a `BATCHML-ERROR: bad registry state` line (model files of the version do not load) or `BATCHML-ERROR: bad data` (the model refused a feature partition: the line names `ds=`, the column and the count) and exited 78 or 65; the plan file is gone. Retried once: any other failure of the Spark application (the driver log is in the task log) | bad registry state: roll back or retrain, then clear from `plan`. Bad data: rerun `features` for the day, clear from `plan`. Spark: read the error (Java, memory, the `spark_default` master), fix, clear `score`. Plan gone: clear from `plan`. The **MLflow** link opens the model version |
 | `validate_predictions` | the `predictions` checkpoint: one row per feature row, unique ids, scores in [0, 1], no nulls | **bad data** (not retried): the staged file is in `quarantine/predictions/fraud/ds=<day>/` | open the **Data Docs** link; usually a model that outputs NaN or a feature partition that changed since scoring: clear from `plan` |
 | `publish` | replaces the day's warehouse rows (delete + insert in one transaction), renames the file into place, emits `predictions_fraud` | warehouse or lake unreachable (retried) | fix the database or storage, clear `publish`; it is idempotent |
 
@@ -56,9 +70,9 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     from batchml.connections import require_connection
 
     from include.config import ConfigError
-    from include.registry import NoChampionError
+    from include.registry import RegistryStateError
     from include.run_days import days_to_process
-    from include.scoring import plan_scoring
+    from include.scoring import FeatureInputError, plan_scoring
     from include.storage import staging_dir
     from include.training.config import load_training_config
 
@@ -68,8 +82,12 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
     try:
-        plans = plan_scoring(days, load_training_config().registered_model)
-    except (NoChampionError, ConfigError) as exc:  # no model, or an invalid training.yaml: retries cannot help
+        cfg = load_training_config()
+        plans = plan_scoring(days, cfg.registered_model, experiment=cfg.experiment)
+    except (RegistryStateError, FeatureInputError, ConfigError) as exc:
+        # no champion or one that cannot be used, a feature partition that must not be scored, an
+        # invalid training.yaml: retries cannot help. A missing partition or an unreachable registry
+        # or warehouse raise other errors, and are retried.
         raise AirflowFailException(str(exc)) from exc
     staging = staging_dir(run_id, "scoring")
     staging.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,12 @@ aliases, promotion and rollback.
 
 Aliases move in an order that never leaves one pointing at nothing: previous_champion is set before
 champion moves, and registration reuses the version of a run that is already registered.
+
+A rollback takes effect at once: the rolled-back version is withdrawn, and tonight's scoring as well
+as any rescore of the days it scored use the restored version (include.warehouse.champion_timeline;
+the scoring DAG's runbook says it in words). A registry state scoring cannot use (a deleted version,
+a tag that is missing or wrong, model files that do not load, an unknown model) raises
+:class:`RegistryStateError` naming the model, the version and the tag: a retry cannot fix it.
 """
 
 from __future__ import annotations
@@ -27,8 +33,150 @@ log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 
 
-class NoChampionError(LookupError):
+# Tags every version carries (register() writes them): what scoring and monitoring read.
+REQUIRED_TAGS = ("as_of", "threshold", "metrics")
+
+
+class RegistryStateError(ValueError):
+    """The registry holds something that cannot be used as it is (a deleted version, a missing or
+    malformed tag, model files that do not load, an unknown model): not retried, the message names
+    the model, the version and the tag. An unreachable registry raises MLflow's own error (retried)."""
+
+
+class NoChampionError(RegistryStateError, LookupError):
     """The registered model has no champion to load or roll back to."""
+
+
+class UnknownModelError(RegistryStateError, LookupError):
+    """No registered model of that name."""
+
+
+# Errors of reading a model's files that mean the files are broken, not that the store is away:
+# truncated or garbage pickles and YAML, files missing from a local store, a class that is gone.
+_BROKEN_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, FileNotFoundError, IsADirectoryError, NotADirectoryError, ImportError, AttributeError,
+    ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError)
+
+
+def is_broken_artifact(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while reading a model version's files, means the files are broken (bad
+    registry state, not retried) rather than the registry or artifact store being unreachable."""
+    import pickle
+
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return False
+    if isinstance(exc, MlflowException):
+        return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+    return isinstance(exc, (*_BROKEN_FILE_ERRORS, pickle.UnpicklingError, yaml.YAMLError))
+
+
+def _does_not_exist(exc: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def known_models() -> list[str]:
+    return sorted(m.name for m in tracking.client().search_registered_models())
+
+
+def require_model(name: str):
+    """The registered model ``name``; UnknownModelError naming the known ones when there is none."""
+    try:
+        return tracking.client().get_registered_model(name)
+    except Exception as exc:
+        if _does_not_exist(exc):
+            raise UnknownModelError(f"no registered model {name!r} in the registry; known: "
+                                    f"{known_models() or 'none'}") from None
+        raise
+
+
+def usable_version(name: str, version: str, inputs: list[str] | None = None, experiment: str | None = None,
+                   why: str = "") -> ModelVersion:
+    """Version ``version`` of ``name``, checked for what scoring reads of it: it exists, its run
+    exists (in ``experiment``, when given: a version made from another pipeline's run is refused),
+    its tags (:data:`REQUIRED_TAGS`) are there and parse (``threshold`` a number in [0, 1],
+    ``metrics`` a JSON object, ``as_of`` a date), and its signature takes every column of ``inputs``.
+    RegistryStateError naming the version and the tag otherwise; ``why`` says where the version was
+    found (e.g. "champion of ds=...: promotions table"). Reads the model's MLmodel file, not the model."""
+    import mlflow
+
+    c = tracking.client()
+    where = f"version {version} of registered model {name!r}{f' ({why})' if why else ''}"
+    try:
+        mv = c.get_model_version(name, str(version))
+    except Exception as exc:
+        if _does_not_exist(exc):
+            raise RegistryStateError(f"{where} does not exist (deleted?); known versions: "
+                                     f"{_versions(name)}") from None
+        raise
+    tags = mv.tags or {}
+    missing = [t for t in REQUIRED_TAGS if t not in tags]
+    if missing:
+        raise RegistryStateError(f"{where} lacks the tag(s) {missing} that every version carries (see "
+                                 "include.registry.register)")
+    threshold = parse_threshold(tags["threshold"], where)
+    try:
+        metrics = json.loads(tags["metrics"])
+    except ValueError:
+        metrics = None
+    if not isinstance(metrics, dict):
+        raise RegistryStateError(f"{where}: tag metrics = {tags['metrics'][:100]!r} is not a JSON object of metrics")
+    try:
+        dt.date.fromisoformat(tags["as_of"])
+    except ValueError:
+        raise RegistryStateError(f"{where}: tag as_of = {tags['as_of'][:100]!r} is not a day (YYYY-MM-DD)") from None
+    try:
+        run = c.get_run(mv.run_id)
+    except Exception as exc:
+        if _does_not_exist(exc) or not mv.run_id:
+            raise RegistryStateError(f"{where}: its run {mv.run_id!r} does not exist") from None
+        raise
+    if experiment is not None:
+        found = c.get_experiment(run.info.experiment_id)
+        if found is None or found.name != experiment:
+            raise RegistryStateError(
+                f"{where} was made from run {mv.run_id} of experiment "
+                f"{getattr(found, 'name', run.info.experiment_id)!r}, not of this pipeline's {experiment!r}: "
+                "a version of another pipeline's model")
+    if inputs:
+        uri = f"models:/{name}/{version}"
+        try:
+            info = mlflow.models.get_model_info(uri)
+        except Exception as exc:
+            if is_broken_artifact(exc):
+                raise RegistryStateError(f"{where}: its model files ({uri}) cannot be read: "
+                                         f"{type(exc).__name__}: {_one_line(exc)}") from None
+            raise
+        names = info.signature.inputs.input_names() if info.signature is not None else []
+        lacking = [c for c in inputs if c not in names]
+        if lacking:
+            raise RegistryStateError(f"{where}: its signature lacks the model input(s) {lacking} (it takes "
+                                     f"{names or 'no signature'})")
+    log.debug("%s usable (threshold %s)", where, threshold)
+    return mv
+
+
+def parse_threshold(value: str | None, where: str) -> float:
+    """The ``threshold`` tag as a number in [0, 1]; RegistryStateError naming the value otherwise."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:
+        raise RegistryStateError(f"{where}: tag threshold = {value!r} is not a number in [0, 1]")
+    return threshold
+
+
+def _versions(name: str) -> list[str]:
+    return sorted((str(v.version) for v in tracking.client().search_model_versions(f"name = '{name}'")), key=int)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def ensure_registered_model(name: str) -> None:
@@ -91,39 +239,57 @@ def promote(name: str, version: str) -> dict[str, str | None]:
     return {"champion": str(version), "previous_champion": _version(current)}
 
 
-def rollback(name: str) -> dict[str, str]:
-    """Champion back to previous_champion; the rolled-back version is tagged and loses the alias."""
+def rollback(name: str, day: dt.date | None = None) -> dict[str, str | None]:
+    """Champion back to previous_champion, at once: the rolled-back version is tagged ``rolled_back``,
+    loses the alias and is withdrawn (tonight's scoring and any rescore of the days it scored use the
+    restored version: include.warehouse.champion_timeline). ``rescore_from`` is the first day the
+    withdrawn version scored (None when the promotions table does not say): rescore the days already
+    scored from there on with the scoring DAG's ``start``/``end`` params. A previous_champion whose
+    tags are broken is refused before any alias moves. ``day``: the day it is done, from which it
+    governs (default: today, UTC)."""
     from include import warehouse
 
+    require_model(name)
     previous = alias_version(name, PREVIOUS)
     current = alias_version(name, CHAMPION)
     if previous is None or current is None:
         raise NoChampionError(f"{name}: nothing to roll back to (champion {_version(current)}, "
                               f"previous_champion {_version(previous)})")
+    usable_version(name, str(previous.version), why="previous_champion, the version to roll back to")
     c = tracking.client()
+    now = dt.datetime.now(dt.UTC)
+    scored = [e["from"] for e in warehouse.champion_timeline(name) if e["version"] == str(current.version)]
     set_alias(name, CHAMPION, str(previous.version))
     c.delete_registered_model_alias(name, PREVIOUS)
-    c.set_model_version_tag(name, str(current.version), "rolled_back", dt.datetime.now(dt.UTC).isoformat())
-    now = dt.datetime.now(dt.UTC)
+    c.set_model_version_tag(name, str(current.version), "rolled_back", now.isoformat())
     warehouse.record_decision({
-        "model_name": name, "as_of": now.date(), "challenger_version": str(previous.version),
+        "model_name": name, "as_of": day or now.date(), "challenger_version": str(previous.version),
         "challenger_run_id": previous.run_id or "", "champion_version": str(current.version),
         "decision": "rollback", "promoted": True, "reason": f"manual rollback from version {current.version}",
         "primary_metric": "", "decided_at": now, "promoted_at": now,
     })
-    return {"champion": str(previous.version), "rolled_back": str(current.version)}
+    return {"champion": str(previous.version), "rolled_back": str(current.version),
+            "rescore_from": min(scored).isoformat() if scored else None}
 
 
 def describe(name: str) -> dict[str, Any]:
     c = tracking.client()
-    model = c.get_registered_model(name)
+    model = require_model(name)
     versions = c.search_model_versions(f"name = '{name}'")
     return {
         "name": name, "aliases": {a: str(v) for a, v in (model.aliases or {}).items()},
         "versions": [{"version": str(v.version), "run_id": v.run_id, "model": v.tags.get("model"),
-                      "as_of": v.tags.get("as_of"), "metrics": json.loads(v.tags.get("metrics", "{}"))}
+                      "as_of": v.tags.get("as_of"), "metrics": _metrics_or_text(v.tags.get("metrics", "{}"))}
                      for v in sorted(versions, key=lambda v: int(v.version))],
     }
+
+
+def _metrics_or_text(value: str) -> Any:
+    """The metrics tag as JSON, or as the text it is when it is not JSON (show must not crash on it)."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _version(mv: ModelVersion | None) -> str | None:
@@ -131,17 +297,32 @@ def _version(mv: ModelVersion | None) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; every error is one line on stderr: exit 2 for an unknown model or an invalid
+    training configuration, 1 for a registry state that forbids the command or a registry that failed."""
+    from mlflow.exceptions import MlflowException
+
+    from include.config import ConfigError
     from include.training.config import load_training_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["show", "rollback"])
     p.add_argument("--model", help="registered model name (default: from the training configuration)")
     args = p.parse_args(argv)
-    name = args.model or load_training_config().registered_model
+    try:
+        name = args.model or load_training_config().registered_model
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         result = rollback(name) if args.command == "rollback" else describe(name)
-    except NoChampionError as exc:
+    except UnknownModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RegistryStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except MlflowException as exc:  # the registry unreachable, or refusing: one line, no traceback
+        print(f"error: the model registry failed: {_one_line(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0

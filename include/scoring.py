@@ -1,10 +1,18 @@
 """Batch scoring of a day's feature partition with the model that was champion on that day.
 
-Which model scores day D (:func:`model_for_day`): the newest version the promotions table records as
-promoted by a training run as of a day before D (a run as of D trains after D was scored); when
-there is none, the registry's ``champion`` alias. So the nightly run uses the champion, and a
-backfill or a rerun of a past day uses the model that scored it the first time: rescoring history
-is reproducible.
+Which model scores day D (:func:`model_for_day`): the champion of D by the promotions table
+(include.warehouse.champion_timeline): a promotion as of a day before D (a run as of D trains after
+D was scored), unless a rollback recorded later withdrew it; when there is no promotion history,
+the registry's ``champion`` alias. So the nightly run uses the champion, a backfill or a rerun of a
+past day uses the model that scored it the first time (rescoring history is reproducible), and a
+rollback takes effect at once: tonight and any rescore of the withdrawn version's days use the
+restored version.
+
+Before anything is scored, :func:`plan_scoring` checks what it would read, and refuses without
+retry (:class:`FeatureInputError`, include.registry.RegistryStateError), naming the culprit: the
+model version (it exists, its tags parse, its signature takes every model input) and each day's
+feature partition (readable, the canonical columns and no other, rows, as many rows as the day's raw
+transactions, no NaN or null). A partition not there yet is retried (MissingInputError).
 
 Output per day: ``predictions/fraud/ds=<D>/data.parquet`` (staged by the Spark job, checked by the
 ``predictions`` checkpoint, then renamed into place) and the same rows in the warehouse table
@@ -20,7 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.faults import failpoint
-from include.storage import MissingInputError, as_date, partition_file, publish_copy, staged_partition_file
+from include.storage import (
+    MissingInputError,
+    as_date,
+    parquet_row_count,
+    partition_file,
+    publish_copy,
+    staged_partition_file,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +49,11 @@ PREDICTION_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_
 
 class BeforeFirstChampion(Exception):
     """The day lies before the first promotion: no model was champion then."""
+
+
+class FeatureInputError(ValueError):
+    """A published feature partition that must not be scored (bad data, not retried): the message
+    names the partition, the file, the column and the count."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +72,18 @@ class ModelChoice:
         return {**asdict(self), "uri": self.uri}
 
 
-def model_for_day(name: str, day: str | dt.date) -> ModelChoice:
-    """The model that scores ``day``; raises NoChampionError when there is none."""
+def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
+                  checked: dict[str, Any] | None = None) -> ModelChoice:
+    """The model that scores ``day``, checked (include.registry.usable_version; ``experiment``: the
+    training experiment its run must come from; ``checked``: versions already checked, by version,
+    filled in). NoChampionError when there is none, RegistryStateError naming the version and the tag
+    when it cannot be used."""
     from include import registry, warehouse
-    from include.training import tracking
+    from include.features.baseline import MODEL_INPUTS
 
     day = as_date(day)
     version = warehouse.champion_version_on(name, day)
-    source = "promotions"
+    source, why = "promotions", f"champion of ds={day} by the warehouse promotions table"
     if version is None and (first := warehouse.first_promotion(name)) is not None:
         raise BeforeFirstChampion(f"no model was champion on ds={day}: the first promotion of {name!r} was made "
                                   f"as of {first} and scores from the day after")
@@ -69,29 +93,95 @@ def model_for_day(name: str, day: str | dt.date) -> ModelChoice:
             raise registry.NoChampionError(
                 f"no model to score ds={day}: registered model {name!r} has no champion alias and no "
                 "promotion on or before that day; run the training DAG first")
-        version, source = str(champion.version), "alias"
-    mv = tracking.client().get_model_version(name, version)
-    return ModelChoice(name, str(version), mv.run_id, float(mv.tags["threshold"]), source)
+        version, source, why = str(champion.version), "alias", f"champion of ds={day} by the champion alias"
+    checked = {} if checked is None else checked
+    if str(version) not in checked:
+        checked[str(version)] = registry.usable_version(name, str(version), MODEL_INPUTS, experiment, why)
+    mv = checked[str(version)]
+    return ModelChoice(name, str(version), mv.run_id, registry.parse_threshold(mv.tags["threshold"], why), source)
 
 
-def plan_scoring(days: list[str], registered_model: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """One assignment per day: the feature partition and the model that scores it.
+def check_features(day: str | dt.date, root: Path | None = None) -> int:
+    """The rows of the day's published feature partition, after checking it is what scoring may read:
+    a readable parquet file with the canonical columns (include.features.baseline.OUTPUT_COLUMNS) and
+    no other, at least one row, as many rows as the day's raw transactions (when that partition is
+    there), and no NaN, null or infinite value in any of them. FeatureInputError naming the partition,
+    the file, each column and its count otherwise; MissingInputError when the partition is not there.
+    Reads the footer, then the columns once (pyarrow): no Spark, no model."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from include.features.baseline import OUTPUT_COLUMNS
+
+    day = as_date(day)
+    path = partition_file("features", "baseline", day, root)
+    where = f"features/baseline ds={day} ({path})"
+    if not path.exists():
+        raise MissingInputError(f"features/baseline ds={day}: no partition at {path}; run features first")
+    try:
+        file = pq.ParquetFile(path)
+        names = file.schema_arrow.names
+    except (pa.ArrowException, OSError) as exc:
+        raise FeatureInputError(f"{where}: not a readable parquet file ({' '.join(str(exc).split())[:200]})") from None
+    problems = []
+    missing, extra = [c for c in OUTPUT_COLUMNS if c not in names], [c for c in names if c not in OUTPUT_COLUMNS]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    if extra:
+        problems.append(f"unexpected column(s) {extra}")
+    rows = file.metadata.num_rows
+    if rows == 0:
+        problems.append("0 rows")
+    raw = partition_file("raw", "transactions", day, root)
+    if raw.exists() and (raw_rows := parquet_row_count(raw)) != rows:
+        problems.append(f"{rows} rows, but raw/transactions ds={day} has {raw_rows} (one feature row per transaction)")
+    if rows:
+        try:
+            table = file.read(columns=[c for c in OUTPUT_COLUMNS if c in names])
+        except (pa.ArrowException, OSError) as exc:
+            raise FeatureInputError(f"{where}: not a readable parquet file "
+                                    f"({' '.join(str(exc).split())[:200]})") from None
+        for column in table.column_names:
+            values = table[column]
+            counts = {"null": values.null_count}
+            if pa.types.is_floating(values.type):
+                counts["NaN"] = pc.sum(pc.is_nan(values)).as_py() or 0
+                counts["infinite"] = pc.sum(pc.is_inf(values)).as_py() or 0
+            bad = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+            if bad:
+                problems.append(f"column {column} has {bad} (of {rows} rows)")
+    if problems:
+        raise FeatureInputError(f"{where}: {'; '.join(problems)}")
+    return rows
+
+
+def plan_scoring(days: list[str], registered_model: str, root: Path | None = None,
+                 experiment: str | None = None) -> list[dict[str, Any]]:
+    """One assignment per day: the feature partition and the model that scores it, both checked
+    (:func:`model_for_day`, :func:`check_features`; ``experiment``: the training experiment the
+    model's run must come from).
 
     Days before the first promotion had no champion and are left unscored (logged): the features of a
-    history load reach scoring too, the first time it runs. NoChampionError when no day is left."""
+    history load reach scoring too, the first time it runs. NoChampionError when no day is left. The
+    order of the checks: every partition is there (else retried: features may be late), then the
+    model of each day, then each partition's content."""
     from include.registry import NoChampionError
 
-    plans, unscored = [], []
+    plans, unscored, checked = [], [], {}
     for day in map(as_date, days):
         features = partition_file("features", "baseline", day, root)
         if not features.exists():
             raise MissingInputError(f"features/baseline ds={day}: no partition at {features}; run features first")
+    for day in map(as_date, days):
         try:
-            model = model_for_day(registered_model, day)
+            model = model_for_day(registered_model, day, experiment, checked)
         except BeforeFirstChampion:
             unscored.append(day)
             continue
-        plans.append({"ds": day.isoformat(), "features": str(features), "model": model.as_dict()})
+        check_features(day, root)
+        plans.append({"ds": day.isoformat(), "features": str(partition_file("features", "baseline", day, root)),
+                      "model": model.as_dict()})
     if unscored:
         log.info("not scored, no champion then: %d day(s) %s..%s", len(unscored), unscored[0], unscored[-1])
     if not plans:

@@ -1,7 +1,9 @@
-"""One place that configures Spark sessions, for spark-submit jobs and tests alike."""
+"""One place that configures Spark sessions, for spark-submit jobs and tests alike, and says how a
+spark-submit job reports a failure that a retry cannot fix (:class:`JobFailure`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,3 +30,55 @@ def get_session(app_name: str, master: str | None = None) -> SparkSession:
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+# --- how a spark-submit job says that a retry cannot help ------------------------------------------
+# A job that meets bad data or a bad configuration / registry state prints one line
+# ``BATCHML-ERROR: <kind>: <message>`` (no stack trace), leaves the same as ``_error.json`` in its
+# output folder and exits with a code of sysexits.h. plugins/batchml/operators.py maps those codes
+# to a failure without retry; any other failure (a lost executor, an unreachable store) is retried.
+ERROR_PREFIX = "BATCHML-ERROR"
+ERROR_FILE = "_error.json"
+EXIT_CODES = {"bad data": 65, "bad configuration": 78, "bad registry state": 78}  # EX_DATAERR, EX_CONFIG
+NO_RETRY_EXIT_CODES = frozenset(EXIT_CODES.values())
+
+
+class JobFailure(Exception):
+    """A failure of a job that a retry cannot fix; ``kind`` is a key of EXIT_CODES."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        if kind not in EXIT_CODES:
+            raise ValueError(f"unknown failure kind {kind!r}; known: {sorted(EXIT_CODES)}")
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.kind]
+
+    def line(self) -> str:
+        return f"{ERROR_PREFIX}: {self.kind}: {' '.join(self.message.split())}"
+
+
+def report_failure(failure: JobFailure, output: Path | None) -> int:
+    """Print the failure's one line, write it to ``<output>/_error.json`` for the operator, and return
+    the exit code the job must end with."""
+    import json
+    import sys
+
+    print(failure.line(), file=sys.stderr, flush=True)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / ERROR_FILE).write_text(json.dumps({"kind": failure.kind, "message": failure.message,
+                                                     "exit_code": failure.exit_code}))
+    return failure.exit_code
+
+
+def reported_failure(output: Path) -> dict | None:
+    """What a failed job reported in ``output`` (kind, message, exit_code), or None."""
+    import json
+
+    try:
+        return json.loads((output / ERROR_FILE).read_text())
+    except (OSError, ValueError):
+        return None

@@ -218,19 +218,50 @@ def promotion_history(model_name: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def champion_version_on(model_name: str, day: dt.date) -> str | None:
-    """The version that was champion on ``day``: the newest promotion (or rollback) as of a day before ``day``.
+def champion_timeline(model_name: str) -> list[dict[str, Any]]:
+    """Who scores which days, from the promotions table: ``{"from", "version", "recorded", "decision"}``
+    per promotion or rollback, oldest recorded first, rollbacks applied (the runbook of the scoring DAG
+    says the same in words):
 
-    A training run as of D runs after D was scored (nightly, or on D's drift alert), so its promotion
-    takes effect from D + 1; rescoring D uses the model that scored it the first time."""
+    - a promotion as of D takes over from D + 1 (a training run as of D runs after D was scored);
+    - a rollback (``as_of`` = the day it was done) takes over from that day, tonight's scoring
+      included, and withdraws the version it rolled back: every entry recorded before it that named
+      that version names the restored one instead, so the withdrawn version's days are rescored with
+      the restored version, and days before its promotion keep their champion;
+    - an entry recorded later governs its days over every entry recorded before it: a rollback stands
+      until a promotion recorded after it (a training that decided on new evidence through the gate)
+      takes over from its own day. The order is that of the alias moves (``promoted_at``), so the
+      champion of the days to come is the registry's ``champion`` alias.
+    """
     with engine().connect() as conn:
-        row = conn.execute(
-            select(promotions.c.challenger_version)
-            .where(promotions.c.model_name == model_name, promotions.c.promoted.is_(True),
-                   promotions.c.as_of < day)
-            .order_by(promotions.c.as_of.desc(), promotions.c.promoted_at.desc())
-            .limit(1)).first()
-    return None if row is None else row[0]
+        rows = conn.execute(select(promotions).where(promotions.c.model_name == model_name,
+                                                     promotions.c.promoted.is_(True))).mappings().all()
+    timeline: list[dict[str, Any]] = []
+    for row in sorted(rows, key=lambda r: (_aware(r["promoted_at"] or r["decided_at"]), r["id"])):
+        day = row["as_of"] if isinstance(row["as_of"], dt.date) else dt.date.fromisoformat(str(row["as_of"]))
+        entry = {"version": str(row["challenger_version"]), "recorded": _aware(row["promoted_at"] or row["decided_at"]),
+                 "decision": row["decision"]}
+        if row["decision"] == "rollback":
+            withdrawn = str(row["champion_version"])
+            for earlier in timeline:
+                if earlier["version"] == withdrawn:
+                    earlier["version"] = entry["version"]
+            timeline.append({"from": day, **entry})
+        else:
+            timeline.append({"from": day + dt.timedelta(days=1), **entry})
+    return timeline
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime (SQLite returns them naive)."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def champion_version_on(model_name: str, day: dt.date) -> str | None:
+    """The version that scores ``day`` (:func:`champion_timeline`): of the promotions and rollbacks that
+    govern ``day`` (taking over on or before it), the one recorded last; None when there is none."""
+    governing = [e for e in champion_timeline(model_name) if e["from"] <= day]
+    return governing[-1]["version"] if governing else None
 
 
 def first_promotion(model_name: str) -> dt.date | None:

@@ -4,8 +4,15 @@
 
 ``plans.json`` is the scoring plan (include.scoring.plan_scoring): per day the feature partition and
 the model (registry URI, version, run id, threshold). The driver loads each model once from the
-registry and broadcasts the fitted scorer, so executors need no registry access; each Spark task
+registry, before it starts Spark, and broadcasts the fitted scorer, so executors need no registry access; each Spark task
 scores its rows with ``mapInPandas``. Every day is staged as one parquet file.
+
+Model files that do not load (bad registry state: a retry cannot fix them) end the job with one
+``BATCHML-ERROR`` line naming the version and a sysexits code (include.spark.JobFailure), which the
+scoring operator fails without retry; anything else (an unreachable store, a lost executor) is
+raised as it is, and retried. Bad feature partitions do not get here: the plan refuses them first
+(include.scoring.check_features), whatever the model family (XGBoost and LightGBM would score NaN
+without a word).
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
 from include.faults import failpoint
 from include.scoring import PREDICTION_COLUMNS, score_batch
-from include.spark import get_session
+from include.spark import JobFailure, get_session, report_failure
 from include.storage import parquet_row_count
 
 BATCH_SCHEMA = ("transaction_id long, tx_datetime timestamp, customer_id long, terminal_id long, score double, "
@@ -27,23 +35,45 @@ BATCH_SCHEMA = ("transaction_id long, tx_datetime timestamp, customer_id long, t
 ARROW_BATCH_ROWS = 100_000
 
 
-def run(spark, plans: list[dict], output: Path) -> dict:
+def load_scorers(plans: list[dict]) -> dict:
+    """The fitted scorer of every model of the plans, by model URI, loaded once each from the registry
+    (before any Spark resource is taken: broken model files fail the job at once). JobFailure (bad
+    registry state) naming the version when a model's files do not load; an unreachable registry or
+    artifact store raises its own error."""
     import mlflow
-    from pyspark.sql import functions as F
 
+    from include.registry import is_broken_artifact
     from include.training import tracking
 
     tracking.client()  # the project's tracking store: spark-submit inherits no MLflow setting from the task
+    scorers = {}
+    for model in (p["model"] for p in plans):
+        if model["uri"] in scorers:
+            continue
+        try:
+            scorers[model["uri"]] = mlflow.pyfunc.load_model(model["uri"]).unwrap_python_model()
+        except Exception as exc:
+            if not is_broken_artifact(exc):
+                raise  # the registry or the artifact store away: retried
+            raise JobFailure("bad registry state", f"version {model['version']} of registered model "
+                             f"{model['name']!r} ({model['uri']}) does not load: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:300]}") from exc
+    return scorers
+
+
+def run(spark, plans: list[dict], output: Path, scorers: dict | None = None) -> dict:
+    """Score and stage every day of ``plans``; ``scorers``: :func:`load_scorers` of the plans, loaded
+    here when not given."""
+    from pyspark.sql import functions as F
+
     began = time.perf_counter()
+    loaded = load_scorers(plans) if scorers is None else scorers
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the session time zone is UTC
-    scorers = {}
+    broadcasts = {uri: spark.sparkContext.broadcast(scorer) for uri, scorer in loaded.items()}
     for plan in plans:
         model = plan["model"]
-        if model["uri"] not in scorers:
-            pyfunc = mlflow.pyfunc.load_model(model["uri"])
-            scorers[model["uri"]] = spark.sparkContext.broadcast(pyfunc.unwrap_python_model())
-        broadcast, threshold = scorers[model["uri"]], float(model["threshold"])
+        broadcast, threshold = broadcasts[model["uri"]], float(model["threshold"])
 
         def predict(batches, broadcast=broadcast, threshold=threshold):
             for batch in batches:
@@ -67,18 +97,23 @@ def run(spark, plans: list[dict], output: Path) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--plans", type=Path, required=True)
     p.add_argument("--output", type=Path, required=True)
     args = p.parse_args(argv)
     plans = json.loads(args.plans.read_text())
+    try:
+        scorers = load_scorers(plans)
+    except JobFailure as failure:
+        return report_failure(failure, args.output)
     spark = get_session(f"score {plans[0]['ds']}..{plans[-1]['ds']}")
     try:
-        print(json.dumps(run(spark, plans, args.output)))
+        print(json.dumps(run(spark, plans, args.output, scorers)))
     finally:
         spark.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,7 +8,7 @@ what a failure means:
 
 | raised | when | retried |
 |---|---|---|
-| ``AirflowFailException`` | bad data (a failed check, predictions mixing model versions) or bad parameters (no days, an unknown dataset, a malformed decision) | no: a retry cannot fix it |
+| ``AirflowFailException`` | bad data (a failed check, predictions mixing model versions), bad parameters (no days, an unknown dataset, a malformed decision), or a spark-submit job that exited with a code of ``include.spark.NO_RETRY_EXIT_CODES`` (bad data, bad configuration or registry state, reported on a ``BATCHML-ERROR`` line) | no: a retry cannot fix it |
 | ``AirflowException`` / the library's error | an input not there yet, a database, registry or Spark cluster not reachable | yes, with the task's backoff |
 | ``AirflowSkipException`` | ``ModelPromotionOperator`` given a decision the gate rejected | no: nothing to promote |
 
@@ -42,6 +42,14 @@ if TYPE_CHECKING:
     from include.validation.checkpoints import ValidationReport
 
 SCORE_JOB = str(REPO_ROOT / "include" / "jobs" / "score.py")
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The spark-submit exit code in the hook's error ("... Error code is: 65."), or None."""
+    import re
+
+    found = re.search(r"Error code is: (-?\d+)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def _days(value: str | Sequence[str]) -> list[str]:
@@ -292,8 +300,11 @@ class BatchScoringOperator(SparkSubmitOperator):
     loads each model of the plan once and broadcasts it; every day is staged as one parquet file
     under ``staging`` (checked and published by the tasks after it).
 
-    A plan that cannot be read fails without retry (rerun the task that wrote it); a failed Spark
-    application is retried. The ``MLflow`` link opens the version that scored the newest day.
+    A plan that cannot be read fails without retry (rerun the task that wrote it). A job that exits
+    with a code of ``include.spark.NO_RETRY_EXIT_CODES`` fails without retry, with the job's
+    ``BATCHML-ERROR`` message (bad data: a feature partition the model refuses; bad registry state:
+    model files that do not load); any other failed Spark application is retried. The ``MLflow``
+    link opens the version that scored the newest day.
 
     :param plans: path of ``plans.json`` (templated).
     :param staging: staging folder of the predictions, the job's ``--output`` (templated).
@@ -331,7 +342,19 @@ class BatchScoringOperator(SparkSubmitOperator):
         newest = models[max(models)]
         context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": newest["name"], "version": str(newest["version"]),
                                                        "run_id": newest.get("run_id")})
+        from include.spark import ERROR_FILE, NO_RETRY_EXIT_CODES, reported_failure
+
         self.application_args = ["--plans", str(self.plans), "--output", str(self.staging)]
-        super().execute(context)
+        (Path(self.staging) / ERROR_FILE).unlink(missing_ok=True)  # a previous try's
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            code = _exit_code(exc)
+            failure = reported_failure(Path(self.staging))
+            if code in NO_RETRY_EXIT_CODES or failure is not None:
+                what = (f"{failure['kind']}: {failure['message']}" if failure else
+                        "see the BATCHML-ERROR line in the log above")
+                raise AirflowFailException(f"score: {what} (spark-submit exit code {code}: not retried)") from None
+            raise
         return {"days": sorted(models), "models": {d: str(m["version"]) for d, m in sorted(models.items())},
                 "staging": str(self.staging)}
