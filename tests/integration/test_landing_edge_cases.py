@@ -15,6 +15,7 @@ include.ingest.publish_landing (what publish_<source> runs).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -101,12 +102,18 @@ def _quarantine(root: Path, source: str) -> Path:
     return root / "quarantine" / "landing" / source / f"ds={DAY}"
 
 
+@contextlib.contextmanager
 def _no_hang(seconds: int = 120):
     """Fail instead of hanging when something blocks on a FIFO or reads a device forever."""
     def expired(*_):
         raise TimeoutError(f"blocked for {seconds} s: a FIFO was opened or a device read")
-    signal.signal(signal.SIGALRM, expired)
+    previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- valid but unusual days: accepted, published in the canonical schema -------------------------------------
@@ -414,12 +421,8 @@ def test_what_sits_at_the_landing_path_is_stopped_without_retry(landed, tmp_path
     outside = tmp_path / "outside-the-data-root"
     outside.mkdir()
     bad.make(landing, outside)
-    _no_hang()
-    try:
-        with pytest.raises(AirflowFailException) as stopped:  # a retry cannot fix what was delivered
-            _checkpoint(source)
-    finally:
-        signal.alarm(0)
+    with _no_hang(), pytest.raises(AirflowFailException) as stopped:  # a retry cannot fix what was delivered
+        _checkpoint(source)
     message = str(stopped.value)
     case.observed = _first_lines(message)
     _assert_names(message, f"raw_{source} ds={DAY}", str(landing), *bad.names)
