@@ -91,6 +91,10 @@ DATA_DOCS_INDEX_LIMIT = 200
 def gx_context(root: Path | None = None):
     import great_expectations as gx
 
+    # the project's own expectations are registered before any stored suite or result that uses them
+    # is loaded (a task validating one dataset renders the Data Docs index of all of them)
+    import include.validation.expectations  # noqa: F401
+
     # GX logs every config load at INFO; the task log should show our report, not that
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from include.simulator.generator import DriftScenario
 from include.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import day_range, landing_file, partition_file
 from include.validation.datasets import DATASETS, validate_partitions
-from tests.conftest import SMALL
+from tests.conftest import REPO, SMALL
 from tests.integration.test_bad_input import (
     EXPECT_INGEST,
     _assert_names,
@@ -214,11 +217,31 @@ def test_an_implausible_day_is_stopped_by_its_validation(month, reliability, bad
     assert _snapshot(month, "raw") == before  # earlier partitions untouched
 
 
+# Another task's process (validate_features, validate_predictions) loads the same GX project, whose
+# stored suites and results hold the project's own expectation, and renders the Data Docs index.
+OTHER_TASK = """
+import sys
+from pathlib import Path
+from include.validation.checkpoints import gx_context
+context = gx_context(Path(sys.argv[1]))
+context.suites.get("raw_transactions")
+context.build_data_docs()
+print("rendered")
+"""
+
+
 def test_the_unspoilt_day_passes_with_bounds_learnt_from_the_month(month):
     for source in ("transactions", "labels"):  # the control: each case above fails for its spoil alone
         _validate(f"raw_{source}", [PLAUSIBLE_DAY])
     bounds = DATASETS["raw_labels"].parameters(PLAUSIBLE_DAY, month, {})
     assert 0 < bounds["min_frauds"] < bounds["max_frauds"] < bounds["expected_rows"]  # a band learnt, not [0, all]
+
+    # a process that never built the raw suites still knows their expectations (no "... not found")
+    done = subprocess.run([sys.executable, "-c", OTHER_TASK, str(month)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "rendered" in done.stdout, output[-3000:]
+    assert "not found" not in output and "Traceback" not in output, output[-3000:]
 
 
 def test_a_quiet_day_is_plausible_when_few_frauds_are_expected(data_root, small_sim, reliability):
