@@ -73,13 +73,13 @@ class ModelChoice:
 
 
 def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
-                  checked: dict[str, Any] | None = None) -> ModelChoice:
+                  checked: dict[str, Any] | None = None, inputs: list[str] | None = None) -> ModelChoice:
     """The model that scores ``day``, checked (include.registry.usable_version; ``experiment``: the
-    training experiment its run must come from; ``checked``: versions already checked, by version,
-    filled in). NoChampionError when there is none, RegistryStateError naming the version and the tag
-    when it cannot be used."""
+    training experiment its run must come from; ``inputs``: the model inputs its signature must
+    take; ``checked``: versions already checked, by version, filled in). NoChampionError when there
+    is none, RegistryStateError naming the version and the tag when it cannot be used. Any pipeline's
+    scoring may call it (the scaffold's plan_scoring does)."""
     from include import registry, warehouse
-    from include.features.baseline import MODEL_INPUTS
 
     day = as_date(day)
     version = warehouse.champion_version_on(name, day)
@@ -96,7 +96,7 @@ def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
         version, source, why = str(champion.version), "alias", f"champion of ds={day} by the champion alias"
     checked = {} if checked is None else checked
     if str(version) not in checked:
-        checked[str(version)] = registry.usable_version(name, str(version), MODEL_INPUTS, experiment, why)
+        checked[str(version)] = registry.usable_version(name, str(version), inputs, experiment, why)
     mv = checked[str(version)]
     return ModelChoice(name, str(version), mv.run_id, registry.parse_threshold(mv.tags["threshold"], why), source)
 
@@ -166,6 +166,7 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     history load reach scoring too, the first time it runs. NoChampionError when no day is left. The
     order of the checks: every partition is there (else retried: features may be late), then the
     model of each day, then each partition's content."""
+    from include.features.baseline import MODEL_INPUTS
     from include.registry import NoChampionError
 
     plans, unscored, checked = [], [], {}
@@ -175,7 +176,7 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
             raise MissingInputError(f"features/baseline ds={day}: no partition at {features}; run features first")
     for day in map(as_date, days):
         try:
-            model = model_for_day(registered_model, day, experiment, checked)
+            model = model_for_day(registered_model, day, experiment, checked, MODEL_INPUTS)
         except BeforeFirstChampion:
             unscored.append(day)
             continue
