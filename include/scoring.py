@@ -51,6 +51,10 @@ class BeforeFirstChampion(Exception):
     """The day lies before the first promotion: no model was champion then."""
 
 
+# Rows per batch when check_features counts NaN and null values.
+CHECK_BATCH_ROWS = 500_000
+
+
 class FeatureInputError(ValueError):
     """A published feature partition that must not be scored (bad data, not retried): the message
     names the partition, the file, the column and the count."""
@@ -137,18 +141,20 @@ def check_features(day: str | dt.date, root: Path | None = None) -> int:
     if raw.exists() and (raw_rows := parquet_row_count(raw)) != rows:
         problems.append(f"{rows} rows, but raw/transactions ds={day} has {raw_rows} (one feature row per transaction)")
     if rows:
-        try:
-            table = file.read(columns=[c for c in OUTPUT_COLUMNS if c in names])
+        columns = [c for c in OUTPUT_COLUMNS if c in names]
+        counts = {c: {"null": 0, "NaN": 0, "infinite": 0} for c in columns}
+        try:  # batch by batch: the memory of a batch, whatever the size of the day
+            for batch in file.iter_batches(batch_size=CHECK_BATCH_ROWS, columns=columns):
+                for column, values in zip(batch.schema.names, batch.columns, strict=True):
+                    counts[column]["null"] += values.null_count
+                    if pa.types.is_floating(values.type):
+                        counts[column]["NaN"] += pc.sum(pc.is_nan(values)).as_py() or 0
+                        counts[column]["infinite"] += pc.sum(pc.is_inf(values)).as_py() or 0
         except (pa.ArrowException, OSError) as exc:
             raise FeatureInputError(f"{where}: not a readable parquet file "
                                     f"({' '.join(str(exc).split())[:200]})") from None
-        for column in table.column_names:
-            values = table[column]
-            counts = {"null": values.null_count}
-            if pa.types.is_floating(values.type):
-                counts["NaN"] = pc.sum(pc.is_nan(values)).as_py() or 0
-                counts["infinite"] = pc.sum(pc.is_inf(values)).as_py() or 0
-            bad = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        for column, found in counts.items():
+            bad = ", ".join(f"{n} {what}" for what, n in found.items() if n)
             if bad:
                 problems.append(f"column {column} has {bad} (of {rows} rows)")
     if problems:
