@@ -38,7 +38,7 @@ warehouse `promotions` table. **Outputs:** `predictions/fraud/ds=<day>/data.parq
 | `plan` | checks the `spark_default` connection exists, resolves the model of each day and checks it (the version exists, comes from this pipeline's training experiment, has its `as_of`, `threshold` (a number in [0, 1]) and `metrics` tags, and its signature takes every model input), checks each day's feature partition (readable, the canonical columns and no other, rows, as many as the day's raw transactions, no NaN/null/infinite value), and writes the plan (feature partition, model URI, version, run id, threshold) to the run's staging folder | not retried: **no champion**; a **bad registry state** (the log names the version and the tag: deleted, tag missing or not a number, another pipeline's run, signature lacking an input, model files unreadable); **bad features** (the log names the partition `ds=`, the file, the column and the count); **bad params**; an **invalid `training.yaml`**; **connection `spark_default` not defined**. Retried 3x with backoff: **feature partition missing, registry or warehouse unreachable** | no champion: run the `training` DAG first. Bad registry state: fix the version (`python -m include.registry show`), or roll back / retrain. Bad features: rerun `features` for the day (its checkpoint quarantines what is wrong), then clear `plan`. Bad params: trigger with `{"start": "YYYY-MM-DD", "end": ...}`. Missing partition: run `features` for the day. Unreachable: check `MLFLOW_TRACKING_URI` / `BATCHML_WAREHOUSE_URL`, then clear `plan` |
 | `score` | `spark-submit`s `include/jobs/score.py` through `spark_default` (pool `spark`): the driver loads each model once and broadcasts it, one staged file per day | not retried: the job printed a `BATCHML-ERROR: bad registry state` line (model files of the version do not load) or `BATCHML-ERROR: bad data` (the model refused a feature partition: the line names `ds=`, the column and the count) and exited 78 or 65; the plan file is gone. Retried once: any other failure of the Spark application (the driver log is in the task log) | bad registry state: roll back or retrain, then clear from `plan`. Bad data: rerun `features` for the day, clear from `plan`. Spark: read the error (Java, memory, the `spark_default` master), fix, clear `score`. Plan gone: clear from `plan`. The **MLflow** link opens the model version |
 | `validate_predictions` | the `predictions` checkpoint: one row per feature row, unique ids, scores in [0, 1], no nulls | **bad data** (not retried): the staged file is in `quarantine/predictions/fraud/ds=<day>/` | open the **Data Docs** link; usually a model that outputs NaN or a feature partition that changed since scoring: clear from `plan` |
-| `publish` | replaces the day's warehouse rows (delete + insert in one transaction), renames the file into place, emits `predictions_fraud` | warehouse or lake unreachable (retried) | fix the database or storage, clear `publish`; it is idempotent |
+| `publish` | replaces the day's warehouse rows (delete + insert in one transaction), renames the file into place, emits `predictions_fraud` | warehouse or lake unreachable (retried); the staged predictions or the plan file gone (not retried: the log names the days and the folder) | unreachable: fix the database or storage, clear `publish`; it is idempotent. Staging gone: clear the run from `plan` |
 
 Nothing is published unless every day passed its checks.
 
@@ -101,13 +101,19 @@ def publish(plan: dict, outlet_events=None) -> dict:
     import json
     from pathlib import Path
 
-    from include.scoring import publish_predictions
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.scoring import StagedPredictionsMissing, publish_predictions
     from include.storage import finish_staging, published_before
 
     staging = Path(plan["staging"])
     result = published_before(staging)  # a retry after the task died once the staging was gone
     if result is None:
-        result = publish_predictions(staging, json.loads(Path(plan["plans"]).read_text()))
+        try:
+            plans = json.loads(Path(plan["plans"]).read_text())
+            result = publish_predictions(staging, plans)
+        except (StagedPredictionsMissing, FileNotFoundError) as exc:  # staging gone: a retry cannot help
+            raise AirflowFailException(str(exc)) from exc
         finish_staging(staging, result)
     outlet_events[PREDICTIONS].extra = {"start": plan["days"][0], "end": plan["days"][-1]}
     return result

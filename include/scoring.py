@@ -51,6 +51,11 @@ class BeforeFirstChampion(Exception):
     """The day lies before the first promotion: no model was champion then."""
 
 
+class StagedPredictionsMissing(RuntimeError):
+    """Publish found no staged predictions for a planned day (the staging folder was emptied or never
+    written): a retry of publish cannot bring them back; rescore from the plan."""
+
+
 # Rows per batch when check_features counts NaN and null values.
 CHECK_BATCH_ROWS = 500_000
 
@@ -223,7 +228,8 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
     staged = {p["ds"]: staged_partition_file(staging, p["ds"]) for p in plans}
     missing = [d for d, f in staged.items() if not f.exists()]
     if missing:
-        raise RuntimeError(f"no staged predictions for ds={', '.join(missing)} in {staging}")
+        raise StagedPredictionsMissing(f"no staged predictions for ds={', '.join(missing)} in {staging}; "
+                                       "rescore: clear the run from plan")
     rows = {}
     for day, file in staged.items():
         frame = pd.read_parquet(file)

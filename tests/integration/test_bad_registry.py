@@ -264,6 +264,20 @@ def test_a_missing_feature_partition_is_retried(dags, world, reliability):
     assert downstream(world.root) == before
 
 
+def test_staged_predictions_gone_before_publish_fail_it_without_retry(dags, world, reliability):
+    case = reliability.case("faults", "scoring: the staged predictions of a planned day gone before publish",
+                            expected="publish (scoring) fails without retry naming the day and the staging "
+                                     "folder; no prediction partition or warehouse row changed")
+    planned = _plan(dags)  # the plan is written, the score job never staged anything
+    before = downstream(world.root)
+    publish = dags.get_dag("scoring").get_task("publish").python_callable
+    with pytest.raises(AirflowFailException) as stopped:
+        publish(plan=planned, outlet_events=None)
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"no staged predictions for ds={DAY}", planned["staging"], "clear the run from plan")
+    assert downstream(world.root) == before
+
+
 # --- the registry command line --------------------------------------------------------------------------
 
 def test_the_registry_command_on_an_unknown_model_is_one_line(world, capsys, reliability):
