@@ -296,6 +296,24 @@ def test_the_registry_command_on_an_unknown_model_is_one_line(world, capsys, rel
     assert registry.main(["show"]) == 0  # the known one still shows
 
 
+def test_the_registry_command_with_the_registry_unreachable_is_one_line(data_root, capsys, monkeypatch, reliability):
+    from tests.fault_tools import closed_port
+
+    case = reliability.case("unreachable services", "registry command line: show with MLFLOW_TRACKING_URI on a "
+                                                    "closed port",
+                            expected="exit code 1 and one line on stderr saying the registry failed, naming where "
+                                     "it was looked for; no traceback")
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    assert registry.main(["show"]) == 1
+    err = capsys.readouterr().err
+    case.observed = f"exit 1: {err.strip()[:250]}"
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    _assert_names(err, "error: the model registry failed", uri.removeprefix("http://"))
+
+
 # --- the Spark job: corrupted model files ---------------------------------
 
 def _fast_retries(dag):
