@@ -196,6 +196,7 @@ def transaction_plausibility(day: dt.date, root: Path) -> dict[str, Any]:
                                 tx.distinct_customers)
     return {
         "content_unique_mostly": 1.0 - tx.max_duplicate_share,
+        "max_out_of_order_share": tx.max_out_of_order_share,
         "min_transaction_id": recent[0].last_id + 1 if recent else 0,
         "max_transaction_id": following.first_id - 1 if following else None,
         "max_busiest_hour_share": upper("busiest_hour_share"),

@@ -4,7 +4,10 @@ GX 1.x has no expectation for "how much of the day's traffic one value, or one h
 day whose timestamps all fell on midnight or whose ``terminal_id`` defaulted to 0 passes every
 per-row check. :class:`ExpectColumnLargestShareToBeBetween` measures the largest share of the rows
 that one value of a column holds, with datetime values first floored to a period (``per="h"``:
-the busiest hour of the day). Pandas only, like every batch this project validates.
+the busiest hour of the day). Nor has it one for "ids are assigned in time order":
+:class:`ExpectShareOutOfOrderToBeBetween` measures the share of rows that, taken in the order of
+one column (``order_by``), step back in another (``ordered``). Pandas only, like every batch this
+project validates.
 
 Importing this module registers the metric and the expectation with GX (its metaclasses do);
 :mod:`include.validation.suites` imports it before building a suite that uses them.
@@ -15,13 +18,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from great_expectations.compatibility import pydantic
+from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.core.suite_parameters import SuiteParameterDict
 from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.expectation import ColumnAggregateExpectation
+from great_expectations.expectations.expectation import BatchExpectation, ColumnAggregateExpectation
 from great_expectations.expectations.metrics.column_aggregate_metric_provider import (
     ColumnAggregateMetricProvider,
     column_aggregate_value,
 )
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
 
 LARGEST_SHARE = "column.largest_share"
 
@@ -72,5 +78,53 @@ class ExpectColumnLargestShareToBeBetween(ColumnAggregateExpectation):
                   execution_engine=None):
         return self._validate_metric_value_between(
             metric_name=LARGEST_SHARE, metrics=metrics, runtime_configuration=runtime_configuration,
+            execution_engine=execution_engine,
+        )
+
+
+SHARE_OUT_OF_ORDER = "table.share_out_of_order"
+
+
+def share_out_of_order(frame, order_by: str, ordered: str) -> float:
+    """The share of the rows of a pandas DataFrame whose ``ordered`` value is below the previous row's
+    when the rows are taken in ``order_by`` order (ties and nulls step back nowhere); 0.0 when empty."""
+    if len(frame) < 2:
+        return 0.0
+    values = frame.sort_values(order_by, kind="stable")[ordered]
+    return float((values < values.shift()).sum() / len(frame))
+
+
+class TableShareOutOfOrder(TableMetricProvider):
+    metric_name = SHARE_OUT_OF_ORDER
+    value_keys = ("order_by", "ordered")
+
+    @metric_value(engine=PandasExecutionEngine)
+    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
+        frame, _, _ = execution_engine.get_compute_domain(domain_kwargs=metric_domain_kwargs,
+                                                          domain_type=MetricDomainTypes.TABLE)
+        return share_out_of_order(frame, metric_value_kwargs["order_by"], metric_value_kwargs["ordered"])
+
+
+class ExpectShareOutOfOrderToBeBetween(BatchExpectation):
+    """Expect the share of rows that step back in ``ordered`` when taken in ``order_by`` order (ids
+    assigned in time order: ``order_by="transaction_id", ordered="tx_datetime"``) to lie in
+    [min_value, max_value]."""
+
+    order_by: str
+    ordered: str
+    min_value: float | SuiteParameterDict | None = pydantic.Field(default=None)
+    max_value: float | SuiteParameterDict | None = pydantic.Field(default=None)
+    strict_min: bool = False
+    strict_max: bool = False
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = (SHARE_OUT_OF_ORDER,)
+    success_keys: ClassVar[tuple[str, ...]] = ("order_by", "ordered", "min_value", "max_value", "strict_min",
+                                               "strict_max")
+    args_keys: ClassVar[tuple[str, ...]] = ("order_by", "ordered", "min_value", "max_value")
+
+    def _validate(self, metrics: dict[str, Any], runtime_configuration: dict | None = None,
+                  execution_engine=None):
+        return self._validate_metric_value_between(
+            metric_name=SHARE_OUT_OF_ORDER, metrics=metrics, runtime_configuration=runtime_configuration,
             execution_engine=execution_engine,
         )

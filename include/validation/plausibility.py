@@ -63,6 +63,7 @@ class TransactionsPlausibility(BaseModel):
     model_config = STRICT
 
     max_duplicate_share: Fraction = 0.01
+    max_out_of_order_share: Fraction = 0.01
     busiest_hour_share: ShareBand = ShareBand(high=2.5, max=0.5)
     top_customer_share: ShareBand = ShareBand(high=3.0, max=0.25)
     top_terminal_share: ShareBand = ShareBand(high=3.0, max=0.25)

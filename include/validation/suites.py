@@ -35,6 +35,7 @@ def _raw_transactions() -> list:
     import great_expectations.expectations as gxe
 
     from include.validation.expectations import ExpectColumnLargestShareToBeBetween as LargestShare
+    from include.validation.expectations import ExpectShareOutOfOrderToBeBetween
 
     return [
         gxe.ExpectTableColumnsToMatchSet(
@@ -62,6 +63,10 @@ def _raw_transactions() -> list:
                                           max_value=_param("max_transaction_id"),
                                           meta=_stat("transaction ids (>= 0, after the previous published "
                                                      "day's last id, before the next day's first)")),
+        ExpectShareOutOfOrderToBeBetween(order_by="transaction_id", ordered="tx_datetime", min_value=0,
+                                         max_value=_param("max_out_of_order_share"),
+                                         meta=_stat("share of transactions earlier than the one of the id "
+                                                    "before (ids are assigned in time order)")),
         LargestShare(column="tx_datetime", per="h", min_value=0, max_value=_param("max_busiest_hour_share"),
                      meta=_stat("share of the day's transactions in its busiest hour")),
         LargestShare(column="customer_id", min_value=0, max_value=_param("max_top_customer_share"),

@@ -158,6 +158,10 @@ IMPLAUSIBLE = [
     Implausible("transactions", "negative transaction ids", lambda f: f.assign(transaction_id=-f["transaction_id"]),
                 ("column transaction_id: expect_column_values_to_be_between", "e.g. ['-"),
                 "min_transaction_id"),
+    Implausible("transactions", "ids shuffled within the day (no longer in time order)",
+                lambda f: f.assign(transaction_id=np.random.default_rng(0).permutation(f["transaction_id"].to_numpy())),
+                ("table: expect_share_out_of_order_to_be_between", "share of transactions earlier than the one of "
+                 "the id before"), "max_out_of_order_share"),
     Implausible("transactions", "all the day's traffic in one hour (every timestamp at midnight)",
                 lambda f: f.assign(tx_datetime=f["tx_datetime"].dt.floor("D")),
                 ("column tx_datetime: expect_column_largest_share_to_be_between",

@@ -117,3 +117,18 @@ def test_a_history_without_fraud_teaches_no_rate_even_when_no_minimum_is_set(tmp
     monkeypatch.setenv("BATCHML_PLAUSIBILITY_CONFIG", str(config))
     assert label_plausibility(day, tmp_path, 1_000) == {"min_frauds": 0,
                                                         "max_frauds": count_bounds(1_000, None, RATE, 1e-6)[1]}
+
+
+def test_the_statistics_of_the_custom_expectations_on_hand_made_frames():
+    import pandas as pd
+
+    from include.validation.expectations import largest_share, share_out_of_order
+
+    times = pd.to_datetime(["2026-03-01 10:05", "2026-03-01 10:50", "2026-03-01 09:00", "2026-03-01 23:59"])
+    frame = pd.DataFrame({"transaction_id": [4, 1, 2, 3], "tx_datetime": times, "customer_id": [7, 7, 7, None]})
+    # by id: 1 10:50, 2 09:00 (steps back), 3 23:59, 4 10:05 (steps back): 2 of 4 rows
+    assert share_out_of_order(frame, "transaction_id", "tx_datetime") == 0.5
+    assert share_out_of_order(frame.iloc[:1], "transaction_id", "tx_datetime") == 0.0
+    assert largest_share(frame["tx_datetime"], per="h") == 0.5  # two of four in the 10:00 hour
+    assert largest_share(frame["customer_id"]) == 1.0  # of the non-null values
+    assert largest_share(frame["customer_id"].iloc[3:]) == 0.0  # nothing but nulls
