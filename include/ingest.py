@@ -15,11 +15,12 @@ from its neighbours' (a Parquet type mismatch, naming whichever partition it rea
 - A cast that would lose information is refused at validation, naming the column and the value: a
   uint64 id above the int64 maximum; float ids, text or bool keys are not cast at all and fail the
   type checks. Nothing that passed validation can fail to normalise at publish.
-- :func:`publish_landing` reads the file once (its checksum and its content from the same open
-  file), normalises it with the same function, and writes the canonical columns in canonical order.
+- :func:`publish_landing` reads the file once into memory (its checksum and its content from the same
+  bytes: a file rewritten in place meanwhile cannot slip unvalidated content in), normalises it with
+  the same function, and writes the canonical columns in canonical order.
 
-The landing file itself is opened with :func:`include.storage.open_delivered_file`: a link (to
-anywhere), a folder, a FIFO, an empty or unreadable file is refused, never followed or read.
+The landing file itself is read with :func:`include.storage.read_delivered_file`: a link (symbolic to
+anywhere, or hard), a folder, a FIFO, an empty or unreadable file is refused, never followed or read.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from include.storage import (
     as_date,
     canonical_frame,
     landing_file,
-    open_delivered_file,
+    parquet_frame,
     partition_file,
-    stream_sha256,
+    read_delivered_file,
     write_parquet_atomic,
     zone_of,
 )
@@ -63,21 +64,19 @@ def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root:
     regular file (a link swapped in, a folder) raises :class:`include.storage.UnusableFileError`.
     Neither is retryable.
     """
-    import pandas as pd
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
     root = root or data_root()
     src, schema = landing_file(source, ds, root), RAW_SCHEMAS[f"raw_{source}"]
-    with open_delivered_file(src, zone_of(src, root)) as handle:
-        actual = stream_sha256(handle)
-        if actual != validated_sha256:
-            raise RuntimeError(
-                f"{src} changed after validation (sha256 {actual[:12]} != validated {validated_sha256[:12]}); "
-                "rerun the validation task"
-            )
-        handle.seek(0)
-        frame = pd.read_parquet(handle)
+    content, actual = read_delivered_file(src, zone_of(src, root))
+    if actual != validated_sha256:
+        raise RuntimeError(
+            f"{src} changed after validation (sha256 {actual[:12]} != validated {validated_sha256[:12]}); "
+            "rerun the validation task"
+        )
+    frame = parquet_frame(content)  # the bytes hashed, not the file again
+    del content
     frame, refused = canonical_frame(frame, schema)
     if refused or set(frame.columns) != set(schema):  # validation refuses both: only a bypassed check gets here
         raise UnusableFileError(f"{src}: not in the canonical schema of raw_{source} "

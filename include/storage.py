@@ -12,9 +12,10 @@ A partition is a single file, so publishing is one ``os.replace``: readers see t
 the new one, never a mix, and a rerun replaces instead of appending.
 
 Files delivered from outside (landing files) are opened with :func:`open_delivered_file`: only a
-regular file that lies in its zone is read. A link (wherever it points), a folder, a FIFO, a device
-or socket, an empty or unreadable file is an :class:`UnusableFileError`, a data error that no retry
-can fix; a link is never followed, so the content of what it points at is never read nor copied.
+regular file that lies in its zone is read. A link (symbolic, wherever it points, or hard: one file
+with several names), a folder, a FIFO, a device or socket, an empty or unreadable file is an
+:class:`UnusableFileError`, a data error that no retry can fix; a link is never followed, so the
+content of what it points at is never read nor copied.
 :func:`canonical_frame` casts a delivered frame to its dataset's canonical column types, losslessly.
 """
 
@@ -89,7 +90,9 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
     """Open ``path`` for reading if it is a non-empty regular file inside ``zone``; else raise
     :class:`UnusableFileError` naming the path and what is there (or :class:`MissingInputError`
     when nothing is). Every symbolic link at the path is refused, also one pointing inside the zone:
-    the simplest rule that can never read outside it, and an upstream delivers files, not links. A
+    the simplest rule that can never read outside it, and an upstream delivers files, not links. So is
+    a hard link (a file with more than one name): its other name may be a file outside the zone (an
+    ``airflow.cfg``), and nothing in the file says where. A
     FIFO is refused from its ``lstat``, before any open that could block; the file is opened with
     ``O_NOFOLLOW`` and checked again on the open descriptor, so a link swapped in meanwhile is not
     followed either."""
@@ -129,7 +132,34 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         handle.close()
         what = "an empty file (0 bytes)" if stat.S_ISREG(opened.st_mode) else "not a regular file"
         raise UnusableFileError(f"{path} is {what}: refused; have it delivered again")
+    if opened.st_nlink > 1:  # a hard link: the same file under another name, maybe outside the zone
+        handle.close()
+        raise UnusableFileError(f"{path} is a hard link ({opened.st_nlink} names for one file, the others may lie "
+                                f"outside {where}): refused, not read; deliver a file of its own (a copy)")
     return handle
+
+
+def read_delivered_file(path: Path, zone: Path) -> tuple[bytes, str]:
+    """The content of a delivered file (opened with :func:`open_delivered_file`) and its sha256, from one
+    read into memory: what is checked is what was hashed, also when the file is rewritten in place
+    meanwhile (a ``cp`` over it keeps the inode, so an open descriptor would see the new bytes)."""
+    with open_delivered_file(path, zone) as handle:
+        content = handle.read()
+    return content, hashlib.sha256(content).hexdigest()
+
+
+def parquet_frame(content: bytes) -> pd.DataFrame:
+    """The table a parquet file's bytes hold, every stored column as a column. A column that the pandas
+    metadata in the file makes the index (a producer's ``df.set_index("transaction_id").to_parquet()``)
+    is in the file like any other and comes back as a column (else a check would call it missing); an
+    unnamed index (a RangeIndex, pandas' ``__index_level_0__``) is row numbering and is dropped."""
+    import io
+
+    import pandas as pd
+
+    frame = pd.read_parquet(io.BytesIO(content))
+    named = [name for name in frame.index.names if name is not None]
+    return frame.reset_index(level=named) if named else frame.reset_index(drop=True)
 
 
 def as_date(ds: str | dt.date) -> dt.date:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.config import data_root
-from include.storage import UnusableFileError, canonical_frame, open_delivered_file, stream_sha256, zone_of
+from include.storage import (
+    UnusableFileError,
+    canonical_frame,
+    open_delivered_file,
+    parquet_frame,
+    read_delivered_file,
+    zone_of,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -292,25 +299,23 @@ def validate_parquet_file(
 ) -> tuple[ValidationReport, pd.DataFrame | None]:
     """Read and validate one parquet file; an unusable file is a failed report, not a crash.
 
-    The file is opened with :func:`include.storage.open_delivered_file` (no link followed, no FIFO
-    opened, no folder read), its checksum and content read from the same open file. A dataset with a
+    The file is read with :func:`include.storage.read_delivered_file` (no link followed, no FIFO
+    opened, no folder read), its checksum and content from one read into memory. A dataset with a
     canonical schema (:data:`include.ingest.RAW_SCHEMAS`) is validated, and returned, in that schema:
     what the checkpoint judges is what will be published."""
-    import pandas as pd
 
     from include.ingest import RAW_SCHEMAS
 
     try:
-        with open_delivered_file(path, zone_of(path, root)) as handle:
-            sha = stream_sha256(handle)
-            handle.seek(0)
-            try:
-                frame = pd.read_parquet(handle)
-            except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                return _unreadable(suite_name, ds, path, reason, sha), None
+        content, sha = read_delivered_file(path, zone_of(path, root))
     except UnusableFileError as exc:
         return _unreadable(suite_name, ds, path, str(exc), None), None
+    try:
+        frame = parquet_frame(content)
+    except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return _unreadable(suite_name, ds, path, reason, sha), None
+    del content
     refused: dict[str, str] = {}
     if suite_name in RAW_SCHEMAS:
         frame, refused = canonical_frame(frame, RAW_SCHEMAS[suite_name])

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -85,7 +86,8 @@ def _ingest(source: str, day: dt.date = DAY) -> Path:
 def _deliver(frame: pd.DataFrame, path: Path) -> None:
     """Write a landing file as a producer would: its types as they are, nanoseconds kept."""
     path.unlink(missing_ok=True)
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    named_index = any(name is not None for name in frame.index.names)  # kept as pandas writes it: a column
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=None if named_index else False), path)
 
 
 def _canonical_types(root: Path, source: str) -> list[tuple[str, str]]:
@@ -151,6 +153,21 @@ def _edges_published(f: pd.DataFrame, day: dt.date = DAY) -> pd.DataFrame:
     return f.assign(tx_datetime=stamps)
 
 
+def _categorical_terminals(f: pd.DataFrame) -> pd.DataFrame:
+    """Terminal ids as a pandas categorical: a dictionary-encoded column in the file."""
+    return f.assign(terminal_id=f["terminal_id"].astype("category"))
+
+
+def _nullable_customers(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(customer_id=f["customer_id"].astype("Int32"))  # a nullable type, without a null
+
+
+def _id_as_index(f: pd.DataFrame) -> pd.DataFrame:
+    """``df.set_index("transaction_id").to_parquet()``: the column is in the file, pandas' metadata
+    calls it the index."""
+    return f.set_index("transaction_id")
+
+
 def _narrow_labels(f: pd.DataFrame) -> pd.DataFrame:
     return f.astype({"transaction_id": "int32", "tx_fraud": "int8", "tx_fraud_scenario": "int8"})
 
@@ -176,6 +193,10 @@ UNUSUAL = [
     Unusual("transactions", "UTC-aware timestamps in milliseconds", _utc_ms),
     Unusual("transactions", "the first instant (00:00:00) and the last nanosecond (23:59:59.999999999) of the day",
             _day_edges, _edges_published),
+    Unusual("transactions", "dictionary-encoded (pandas categorical) terminal ids", _categorical_terminals),
+    Unusual("transactions", "customer ids of a nullable type (Int32) without a null", _nullable_customers),
+    Unusual("transactions", "transaction ids stored as the pandas index (df.set_index('transaction_id'))",
+            _id_as_index),
     Unusual("labels", "int8 labels and scenarios, int32 transaction ids", _narrow_labels),
     Unusual("labels", "uint8 labels, uint16 scenarios, uint32 transaction ids", _unsigned_labels),
 ]
@@ -287,6 +308,20 @@ def _link_to_valid_copy_outside(landing: Path, tmp: Path) -> None:
     landing.symlink_to(copy)
 
 
+def _hard_link_to_cfg(landing: Path, tmp: Path) -> None:
+    cfg = _outside_cfg(tmp)  # same file system (pytest's tmp folder): a hard link can be made
+    landing.unlink()
+    os.link(cfg, landing)
+
+
+def _hard_link_to_valid_copy_outside(landing: Path, tmp: Path) -> None:
+    copy = tmp / "elsewhere" / landing.name
+    copy.parent.mkdir()
+    copy.write_bytes(landing.read_bytes())
+    landing.unlink()
+    os.link(copy, landing)
+
+
 def _link_inside(landing: Path, tmp: Path) -> None:
     copy = landing.with_name(f"{landing.stem}.delivered.parquet")
     landing.rename(copy)
@@ -356,6 +391,31 @@ def _huge_id(f: pd.DataFrame) -> pd.DataFrame:
     return f.assign(transaction_id=ids)
 
 
+def _duplicate_column(landing: Path, tmp: Path) -> None:
+    table = pq.read_table(landing)
+    table = table.append_column("transaction_id", table.column("transaction_id"))  # twice, same name
+    landing.unlink()
+    pq.write_table(table, landing)
+
+
+def _decimal_amounts(landing: Path, tmp: Path) -> None:
+    table = pq.read_table(landing)
+    at = table.schema.get_field_index("tx_amount")
+    table = table.set_column(at, "tx_amount", pc.round(table.column("tx_amount"), 2).cast(pa.decimal128(12, 2)))
+    landing.unlink()
+    pq.write_table(table, landing)
+
+
+def _epoch_seconds(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(tx_datetime=f["tx_datetime"].astype("datetime64[s, UTC]").astype("int64"))
+
+
+def _one_nat(f: pd.DataFrame) -> pd.DataFrame:
+    stamps = f["tx_datetime"].copy()
+    stamps.iloc[3] = pd.NaT
+    return f.assign(tx_datetime=stamps)
+
+
 def _stamp(row: int, at: Callable[[pd.Timestamp], pd.Timestamp]) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(f: pd.DataFrame) -> pd.DataFrame:
         stamps = f["tx_datetime"].astype("datetime64[ns, UTC]").copy()
@@ -379,6 +439,19 @@ AT_PATH = [
            "secret key)", _link_to_cfg, ("symbolic link", "outside the landing zone", "never followed")),
     AtPath("security", "transactions", "a symlink to a valid parquet day outside the landing zone",
            _link_to_valid_copy_outside, ("symbolic link", "outside the landing zone")),
+    AtPath("security", "transactions", "a hard link to a file outside the landing zone (an airflow.cfg with its "
+           "secret key)", _hard_link_to_cfg, ("is a hard link", "outside the landing zone", "not read")),
+    AtPath("security", "transactions", "a hard link to a valid parquet day outside the landing zone",
+           _hard_link_to_valid_copy_outside, ("is a hard link", "2 names for one file")),
+    AtPath("bad input", "transactions", "a column name twice (transaction_id)", _duplicate_column,
+           ("table: file_is_readable_parquet", "transaction_id"), note_only=False),
+    AtPath("bad input", "transactions", "amounts as decimal128(12, 2) (not cast: a decimal is not a float)",
+           _decimal_amounts, ("column tx_amount: expect_column_values_to_be_in_type_list",), note_only=False),
+    AtPath("bad input", "transactions", "timestamps as int64 epoch seconds (a number, not a time: not cast)",
+           _rewrite(_epoch_seconds), ("column tx_datetime: expect_column_values_to_be_in_type_list",
+                                      "observed 'int64'"), note_only=False),
+    AtPath("bad input", "transactions", "one NaT timestamp", _rewrite(_one_nat),
+           ("column tx_datetime: expect_column_values_to_not_be_null", "NaT"), note_only=False),
     AtPath("bad input", "transactions", "a symlink inside the landing zone (to another file of the day)",
            _link_inside, ("symbolic link", "inside the landing zone", "links are refused")),
     AtPath("security", "transactions", "a dangling symlink (to a path outside the data root that does not exist)",
@@ -437,7 +510,7 @@ def test_what_sits_at_the_landing_path_is_stopped_without_retry(landed, tmp_path
     assert failure["note_only"] is bad.note_only
     assert os.path.lexists(landing)  # the delivery is left where it was, for the upstream to replace
     for path in landed.rglob("*"):  # no byte of a link's target was copied anywhere in the lake
-        if path.is_file() and not path.is_symlink() and not stat.S_ISFIFO(path.lstat().st_mode):
+        if path != landing and path.is_file() and not path.is_symlink() and not stat.S_ISFIFO(path.lstat().st_mode):
             assert SECRET.encode() not in path.read_bytes(), path
 
 
@@ -465,6 +538,46 @@ def test_a_link_swapped_in_after_validation_is_not_published(landed, tmp_path, r
     _assert_names(str(stopped.value), str(landing), "symbolic link", "outside the landing zone")
     assert not partition_file("raw", "transactions", DAY, landed).exists()
     assert _snapshot(landed, "raw") == before
+
+
+def test_a_file_rewritten_in_place_during_publish_is_not_published_unvalidated(landed, reliability, monkeypatch):
+    """The upstream redelivers with ``cp`` (same inode, new bytes) while publish_transactions runs: after
+    the checksum matched and before the parquet is parsed. The rewrite is done by the parquet reader's
+    first call (a deterministic stand-in for the concurrent writer), then the real reader runs."""
+    case = reliability.case("bad input", "raw transactions: the validated file rewritten in place (cp over it, same "
+                                         "inode) while publish_transactions reads it, between checksum and parse",
+                            expected="publish_transactions publishes exactly the bytes whose checksum was validated "
+                                     "(the validated day), never the unvalidated new content")
+    summary = _checkpoint("transactions")
+    landing = landing_file("transactions", DAY, landed)
+    validated = pd.read_parquet(landing)
+    unvalidated = validated.assign(tx_amount=99_999.0)  # what nobody checked
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(unvalidated, preserve_index=False), buffer)
+    new_bytes, inode = buffer.getvalue().to_pybytes(), landing.stat().st_ino
+    real_read, rewritten = pd.read_parquet, []
+
+    def read_while_rewritten(source, *args, **kwargs):
+        if not rewritten:
+            with landing.open("r+b") as fh:  # in place, as cp does: the open descriptor sees the new bytes
+                fh.write(new_bytes)
+                fh.truncate()
+            rewritten.append(landing.stat().st_ino)
+        return real_read(source, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_parquet", read_while_rewritten)
+    try:
+        published = Path(publish_landing("transactions", DAY, summary["partitions"][0]["sha256"])["path"])
+    except (RuntimeError, UnusableFileError) as exc:  # refusing is as good as publishing the validated bytes
+        case.observed = f"refused: {exc}"
+        assert not partition_file("raw", "transactions", DAY, landed).exists()
+        return
+    finally:
+        monkeypatch.undo()
+    assert rewritten == [inode]
+    amounts = pd.read_parquet(published)["tx_amount"]
+    case.observed = f"published {len(amounts)} rows, max amount {amounts.max()} (the rewrite set 99999.0)"
+    pd.testing.assert_series_equal(amounts, validated["tx_amount"])
 
 
 UNREADABLE = """
