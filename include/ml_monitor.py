@@ -62,6 +62,9 @@ METRICS = (  # (tag key in the version's ``metrics`` JSON, label, format)
 )
 # newest rows kept in the data (JSON) / shown in the page's tables
 MAX_PROMOTIONS, MAX_ALERTS, PAGE_ROWS, MAX_DQ_FAILURES, RECENT_SCORING_DAYS = 50, 100, 10, 20, 14
+# JSON read from the registry or the warehouse (a metrics tag, promotions.metrics_json) nests two levels;
+# deeper is refused: a few thousand brackets would exhaust Python's recursion converting it for the page
+MAX_JSON_DEPTH = 8
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,14 +259,11 @@ def version_info(alias: str, mv: Any) -> VersionInfo:
     """A registry ModelVersion as the page shows it (tag names of include.registry and the gate)."""
     tags = dict(mv.tags or {})
     problems = []
-    try:
-        metrics = json.loads(tags.get("metrics") or "{}")
-    except ValueError:
-        metrics = None
+    metrics, why = read_json(tags.get("metrics") or "{}")
     if isinstance(metrics, dict):
         metrics = {str(k): _finite(v) for k, v in metrics.items()}
     else:
-        problems.append(f"tag metrics is not a JSON object: {_clip(tags.get('metrics'))}")
+        problems.append(f"tag metrics is {why or 'not a JSON object'}: {_clip(tags.get('metrics'))}")
         metrics = {}
     threshold = _float(tags.get("threshold"))
     if threshold is None and tags.get("threshold") not in (None, ""):
@@ -277,6 +277,22 @@ def version_info(alias: str, mv: Any) -> VersionInfo:
         training_window=tags.get("training_window"), evaluation_window=tags.get("evaluation_window"),
         gate_decision=tags.get("gate_decision"), gate_reason=tags.get("gate_reason"),
         rolled_back=tags.get("rolled_back"), run_id=mv.run_id, created=created, problems=problems)
+
+
+def read_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> tuple[Any, str | None]:
+    """(value, None) for JSON text nested at most ``max_depth`` levels; else (None, what is wrong)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        return None, "not a JSON object"
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                return None, f"JSON nested deeper than {max_depth} levels"
+            stack.extend((x, depth + 1) for x in (item.values() if isinstance(item, dict) else item))
+    return value, None
 
 
 def _clip(value: Any, limit: int = 120) -> str:
@@ -429,10 +445,9 @@ def as_json(data: MonitorData) -> dict[str, Any]:
     promotions = []
     for p in data.promotions:
         p = dict(p)
-        try:
-            p["metrics"] = json.loads(p.pop("metrics_json") or "null")
-        except ValueError:
-            p["metrics"] = None
+        p["metrics"], why = read_json(p.pop("metrics_json") or "null")
+        if why:
+            p["metrics_error"] = f"metrics_json is {why}"
         promotions.append(p)
     return _jsonable({
         "model": data.model_name,

@@ -11,7 +11,7 @@ session the UI already holds (the ``_token`` cookie) or an ``Authorization: Bear
 the configured auth manager whether that user may read the website. A browser without a session is
 sent to the Airflow login page and back; an API client without a token gets 401.
 
-Every response carries ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy: the page's own
+Every response, a 500 included, carries ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy: the page's own
 (:data:`include.ml_monitor.CSP`: no script, its own stylesheet only, framed by the Airflow UI's origin
 only), everything else ``default-src 'none'``. Parameters are checked before anything is read: a bad
 one is a 422 that names it.
@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
 URL_PREFIX = "/ml-monitor"
 MAX_DAYS = 731  # include.ml_monitor.MAX_DAYS (not imported here: it would load the library at parse time)
@@ -75,6 +75,19 @@ async def _security_headers(request: Request, call_next: Any) -> Any:
     response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
+
+
+@app.exception_handler(Exception)
+async def _server_error(request: Request, exc: Exception) -> PlainTextResponse:
+    """A 500 that carries the headers too: an unhandled error is answered outside the middleware above
+    (by Starlette's outermost error handler), so it sets them itself. The message is not echoed."""
+    import logging
+
+    logging.getLogger(__name__).error("ML monitor: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return PlainTextResponse("Internal Server Error: the ML monitor could not answer; see the API server's log.",
+                             status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+                             headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": STRICT_CSP,
+                                      "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
 
 
 @app.exception_handler(LoginRequired)

@@ -359,3 +359,96 @@ def test_text_in_a_numeric_column_of_prediction_days_is_named(client, reliabilit
     assert message in "".join(_Page(response.text).text)
     assert len(cells(response.text, "drift-heatmap")) == 3 * 16 and len(cells(response.text, "dq-grid")) == 3 * 4
     case.observed = f"200; scoring section: {message}"
+
+
+# ------------------------------------------------------------------------------------------------
+# what nobody scripted: JSON nested deeper than Python recurses, an unforeseen error, repeated params
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _plain_client(**kwargs):
+    """The plugin app answering as the API server would: an unhandled error is a 500 response, not raised."""
+    from batchml import ml_monitor_plugin
+    from fastapi.testclient import TestClient
+
+    return TestClient(ml_monitor_plugin.app, root_path="/ml-monitor", raise_server_exceptions=False, **kwargs)
+
+
+@pytest.mark.parametrize(("what", "depth"), [
+    ("nested 3,000 levels deep (deeper than the JSON parser recurses)", 3000),
+    ("nested 600 levels deep (parsed, but deeper than Python recurses converting it)", 600),
+])
+def test_a_deeply_nested_metrics_tag_is_named_not_a_broken_registry(client, reliability, what, depth):
+    case = reliability.case("bad input", f"ML monitor HTTP: the champion's metrics tag {what}",
+                            expected="200 page and JSON; the champion card names the tag; the registry is not "
+                                     "reported unreachable")
+    mlflow, mv = bare_version()
+    mlflow.set_model_version_tag(MODEL, mv.version, "metrics", '{"average_precision": ' + _nested(depth) + "}")
+    mlflow.set_registered_model_alias(MODEL, "champion", mv.version)
+    fill_history(days=3, rows_per_day=5)
+    app = _plain_client()
+    page, summary = app.get("/", params={"days": 3}), app.get("/api/summary", params={"days": 3})
+    assert (page.status_code, summary.status_code) == (200, 200), (page.text[:300], summary.text[:300])
+    text = "".join(_Page(page.text).text)
+    assert "Registry unreachable" not in text and 'id="champion"' in page.text
+    assert "unreadable tagtag metrics is " in text, text[:2000]
+    assert summary.headers["content-type"] == "application/json"
+    assert summary.json()["registry"]["versions"]["champion"]["metrics"] == {}
+    case.observed = "200; " + text[text.index("unreadable tag") + 14:][:90]
+
+
+@pytest.mark.parametrize("depth", [100_000, 600])
+def test_a_deeply_nested_promotion_metrics_json_does_not_break_the_json(client, reliability, depth):
+    case = reliability.case("bad input", f"ML monitor HTTP: promotions.metrics_json nested {depth:,} levels deep",
+                            expected="200 JSON (metrics null, metrics_error naming the column) and page")
+    fill_history(days=3, rows_per_day=5)
+    with warehouse.engine().begin() as conn:
+        conn.execute(warehouse.promotions.insert(), [
+            {"model_name": MODEL, "as_of": END, "challenger_version": "9", "challenger_run_id": "f" * 32,
+             "champion_version": "1", "decision": "reject", "promoted": False, "reason": "r", "primary_metric": "ap",
+             "challenger_value": 0.5, "champion_value": 0.4, "metrics_json": _nested(depth), "dag_run_id": "manual",
+             "decided_at": dt.datetime(2026, 7, 1, tzinfo=dt.UTC), "promoted_at": None}])
+    app = _plain_client()
+    summary, page = app.get("/api/summary", params={"days": 3}), app.get("/", params={"days": 3})
+    assert (summary.status_code, page.status_code) == (200, 200), summary.text[:300]
+    (bad,) = [p for p in summary.json()["promotions"]["newest"] if p["challenger_version"] == "9"]
+    assert bad["metrics"] is None and bad["metrics_error"].startswith("metrics_json is ")
+    case.observed = f"200; {bad['metrics_error']}"
+
+
+def test_an_unforeseen_error_is_a_500_with_the_security_headers(client, reliability, monkeypatch):
+    case = reliability.case("security", "ML monitor HTTP: an unforeseen error while gathering (a 500)",
+                            expected="500 for the page and the JSON, with nosniff and the strict CSP like every "
+                                     "other response; the error's text (a payload) not echoed")
+    payload = "<script>alert(document.domain)</script>"
+
+    def broken(**_kwargs):
+        raise RuntimeError(payload)  # stands for any bug: the error path itself is under test
+
+    monkeypatch.setattr(ml_monitor, "gather", broken)
+    app = _plain_client()
+    for path in ("/", "/api/summary"):
+        response = app.get(path, params={"days": 3})
+        assert response.status_code == 500, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["content-security-policy"].startswith("default-src 'none'"), path
+        assert response.headers["content-type"].startswith("text/plain") and payload not in response.text
+    case.observed = f"500 {response.headers['content-type']}; CSP {response.headers['content-security-policy']}"
+
+
+def test_repeated_query_parameters_are_each_checked(client, reliability):
+    case = reliability.case("bad input", "ML monitor HTTP: a parameter given twice (?days=3&days=100000, "
+                                         "?model=ok&model=<payload>)",
+                            expected="the value used (the last) is the value checked: 422 for the bad days; "
+                                     "the payload model shown as text")
+    fill_history(days=3, rows_per_day=5)
+    bad = client.get("/api/summary?days=3&days=100000")
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "days"]
+    payload = '"><img src=x onerror=alert(1)>'
+    page = client.get("/", params=[("model", "fraud-detector"), ("model", payload)])
+    assert page.status_code == 200
+    assert_inert(page.text, {"model": payload})
+    case.observed = "422 naming days; the second model shown as text"
