@@ -227,7 +227,8 @@ def canonical_frame(frame: pd.DataFrame, schema: dict[str, str]) -> tuple[pd.Dat
       maximum (uint64) is refused, never wrapped;
     - any float type (float16, float32, nullable) -> float64 (exact: every float32 is a float64);
     - any timestamp (s, ms, us, ns; naive meaning UTC, or aware in any zone) -> UTC microseconds,
-      truncated: 23:59:59.999999999 stays 23:59:59.999999 of its day, never rounded into the next;
+      truncated: 23:59:59.999999999 stays 23:59:59.999999 of its day, never rounded into the next; a
+      millisecond value beyond the microsecond range (year 300,000) is refused naming the range;
     - any other type (a float id, text, bool) is left as delivered for the type checks to refuse:
       casting it would guess.
     Columns not in ``schema``, and missing ones, are left to the column-set check."""
@@ -254,7 +255,13 @@ def canonical_frame(frame: pd.DataFrame, schema: dict[str, str]) -> tuple[pd.Dat
             zone = getattr(target, "tz", None)
             aware = series.dt.tz_convert(zone) if series.dt.tz is not None else series.dt.tz_localize(zone)
             unit = getattr(target, "unit", None) or str(target).split("[")[1].split("]")[0]
-            out[column] = aware.dt.floor(pd.Timedelta(1, unit=unit)).astype(target)
+            try:
+                out[column] = aware.dt.floor(pd.Timedelta(1, unit=unit)).astype(target)
+            except (OverflowError, pd.errors.OutOfBoundsDatetime):  # a coarse unit holds years a fine one cannot
+                utc = (series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series)
+                stamps = utc.dropna().to_numpy()  # numpy prints any year; pandas' Timestamp cannot
+                refused[column] = (f"{series.dtype} values from {stamps.min()} to {stamps.max()} (UTC) do not fit "
+                                   f"{target} (about 290,000 years either side of 1970): refused, not wrapped")
     return out, refused
 
 

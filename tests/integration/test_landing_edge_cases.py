@@ -410,6 +410,17 @@ def _epoch_seconds(f: pd.DataFrame) -> pd.DataFrame:
     return f.assign(tx_datetime=f["tx_datetime"].astype("datetime64[s, UTC]").astype("int64"))
 
 
+def _far_future_ms(landing: Path, tmp: Path) -> None:
+    """One timestamp in year 508,989: a millisecond timestamp holds it, a microsecond one cannot."""
+    table = pq.read_table(landing)
+    at = table.schema.get_field_index("tx_datetime")
+    millis = pc.cast(table.column("tx_datetime"), pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy().copy()
+    millis[0] = 16_000_000_000_000_000
+    table = table.set_column(at, "tx_datetime", pa.array(millis).cast(pa.timestamp("ms", tz="UTC")))
+    landing.unlink()
+    pq.write_table(table, landing)
+
+
 def _one_nat(f: pd.DataFrame) -> pd.DataFrame:
     stamps = f["tx_datetime"].copy()
     stamps.iloc[3] = pd.NaT
@@ -450,6 +461,10 @@ AT_PATH = [
     AtPath("bad input", "transactions", "timestamps as int64 epoch seconds (a number, not a time: not cast)",
            _rewrite(_epoch_seconds), ("column tx_datetime: expect_column_values_to_be_in_type_list",
                                       "observed 'int64'"), note_only=False),
+    AtPath("bad input", "transactions", "a millisecond timestamp in year 508,989 (beyond the range of microsecond "
+           "timestamps)", _far_future_ms,
+           ("column tx_datetime: column_values_fit_canonical_type", "508989", "do not fit datetime64[us, UTC]"),
+           note_only=False),
     AtPath("bad input", "transactions", "one NaT timestamp", _rewrite(_one_nat),
            ("column tx_datetime: expect_column_values_to_not_be_null", "NaT"), note_only=False),
     AtPath("bad input", "transactions", "a symlink inside the landing zone (to another file of the day)",
@@ -538,6 +553,26 @@ def test_a_link_swapped_in_after_validation_is_not_published(landed, tmp_path, r
     _assert_names(str(stopped.value), str(landing), "symbolic link", "outside the landing zone")
     assert not partition_file("raw", "transactions", DAY, landed).exists()
     assert _snapshot(landed, "raw") == before
+
+
+@pytest.mark.parametrize("where", ["the data root", "the landing zone folder"])
+def test_a_data_root_or_landing_zone_reached_through_a_symlink_is_accepted(landed, tmp_path, monkeypatch, reliability,
+                                                                          where):
+    """A mounted volume (/data -> /mnt/volume) or an SFTP drop folder linked in as landing/: links above
+    the zone are the operator's layout, not a delivery; only links at or below landing/<source> are refused."""
+    case = reliability.case("unusual input", f"raw transactions: {where} reached through a symlink (a mount)",
+                            expected=ACCEPTED.format(source="transactions"))
+    if where == "the data root":
+        link = tmp_path / "lake-link"
+        link.symlink_to(landed, target_is_directory=True)
+        monkeypatch.setenv("BATCHML_DATA_ROOT", str(link))
+    else:
+        drop = tmp_path / "sftp-drop"
+        (landed / "landing").rename(drop)
+        (landed / "landing").symlink_to(drop, target_is_directory=True)
+    published = _ingest("transactions")
+    case.observed = f"published {_types(published)}"
+    assert _types(published) == CANONICAL["transactions"]
 
 
 def test_a_file_rewritten_in_place_during_publish_is_not_published_unvalidated(landed, reliability, monkeypatch):
