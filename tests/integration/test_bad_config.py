@@ -1,0 +1,274 @@
+"""Configuration files and DAG params nobody scripted: each bad one is refused by the first step that
+reads it, with a message naming the file, the key, the value and the rule (or the param), and nothing
+after that step runs: no training set, no MLflow run or version, no alias moved, no partition, no
+warehouse row, no Asset event. Valid but unusual files and params are accepted.
+
+The configuration cases call the real step (the training DAG's ``prepare``, the ``check_drift``
+operator); the negative gate margin goes through the training DAG with ``dag.test()`` on a lake with a
+champion; the params cases run each DAG with ``dag.test()``, where the task states say what ran.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+import yaml
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.storage import partition_file
+from tests.conftest import SMALL
+from tests.integration.test_bad_input import (
+    DAY,
+    FEATURE_DAY,
+    _assert_names,
+    _events_of,
+    _failure_message,
+    _first_lines,
+    _run,
+    _snapshot,
+    _states,
+    _training_yaml,
+    dags,  # noqa: F401  (fixture)
+    landed,  # noqa: F401  (fixture)
+)
+from tests.task_context import FakeTI
+from tests.training_config import small_config_dict
+
+NAME = "fraud-detector"
+
+
+# --- training.yaml: refused by prepare (training), before any data is read ----------------------------
+
+def _set(*path_and_value) -> Callable[[dict], None]:
+    *path, key, value = path_and_value
+
+    def edit(raw: dict) -> None:
+        node = raw
+        for part in path:
+            node = node[part]
+        node[key] = value
+    return edit
+
+
+TRAINING_CASES = {
+    # what: (edit of the shipped file, what the message must name besides the file)
+    "a negative timeout (tuning.timeout_seconds: -5)": (
+        _set("tuning", "timeout_seconds", -5), ("'tuning.timeout_seconds' must be > 0, got -5",)),
+    "no trials (tuning.trials: 0)": (_set("tuning", "trials", 0), ("'tuning.trials' must be >= 1, got 0",)),
+    "a negative trial count for one model (models[3].trials: -1)": (
+        _set("models", 3, "trials", -1), ("'models[3].trials' must be >= 1, got -1",)),
+    "a NaN margin (gate.min_improvement: .nan)": (
+        _set("gate", "min_improvement", float("nan")), ("'gate.min_improvement' must be a finite number, got nan",)),
+    "a misspelt metric in the floor (gate.floor.average_precison)": (
+        _set("gate", "floor", {"average_precison": 0.3}),
+        ("'gate.floor.average_precison' names an unknown metric 'average_precison'; known: ['average_precision'",)),
+    "an empty search range (models[1].search.max_depth: low 8, high 3)": (
+        _set("models", 1, "search", "max_depth", {"low": 8, "high": 3, "int": True}),
+        ("'models[1].search.max_depth' needs low <= high, got {'low': 8.0, 'high': 3.0, 'int': True}",)),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TRAINING_CASES))
+def test_a_bad_training_config_stops_training_at_prepare(dags, data_root, tmp_path, monkeypatch, reliability,  # noqa: F811
+                                                         what):
+    edit, names = TRAINING_CASES[what]
+    case = reliability.case("bad input", f"training.yaml: {what}",
+                            expected="prepare (training) fails without retry naming the file, the key, the value "
+                                     "and the rule; no training set, no MLflow run")
+    path = _training_yaml(tmp_path, edit)
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
+    prepare = dags.get_dag("training").get_task("prepare").python_callable
+    with pytest.raises(AirflowFailException) as stopped:
+        prepare(params={"as_of": str(SMALL.end_date)}, triggering_asset_events=None, logical_date=None)
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"{path}: ", *names)
+    assert list(data_root.iterdir()) == []  # it stopped before reading or writing anything
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_a_negative_margin_is_refused_before_training_and_the_champion_stays(dags, feature_lake, tmp_path,  # noqa: F811
+                                                                             monkeypatch, reliability):
+    """The reported case: with ``gate.min_improvement: -1.0`` the gate promoted a clearly worse model
+    ("-0.1151 >= margin -1.0000"). Now the whole training DAG stops at prepare: no challenger is
+    trained, the champion alias stays on its version, no gate decision is recorded."""
+    from include import warehouse
+    from include.training import pipeline, tracking
+    from include.training.config import parse_training_config
+    from include.training.dataset import training_dir
+    from include.training.train import train_family
+
+    case = reliability.case("bad input", "training.yaml: a negative promotion margin (gate.min_improvement: -1.0), "
+                                         "whole DAG with a champion in place",
+                            expected="prepare fails without retry naming the file, gate.min_improvement, -1.0 and "
+                                     "the rule; every task after it upstream_failed; champion and challenger "
+                                     "aliases unchanged, no new version, no gate decision, no champion_model event")
+    small = {**small_config_dict(), "models": [small_config_dict()["models"][0]],
+             "tuning": {"trials": 1, "timeout_seconds": 60}}
+    cfg = parse_training_config(small)
+    earlier = (SMALL.end_date - dt.timedelta(days=1)).isoformat()
+    pipeline.prepare(earlier, cfg)
+    pipeline.promote(pipeline.run_gate(pipeline.select_challenger([train_family("logistic", earlier, cfg)], cfg),
+                                       cfg), cfg)
+    client = tracking.client()
+    before = {alias: str(client.get_model_version_by_alias(NAME, alias).version)
+              for alias in ("champion", "challenger")}
+
+    path = tmp_path / "training.yaml"
+    path.write_text(yaml.safe_dump({**small, "gate": {**small["gate"], "min_improvement": -1.0}}))
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
+    as_of = SMALL.end_date
+    run, states = _run(dags.get_dag("training"), run_conf={"as_of": str(as_of)})
+    message = _failure_message(run, "prepare")
+    case.observed = f"{_states(run, states)}; {message[message.index('AirflowFailException'):][:300]}"
+    _assert_names(message, "AirflowFailException", f"{path}: 'gate.min_improvement' must be >= 0 (a negative "
+                                                   "margin promotes a challenger worse than the champion), got -1.0")
+    assert str(run.state) == "failed" and states.pop("prepare") == "failed"
+    assert set(states.values()) == {"upstream_failed"}, states
+    assert {alias: str(client.get_model_version_by_alias(NAME, alias).version)
+            for alias in ("champion", "challenger")} == before == {"champion": "1", "challenger": "1"}
+    assert len(client.search_model_versions(f"name = '{NAME}'")) == 1
+    assert warehouse.decision_for(NAME, as_of) is None and _events_of(run, "champion_model") == []
+    assert not training_dir(as_of, feature_lake).exists()  # no training set for as_of
+
+
+# --- monitoring.yaml: refused by check_drift (monitoring) before any partition is read ---------------------
+
+MONITORING_CASES = {
+    "exclude_columns as a string, not a list (exclude_columns: tx_during_weekend)": (
+        {"exclude_columns": "tx_during_weekend"}, ("'exclude_columns' must be a list, got 'tx_during_weekend'",)),
+    "a misspelt excluded column (exclude_columns: [tx_during_wekend])": (
+        {"exclude_columns": ["tx_during_wekend"]},
+        ("'exclude_columns[0]' names an unknown column 'tx_during_wekend'; known: ['tx_amount', 'tx_during_weekend'",)),
+    "more drifted columns required than are monitored (min_drifted_columns: 40)": (
+        {"min_drifted_columns": 40}, ("'min_drifted_columns' must be <= 15 (the monitored columns: 15 model inputs "
+                                      "less 1 excluded, plus the score), got 40",)),
+}
+
+
+@pytest.mark.parametrize("what", sorted(MONITORING_CASES))
+def test_a_bad_monitoring_config_stops_check_drift(data_root, tmp_path, reliability, what):
+    from batchml.operators import DriftCheckOperator
+
+    from include.drift.config import DEFAULT_PATH
+
+    changes, names = MONITORING_CASES[what]
+    case = reliability.case("bad input", f"monitoring.yaml: {what}",
+                            expected="check_drift (monitoring) fails without retry naming the file, the key, the "
+                                     "value and the rule; no drift row, no report, no alert")
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(DEFAULT_PATH.read_text()), **changes}))
+    operator = DriftCheckOperator(task_id="check_drift", days=str(FEATURE_DAY), config_path=str(path))
+    with pytest.raises(AirflowFailException) as stopped:
+        operator.execute(context={"ti": FakeTI()})
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"{path}: ", *names)
+    assert list(data_root.iterdir()) == []  # no report, no warehouse row
+
+
+# --- DAG params: refused by the first task of the run ----------------------------------------------------------
+
+# dag id -> (its first task, the Asset it would emit, the zone it would publish to)
+DAGS = {"ingest": ("days", "raw_transactions", "raw"), "features": ("plan", "features_baseline", "features"),
+        "scoring": ("plan", "predictions_fraud", "predictions"), "monitoring": ("check_drift", "drift_alert", "reports")}
+PARAM_CASES = {
+    "an end without a start": ({"end": str(DAY + dt.timedelta(days=3))},
+                               (f"param 'end' = '{DAY + dt.timedelta(days=3)}' was given without 'start'",)),
+    "a range of 36 years (end: 2062 for 2026)": (
+        {"start": str(DAY), "end": str(DAY.replace(year=2062))},
+        (f"params 'start' = '{DAY}' .. 'end' = '{DAY.replace(year=2062)}' span 13150 days, more than one run "
+         "takes (3660)",)),
+    "an end before the start": ({"start": str(DAY), "end": str(DAY - dt.timedelta(days=2))},
+                                (f"param 'end' = '{DAY - dt.timedelta(days=2)}' is before param 'start' = '{DAY}'",)),
+}
+PARAM_RUNS = [("ingest", "an end without a start"), ("features", "an end without a start"),
+              ("scoring", "an end without a start"), ("monitoring", "an end without a start"),
+              ("scoring", "a range of 36 years (end: 2062 for 2026)"), ("ingest", "an end before the start")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("dag_id", "what"), PARAM_RUNS)
+def test_bad_params_stop_the_run_at_its_first_task(dags, landed, reliability, dag_id, what):  # noqa: F811
+    """An ``end`` alone used to be ignored: ingest processed the day of its logical date and was green."""
+    first, asset, zone = DAGS[dag_id]
+    params, names = PARAM_CASES[what]
+    case = reliability.case("bad input", f"DAG params of {dag_id}: {what} {params}",
+                            expected=f"{first} ({dag_id}) fails without retry naming the param and its value; every "
+                                     f"task after it upstream_failed; no {zone} partition, no {asset} event")
+    raw_before = _snapshot(landed, "raw")
+    # ingest runs on a schedule: before the fix, an 'end' alone made it process its logical date
+    when = {"logical_date": dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)} if dag_id == "ingest" else {}
+    run, states = _run(dags.get_dag(dag_id), run_conf=params, **when)
+    message = _failure_message(run, first)
+    case.observed = f"{_states(run, states)}; {message[message.index('AirflowFailException'):][:300]}"
+    _assert_names(message, "AirflowFailException", *names)
+    assert str(run.state) == "failed" and states.pop(first) == "failed"  # failed: not up_for_retry
+    assert set(states.values()) <= {"upstream_failed", "skipped"}, states
+    assert _events_of(run, asset) == []
+    assert _snapshot(landed, "raw") == raw_before and not partition_file("raw", "transactions", DAY, landed).exists()
+    assert not any((landed / z).exists() for z in ("features", "predictions", "reports", "_staging"))
+
+
+def test_a_malformed_date_param_is_refused_at_trigger(dags, data_root, reliability):  # noqa: F811
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    case = reliability.case("bad input", "DAG params of scoring: a malformed date {'start': '2026-13-01'}",
+                            expected="the trigger is refused by the params' schema naming the param and the value; "
+                                     "no run, no task, no partition")
+    with pytest.raises(ParamValidationError) as refused:
+        dags.get_dag("scoring").test(run_conf={"start": "2026-13-01"})
+    case.observed = _first_lines(str(refused.value), 1)
+    _assert_names(str(refused.value), "param start", "'2026-13-01' is not a 'date'")
+    assert list(data_root.iterdir()) == []
+
+
+# --- unusual but valid: accepted and read as meant ---------------------------------------------------------------
+
+def test_a_minimal_training_file_in_another_order_with_comments_is_accepted(dags, data_root, tmp_path,  # noqa: F811
+                                                                            monkeypatch, reliability):
+    from include.training.config import DEFAULT_PATH, load_training_config
+
+    case = reliability.case("unusual input", "training.yaml: only the required keys, in another order, with "
+                                             "comments, flow and block styles mixed",
+                            expected="accepted; every other value is the documented default; the DAG's config "
+                                     "task reads it")
+    path = tmp_path / "training.yaml"
+    path.write_text("# the smallest useful file\nmodels:   # one model, defaults for the rest\n"
+                    "  - family: logistic_regression   # key order does not matter\n    name: lr\n"
+                    "    params: {C: 1}\nregistered_model: fraud-detector\nexperiment: fraud-training\n"
+                    "gate: {require_approval: true}   # a flow mapping\n")
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
+    route = dags.get_dag("training").get_task("route").python_callable  # reads the file as the DAG does
+    assert route({"promote": True}) == ["approve", "promote"]
+    cfg, shipped = load_training_config(), load_training_config(DEFAULT_PATH)
+    assert (cfg.window, cfg.metrics, cfg.tuning) == (shipped.window, shipped.metrics, shipped.tuning)
+    assert cfg.gate.min_improvement == shipped.gate.min_improvement and cfg.gate.require_approval is True
+    assert cfg.models[0].params == {"C": 1} and cfg.models[0].class_weight == "sqrt" and cfg.seed == 42
+    case.observed = f"accepted: {len(cfg.models)} model, window {cfg.window}, gate margin {cfg.gate.min_improvement}"
+
+
+def test_a_reordered_monitoring_file_with_a_block_list_is_read_as_the_shipped_one(data_root, tmp_path, reliability):
+    from include.drift.config import load_monitoring_config
+
+    case = reliability.case("unusual input", "monitoring.yaml: keys in another order, a block-style list, "
+                                             "integers for thresholds, comments everywhere",
+                            expected="accepted; equal to the shipped file's thresholds (1 read as 1.0)")
+    path = tmp_path / "monitoring.yaml"
+    path.write_text("cooldown_days: 7   # first here\nperformance:\n  min_frauds: 10\n  average_precision_drop: 0.15\n"
+                    "  auc_roc_drop: 0.05\nexclude_columns:\n  - tx_during_weekend   # block style\n"
+                    "min_drifted_columns: 1\nks_statistic: 0.1\nks_p_value: 0.05\npsi_alert: 1\npsi_warn: 0.1\n")
+    cfg = load_monitoring_config(path)
+    assert cfg == load_monitoring_config().model_copy(update={"psi_alert": 1.0})
+    case.observed = f"accepted: exclude_columns {cfg.exclude_columns}, psi_alert {cfg.psi_alert!r}"
+
+
+@pytest.mark.parametrize("params", [{"start": str(DAY)}, {"start": str(DAY), "end": None},
+                                    {"start": str(DAY), "end": str(DAY)}])
+def test_a_one_day_range_written_several_ways_is_one_day(dags, reliability, params):  # noqa: F811
+    case = reliability.case("unusual input", f"DAG params of ingest: one day written as {params}",
+                            expected=f"accepted: the run processes {DAY} only")
+    days = dags.get_dag("ingest").get_task("days").python_callable(params=params, ds=str(DAY + dt.timedelta(days=5)))
+    assert days == [str(DAY)]
+    case.observed = f"days {days}"
