@@ -93,9 +93,10 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
     the simplest rule that can never read outside it, and an upstream delivers files, not links. So is
     a hard link (a file with more than one name): its other name may be a file outside the zone (an
     ``airflow.cfg``), and nothing in the file says where. A
-    FIFO is refused from its ``lstat``, before any open that could block; the file is opened with
-    ``O_NOFOLLOW`` and checked again on the open descriptor, so a link swapped in meanwhile is not
-    followed either."""
+    FIFO is refused from its ``lstat``, before any open that could block; the file is opened from the
+    zone down with ``O_NOFOLLOW`` on every folder and on the file (:func:`_open_within`) and checked
+    again on the open descriptor, so a link swapped in meanwhile, for the file or a folder above it,
+    is not followed either."""
     where = f"the {zone.name} zone ({zone})"
     try:
         mode = os.lstat(path).st_mode
@@ -118,7 +119,10 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         if test(mode):
             raise UnusableFileError(f"{path} is {kind}, not a regular file: refused, not read; deliver the file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = _open_within(path, zone)
+    except _SwappedFolderError as exc:
+        raise UnusableFileError(f"{path}: its folder {exc.args[0]} is no longer a folder of {where} (a link swapped "
+                                "in while it was opened?): refused, not read") from None
     except FileNotFoundError:
         raise MissingInputError(f"no file at {path}") from None
     except PermissionError as exc:
@@ -137,6 +141,34 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         raise UnusableFileError(f"{path} is a hard link ({opened.st_nlink} names for one file, the others may lie "
                                 f"outside {where}): refused, not read; deliver a file of its own (a copy)")
     return handle
+
+
+class _SwappedFolderError(OSError):
+    """A folder between the zone and the file is not a plain folder at the time of the open."""
+
+
+def _open_within(path: Path, zone: Path) -> int:
+    """The descriptor of ``path`` opened from ``zone`` down, one folder at a time, none of them followed if it
+    is a link (``O_NOFOLLOW`` on every step, not only the last): a folder swapped for a link after the checks
+    of :func:`open_delivered_file` cannot lead the open out of the zone."""
+    try:
+        base, parts = zone.resolve(), path.relative_to(zone).parts
+    except ValueError:  # not under the zone by name: from its (checked) folder
+        base, parts = path.parent.resolve(), (path.name,)
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            try:
+                step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except (FileNotFoundError, PermissionError):
+                raise
+            except OSError:  # ELOOP: a link; ENOTDIR: a file where the folder was
+                raise _SwappedFolderError(part) from None
+            os.close(fd)
+            fd = step
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def read_delivered_file(path: Path, zone: Path) -> tuple[bytes, str]:

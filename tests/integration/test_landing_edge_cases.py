@@ -555,6 +555,45 @@ def test_a_link_swapped_in_after_validation_is_not_published(landed, tmp_path, r
     assert _snapshot(landed, "raw") == before
 
 
+def test_a_folder_swapped_for_a_link_while_the_file_is_opened_is_not_followed(landed, tmp_path, monkeypatch,
+                                                                              reliability):
+    """The race the checks before the open cannot see: landing/transactions is a real folder when it is
+    inspected, and a link to a folder outside the zone (holding a valid day of the same name) when the file
+    is opened. The swap is done by the first os.open of include.storage (a deterministic stand-in for a
+    concurrent writer), then the real os.open runs."""
+    import types
+
+    from include import storage
+
+    case = reliability.case("security", "raw transactions: landing/transactions swapped for a symlink to a folder "
+                                        "outside the zone between the checks and the open (a race)",
+                            expected=STOPPED.format(source="transactions") + NOTE_ONLY + "; nothing read outside")
+    landing, before = landing_file("transactions", DAY, landed), _snapshot(landed, "raw")
+    outside = tmp_path / "outside" / "transactions"
+    outside.mkdir(parents=True)
+    (outside / landing.name).write_bytes(landing.read_bytes())  # a valid day: only the refusal can stop it
+    swapped = []
+
+    def racing_open(target, flags, *args, **kwargs):
+        if not swapped:
+            folder = landing.parent
+            folder.rename(tmp_path / "the-real-folder")
+            folder.symlink_to(outside, target_is_directory=True)
+            swapped.append(target)
+        return os.open(target, flags, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "os", types.SimpleNamespace(**{**vars(os), "open": racing_open}))
+    with _no_hang(), pytest.raises(AirflowFailException) as stopped:
+        _checkpoint("transactions")
+    monkeypatch.undo()
+    assert swapped, "the open was never reached"
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"raw_transactions ds={DAY}", str(landing), "no longer a folder")
+    assert not partition_file("raw", "transactions", DAY, landed).exists()
+    assert _snapshot(landed, "raw") == before
+    assert [p.name for p in _quarantine(landed, "transactions").iterdir()] == ["failure.json"]
+
+
 @pytest.mark.parametrize("where", ["the data root", "the landing zone folder"])
 def test_a_data_root_or_landing_zone_reached_through_a_symlink_is_accepted(landed, tmp_path, monkeypatch, reliability,
                                                                           where):
