@@ -45,13 +45,15 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 
-def validate_config(model, raw: Any, where: str, context: dict[str, Any] | None = None):
+def validate_config(model, raw: Any, where: str, context: dict[str, Any] | None = None, *,
+                    top_level: str = "top-level "):
     """``model.model_validate(raw)`` (an empty file is every default); ConfigError with one line per
-    broken rule: ``<where>: '<dotted.key>' <rule>, got <value>``."""
+    broken rule: ``<where>: '<dotted.key>' <rule>, got <value>``. ``top_level``: how unknown keys
+    outside any section are called ("" in a file that is mostly flat)."""
     try:
         return model.model_validate({} if raw is None else raw, context=context)
     except ValidationError as exc:
-        raise ConfigError("\n".join(f"{where}: {line}" for line in _error_lines(exc, model))) from None
+        raise ConfigError("\n".join(f"{where}: {line}" for line in _error_lines(exc, model, top_level))) from None
 
 
 def _key(loc: tuple) -> str:
@@ -98,7 +100,7 @@ def _rule(error: dict[str, Any]) -> tuple[str, bool]:
     return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, "), True
 
 
-def _error_lines(exc, model) -> list[str]:
+def _error_lines(exc, model, top_level: str) -> list[str]:
     """One line per error; unknown keys are gathered per section, with the keys it knows."""
     lines: list[str] = []
     unknown: dict[tuple, list[str]] = {}
@@ -119,7 +121,7 @@ def _error_lines(exc, model) -> list[str]:
         if isinstance(line, tuple):
             known = _known_keys(model, line)
             where = f" in '{_key(line)}'" if line else ""
-            out.append(f"unknown {'' if line else 'top-level '}key(s) {unknown[line]}{where}"
+            out.append(f"unknown {'' if line else top_level}key(s) {unknown[line]}{where}"
                        + (f"; known: {known}" if known else ""))
         else:
             out.append(line)

@@ -83,4 +83,5 @@ def load_monitoring_config(path: str | Path | None = None, *, columns: Sequence[
 
         columns = MODEL_INPUTS
     path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", DEFAULT_PATH))
-    return validate_config(MonitoringConfig, read_yaml(path), str(path), context={"columns": list(columns)})
+    return validate_config(MonitoringConfig, read_yaml(path), str(path), context={"columns": list(columns)},
+                           top_level="")  # flat: thresholds, with one section (performance)

@@ -126,7 +126,7 @@ MONITORING = [
     ("performance.auc_roc_drop", 2, "'performance.auc_roc_drop' must lie in [0, 1], got 2"),
     ("performance.min_frauds", -1, "'performance.min_frauds' must be >= 0, got -1"),
     ("performance.auc_drop", 0.1, "unknown key(s) ['auc_drop'] in 'performance'; known: ['auc_roc_drop', "),
-    ("psi_alrt", 0.2, "unknown top-level key(s) ['psi_alrt']; known: ['psi_warn', "),
+    ("psi_alrt", 0.2, "unknown key(s) ['psi_alrt']; known: ['psi_warn', "),
 ]
 
 
