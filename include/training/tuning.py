@@ -97,6 +97,9 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
     study = optuna.create_study(direction="maximize", sampler=sampler)
     # with nothing to search, one trial evaluates the configured parameters
     study.optimize(objective, n_trials=max(1, trials) if spec.search else 1, timeout=timeout_seconds)
+    if not results:  # training.yaml refuses such a budget; a caller passing one gets its name, not max() of nothing
+        raise ValueError(f"{spec.name}: no tuning trial ran with trials={trials}, timeout_seconds={timeout_seconds} "
+                         "(both must be > 0)")
     return results
 
 

@@ -186,3 +186,13 @@ def test_objects_built_in_code_are_validated_too():
     with pytest.raises(ValueError, match="min_improvement"):
         GateConfig(min_improvement=-0.5)
     assert MonitoringConfig(exclude_columns=["a"]).exclude_columns == ("a",)  # no column list: shape only
+
+
+def test_a_budget_that_runs_no_trial_is_named_not_max_of_nothing():
+    """What a negative timeout did before training.yaml refused it: Optuna ran no trial and training
+    crashed with "max() arg is an empty sequence"."""
+    from include.training.tuning import tune
+
+    cfg = load_training_config()
+    with pytest.raises(ValueError, match="logistic: no tuning trial ran with trials=2, timeout_seconds=-1"):
+        tune(cfg.spec("logistic"), [], cfg.metrics, trials=2, timeout_seconds=-1, seed=0)
