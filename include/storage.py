@@ -68,6 +68,11 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+# The most a delivered file may weigh: it is read into memory whole (checksum and content from one read)
+# and a rejected one is copied into quarantine. A day's partition weighs megabytes; a sparse file of 100
+# GB (``truncate -s``) takes no disk and would take the worker's memory or the quarantine's disk.
+MAX_DELIVERED_BYTES = 2 * 1024**3
+
 _SPECIAL_FILES = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
                   stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
 
@@ -92,7 +97,7 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
     when nothing is). Every symbolic link at the path is refused, also one pointing inside the zone:
     the simplest rule that can never read outside it, and an upstream delivers files, not links. So is
     a hard link (a file with more than one name): its other name may be a file outside the zone (an
-    ``airflow.cfg``), and nothing in the file says where. A
+    ``airflow.cfg``), and nothing in the file says where; and a file above :data:`MAX_DELIVERED_BYTES`. A
     FIFO is refused from its ``lstat``, before any open that could block; the file is opened from the
     zone down with ``O_NOFOLLOW`` on every folder and on the file (:func:`_open_within`) and checked
     again on the open descriptor, so a link swapped in meanwhile, for the file or a folder above it,
@@ -136,6 +141,11 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         handle.close()
         what = "an empty file (0 bytes)" if stat.S_ISREG(opened.st_mode) else "not a regular file"
         raise UnusableFileError(f"{path} is {what}: refused; have it delivered again")
+    if opened.st_size > MAX_DELIVERED_BYTES:  # read whole into memory, and copied whole into quarantine
+        handle.close()
+        raise UnusableFileError(f"{path} is {opened.st_size:,} bytes, above the {MAX_DELIVERED_BYTES:,} a delivered "
+                                "file may have (a day's partition is megabytes): refused, not read nor copied; have it "
+                                "split or checked upstream")
     if opened.st_nlink > 1:  # a hard link: the same file under another name, maybe outside the zone
         handle.close()
         raise UnusableFileError(f"{path} is a hard link ({opened.st_nlink} names for one file, the others may lie "

@@ -398,6 +398,15 @@ def _duplicate_column(landing: Path, tmp: Path) -> None:
     pq.write_table(table, landing)
 
 
+def _sparse_giant(landing: Path, tmp: Path) -> None:
+    """``truncate -s``: one byte above the limit, no disk used (a hole), zeros if read."""
+    from include.storage import MAX_DELIVERED_BYTES
+
+    landing.unlink()
+    with landing.open("wb") as fh:
+        fh.truncate(MAX_DELIVERED_BYTES + 1)
+
+
 def _decimal_amounts(landing: Path, tmp: Path) -> None:
     table = pq.read_table(landing)
     at = table.schema.get_field_index("tx_amount")
@@ -454,6 +463,9 @@ AT_PATH = [
            "secret key)", _hard_link_to_cfg, ("is a hard link", "outside the landing zone", "not read")),
     AtPath("security", "transactions", "a hard link to a valid parquet day outside the landing zone",
            _hard_link_to_valid_copy_outside, ("is a hard link", "2 names for one file")),
+    AtPath("bad input", "transactions", "a sparse file of 2 GiB + 1 byte (truncate -s: no disk used, all zeros "
+           "if read or copied)", _sparse_giant,
+           ("2,147,483,649 bytes", "above the 2,147,483,648", "not read nor copied")),
     AtPath("bad input", "transactions", "a column name twice (transaction_id)", _duplicate_column,
            ("table: file_is_readable_parquet", "transaction_id"), note_only=False),
     AtPath("bad input", "transactions", "amounts as decimal128(12, 2) (not cast: a decimal is not a float)",
