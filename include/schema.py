@@ -102,14 +102,14 @@ def _rule(error: dict[str, Any]) -> tuple[str, bool]:
 
 def _error_lines(exc, model, top_level: str) -> list[str]:
     """One line per error; unknown keys are gathered per section, with the keys it knows."""
-    lines: list[str] = []
+    lines: list[str | tuple] = []  # a tuple: the section whose unknown keys go on that line
     unknown: dict[tuple, list[str]] = {}
     for error in exc.errors():
         loc = tuple(error["loc"])
         if error["type"] == "extra_forbidden":
             if loc[:-1] not in unknown:
                 unknown[loc[:-1]] = []
-                lines.append(loc[:-1])  # placeholder, filled below
+                lines.append(loc[:-1])
             unknown[loc[:-1]].append(str(loc[-1]))
         elif not loc and error["type"] in ("model_type", "model_attributes_type", "dict_type"):
             lines.append(f"expected a mapping of keys to values, got {_shown(error['input'])}")
