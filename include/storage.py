@@ -72,6 +72,9 @@ def stream_sha256(handle: BinaryIO) -> str:
 # and a rejected one is copied into quarantine. A day's partition weighs megabytes; a sparse file of 100
 # GB (``truncate -s``) takes no disk and would take the worker's memory or the quarantine's disk.
 MAX_DELIVERED_BYTES = 2 * 1024**3
+# ... and what its footer may announce: a few hundred kilobytes of parquet can hold 100 million nulls,
+# gigabytes once loaded (the rows a day may have are the row-count band's business, later)
+MAX_DELIVERED_ROWS, MAX_UNPACKED_BYTES = 50_000_000, 8 * 1024**3
 
 _SPECIAL_FILES = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
                   stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
@@ -194,11 +197,20 @@ def parquet_frame(content: bytes) -> pd.DataFrame:
     """The table a parquet file's bytes hold, every stored column as a column. A column that the pandas
     metadata in the file makes the index (a producer's ``df.set_index("transaction_id").to_parquet()``)
     is in the file like any other and comes back as a column (else a check would call it missing); an
-    unnamed index (a RangeIndex, pandas' ``__index_level_0__``) is row numbering and is dropped."""
+    unnamed index (a RangeIndex, pandas' ``__index_level_0__``) is row numbering and is dropped. A footer
+    announcing more than :data:`MAX_DELIVERED_ROWS` rows or :data:`MAX_UNPACKED_BYTES` is refused
+    (:class:`UnusableFileError`) before anything is loaded."""
     import io
 
     import pandas as pd
+    import pyarrow.parquet as pq
 
+    footer = pq.ParquetFile(io.BytesIO(content)).metadata
+    unpacked = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+    if footer.num_rows > MAX_DELIVERED_ROWS or unpacked > MAX_UNPACKED_BYTES:
+        raise UnusableFileError(f"{footer.num_rows:,} rows, {unpacked:,} bytes uncompressed in a {len(content):,}-byte "
+                                f"file: above {MAX_DELIVERED_ROWS:,} rows or {MAX_UNPACKED_BYTES:,} bytes (a "
+                                "decompression bomb?); refused from its footer, not loaded")
     frame = pd.read_parquet(io.BytesIO(content))
     named = [name for name in frame.index.names if name is not None]
     return frame.reset_index(level=named) if named else frame.reset_index(drop=True)

@@ -407,6 +407,14 @@ def _sparse_giant(landing: Path, tmp: Path) -> None:
         fh.truncate(MAX_DELIVERED_BYTES + 1)
 
 
+def _null_bomb(landing: Path, tmp: Path) -> None:
+    """About 100 kB of parquet announcing 50 million and one rows of nulls (gigabytes once loaded)."""
+    from include.storage import MAX_DELIVERED_ROWS
+
+    landing.unlink()
+    pq.write_table(pa.table({"transaction_id": pa.nulls(MAX_DELIVERED_ROWS + 1, pa.int64())}), landing)
+
+
 def _decimal_amounts(landing: Path, tmp: Path) -> None:
     table = pq.read_table(landing)
     at = table.schema.get_field_index("tx_amount")
@@ -466,6 +474,8 @@ AT_PATH = [
     AtPath("bad input", "transactions", "a sparse file of 2 GiB + 1 byte (truncate -s: no disk used, all zeros "
            "if read or copied)", _sparse_giant,
            ("2,147,483,649 bytes", "above the 2,147,483,648", "not read nor copied")),
+    AtPath("bad input", "transactions", "a 100 kB parquet file of 50,000,001 null rows (a decompression bomb)",
+           _null_bomb, ("table: file_is_readable_parquet", "50,000,001 rows", "not loaded"), note_only=False),
     AtPath("bad input", "transactions", "a column name twice (transaction_id)", _duplicate_column,
            ("table: file_is_readable_parquet", "transaction_id"), note_only=False),
     AtPath("bad input", "transactions", "amounts as decimal128(12, 2) (not cast: a decimal is not a float)",
