@@ -10,6 +10,7 @@ Only the standard library is imported here: DAG files use this at parse time.
 | BATCHML_WAREHOUSE_URL | sqlite:///<data root>/warehouse.db | SQLAlchemy URL of the warehouse (promotions, predictions, drift) |
 | BATCHML_TRAINING_CONFIG | include/training/training.yaml | model specs, windows, tuning budget, promotion gate |
 | BATCHML_MONITORING_CONFIG | include/drift/monitoring.yaml | drift and performance thresholds, excluded columns |
+| BATCHML_PLAUSIBILITY_CONFIG | include/validation/plausibility.yaml | plausibility bounds of the raw feed (duplicates, fraud rate, shares) |
 | BATCHML_TIME_SCHEDULES | on | off: DAGs run on manual and Asset triggers only (the demo's past dates) |
 | BATCHML_SCORING_DEADLINE_MINUTES | 120 | a scoring run not finished this long after it was queued is reported late |
 """
