@@ -21,7 +21,6 @@ from include.storage import partition_file
 from tests.conftest import SMALL
 from tests.integration.test_bad_input import (
     DAY,
-    FEATURE_DAY,
     _assert_names,
     _events_of,
     _failure_message,
@@ -33,7 +32,6 @@ from tests.integration.test_bad_input import (
     dags,  # noqa: F401  (fixture)
     landed,  # noqa: F401  (fixture)
 )
-from tests.task_context import FakeTI
 from tests.training_config import small_config_dict
 
 NAME = "fraud-detector"
@@ -134,43 +132,9 @@ def test_a_negative_margin_is_refused_before_training_and_the_champion_stays(dag
     assert not training_dir(as_of, feature_lake).exists()  # no training set for as_of
 
 
-# --- monitoring.yaml: refused by check_drift (monitoring) before any partition is read ---------------------
-
-MONITORING_CASES = {
-    "exclude_columns as a string, not a list (exclude_columns: tx_during_weekend)": (
-        {"exclude_columns": "tx_during_weekend"}, ("'exclude_columns' must be a list, got 'tx_during_weekend'",)),
-    "a misspelt excluded column (exclude_columns: [tx_during_wekend])": (
-        {"exclude_columns": ["tx_during_wekend"]},
-        ("'exclude_columns[0]' names an unknown column 'tx_during_wekend'; known: ['tx_amount', 'tx_during_weekend'",)),
-    "more drifted columns required than are monitored (min_drifted_columns: 40)": (
-        {"min_drifted_columns": 40}, ("'min_drifted_columns' must be <= 15 (the monitored columns: 15 model inputs "
-                                      "less 1 excluded, plus the score), got 40",)),
-}
+# --- monitoring.yaml: its cases run in test_bad_input.py's MONITORING_CASES (one test, one runner) ----
 
 
-@pytest.mark.parametrize("what", sorted(MONITORING_CASES))
-def test_a_bad_monitoring_config_stops_check_drift(data_root, tmp_path, reliability, what):
-    from batchml.operators import DriftCheckOperator
-
-    from include.drift.config import DEFAULT_PATH
-
-    changes, names = MONITORING_CASES[what]
-    case = reliability.case("bad input", f"monitoring.yaml: {what}",
-                            expected="check_drift (monitoring) fails without retry naming the file, the key, the "
-                                     "value and the rule; no drift row, no report, no alert")
-    path = tmp_path / "monitoring.yaml"
-    path.write_text(yaml.safe_dump({**yaml.safe_load(DEFAULT_PATH.read_text()), **changes}))
-    operator = DriftCheckOperator(task_id="check_drift", days=str(FEATURE_DAY), config_path=str(path))
-    with pytest.raises(AirflowFailException) as stopped:
-        operator.execute(context={"ti": FakeTI()})
-    case.observed = _first_lines(str(stopped.value))
-    _assert_names(str(stopped.value), f"{path}: ", *names)
-    assert list(data_root.iterdir()) == []  # no report, no warehouse row
-
-
-# --- DAG params: refused by the first task of the run ----------------------------------------------------------
-
-# dag id -> (its first task, the Asset it would emit, the zone it would publish to)
 DAGS = {"ingest": ("days", "raw_transactions", "raw"), "features": ("plan", "features_baseline", "features"),
         "scoring": ("plan", "predictions_fraud", "predictions"), "monitoring": ("check_drift", "drift_alert", "reports")}
 PARAM_CASES = {

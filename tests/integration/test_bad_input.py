@@ -357,6 +357,14 @@ MONITORING_CASES = {
     "a p-value threshold of 5": ({"ks_p_value": 5}, ("'ks_p_value' must lie in (0, 1)",)),
     "a threshold written as text (psi_alert: high)": ({"psi_alert": "high"}, ("'psi_alert' must be a float",)),
     "an unknown key (psi_alrt)": ({"psi_alrt": 0.2}, ("unknown key(s) ['psi_alrt']",)),
+    "exclude_columns as a string, not a list (exclude_columns: tx_during_weekend)": (
+        {"exclude_columns": "tx_during_weekend"}, ("'exclude_columns' must be a list, got 'tx_during_weekend'",)),
+    "a misspelt excluded column (exclude_columns: [tx_during_wekend])": (
+        {"exclude_columns": ["tx_during_wekend"]},
+        ("'exclude_columns[0]' names an unknown column 'tx_during_wekend'; known: ['tx_amount', 'tx_during_weekend'",)),
+    "more drifted columns required than are monitored (min_drifted_columns: 40)": (
+        {"min_drifted_columns": 40}, ("'min_drifted_columns' must be <= 15 (the monitored columns: 15 model inputs "
+                                      "less 1 excluded, plus the score), got 40",)),
 }
 
 
@@ -368,8 +376,8 @@ def test_a_bad_monitoring_config_stops_check_drift(data_root, tmp_path, reliabil
 
     changes, names = MONITORING_CASES[what]
     case = reliability.case("bad input", f"monitoring.yaml: {what}",
-                            expected="check_drift (monitoring) fails without retry naming the file and the key; "
-                                     "no drift row, no report, no alert")
+                            expected="check_drift (monitoring) fails without retry naming the file, the key, the "
+                                     "value and the rule; no drift row, no report, no alert")
     path = tmp_path / "monitoring.yaml"
     path.write_text(yaml.safe_dump({**yaml.safe_load(DEFAULT_PATH.read_text()), **changes}))
     operator = DriftCheckOperator(task_id="check_drift", days=str(FEATURE_DAY), config_path=str(path))
