@@ -105,9 +105,12 @@ def _params(days: int, end: dt.date | None, model: str | None) -> dict[str, Any]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="how many days the charts cover")]
 End = Annotated[dt.date | None, Query(ge=FIRST_DAY, le=LAST_DAY,
                                        description="the last day shown (default: the newest day with data)")]
-Model = Annotated[str | None, Query(max_length=MAX_MODEL_NAME, pattern=r"^[^\x00-\x1f\x7f]*$",
+# no control characters (C0, DEL, C1) nor invisible format characters (bidi overrides, zero-width
+# spaces: a link to "fraud-detector\u202e" would show an empty page under the real model's name), no line
+# or paragraph separators, no unassigned or private-use code points (pydantic's Rust regex: \p{C})
+Model = Annotated[str | None, Query(max_length=MAX_MODEL_NAME, pattern=r"^[^\p{C}\p{Zl}\p{Zp}]*$",
                                     description="registered model (default: the training configuration's); "
-                                                "no control characters")]
+                                                "no control, invisible formatting or separator characters")]
 Viewer = Annotated[Any, Depends(require_viewer)]
 
 

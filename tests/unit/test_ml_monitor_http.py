@@ -269,6 +269,11 @@ def _warehouse_rows() -> dict[str, int]:
     ("?days= negative", {"days": "-5"}, "days"),
     ("?model= with a NUL byte", {"model": "fraud\x00detector"}, "model"),
     ("?model= of 5,000 characters", {"model": "m" * 5000}, "model"),
+    ("?model= with a right-to-left override (U+202E: the page would show another name than it queried)",
+     {"model": "fraud-detector\u202e"}, "model"),
+    ("?model= with a zero-width space (U+200B: looks like the real model, is not)",
+     {"model": "fraud\u200bdetector"}, "model"),
+    ("?model= with a C1 control character (U+0085, next line)", {"model": "fraud\x85detector"}, "model"),
 ])
 def test_bad_parameters_are_a_clear_422(client, reliability, what, query, culprit):
     case = reliability.case("bad input", f"ML monitor HTTP: {what}",
