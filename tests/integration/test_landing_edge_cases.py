@@ -197,6 +197,7 @@ UNUSUAL = [
     Unusual("transactions", "customer ids of a nullable type (Int32) without a null", _nullable_customers),
     Unusual("transactions", "transaction ids stored as the pandas index (df.set_index('transaction_id'))",
             _id_as_index),
+    Unusual("transactions", "the columns in reverse order", lambda f: f[f.columns[::-1]]),
     Unusual("labels", "int8 labels and scenarios, int32 transaction ids", _narrow_labels),
     Unusual("labels", "uint8 labels, uint16 scenarios, uint32 transaction ids", _unsigned_labels),
 ]
