@@ -112,6 +112,9 @@ def model_files(version: str, dest: Path) -> Path:
     """A copy of the model files of ``version`` in ``dest`` (to spoil, then register as a new version)."""
     import mlflow
 
+    from include.training import tracking
+
+    tracking.client()  # this test's registry, not the one an earlier test left as MLflow's default
     return Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(dest)))
 
 
