@@ -196,10 +196,12 @@ def record_decision(row: dict[str, Any]) -> None:
 
 
 def mark_promoted(model_name: str, as_of: dt.date, version: str) -> None:
+    """Mark the decision promoted, once: a rerun keeps the time of the first promotion, so a replayed
+    promotion never counts as recorded after a rollback (:func:`champion_timeline`)."""
     with engine().begin() as conn:
         conn.execute(update(promotions).where(promotions.c.model_name == model_name, promotions.c.as_of == as_of,
                                               promotions.c.challenger_version == version,
-                                              promotions.c.decision == "promote")
+                                              promotions.c.decision == "promote", promotions.c.promoted.is_(False))
                      .values(promoted=True, promoted_at=dt.datetime.now(dt.UTC)))
 
 

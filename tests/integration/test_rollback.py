@@ -70,6 +70,11 @@ def test_a_rollback_governs_tonight_and_the_rescore_of_the_withdrawn_days(three_
     case.observed = f"model versions of the warehouse predictions by day: {observed}"
     assert observed == {str(D1): ["1"], str(D2): ["2"], str(D3): ["2"], str(TONIGHT): ["2"]}
 
+    # a rerun of the training run that promoted version 3 marks its decision promoted again: the table
+    # keeps the time of the first promotion, so the replay does not count as recorded after the rollback
+    warehouse.mark_promoted(NAME, D3 - dt.timedelta(days=1), "3")
+    assert [warehouse.champion_version_on(NAME, d) for d in DAYS] == ["1", "2", "2", "2"]
+
     # the rollback stands until a training recorded after it promotes a champion through the gate: that
     # one scores from the day after its as_of; the rollback still governs the days before
     promote("3", TONIGHT, three_champions["run_id"])
