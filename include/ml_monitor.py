@@ -31,13 +31,14 @@ import html
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -171,26 +172,45 @@ def window_ending(end: dt.date, days: int) -> Window:
     return Window(end - dt.timedelta(days=days - 1), end, days)
 
 
+# query parameters of a URI that hold a credential (libpq and SQLAlchemy take ``?password=``; some
+# clients a ``token`` or ``secret``)
+_SECRET_PARAM = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
+
+
+def _secret_query(query: str) -> list[tuple[str, str]]:
+    """(name, raw value) of the query parameters of ``query`` that hold a credential."""
+    pairs = [item.partition("=") for item in query.split("&")]
+    return [(k, v) for k, sep, v in pairs if sep and v and _SECRET_PARAM.search(unquote_plus(k))]
+
+
 def redact(uri: str) -> str:
-    """``uri`` without a password (tracking URIs may carry credentials)."""
+    """``uri`` without a password, in its user part or in a query parameter (tracking URIs may carry
+    credentials: ``http://user:pw@host``, ``postgresql://host/db?password=pw``)."""
     try:
         parts = urlsplit(uri)
+        port = parts.port if parts.password is not None else None
     except ValueError:
         return "<unparsable URI>"
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    shown = uri  # edited in place: urlunsplit would turn sqlite://// into sqlite://
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{parts.hostname or ''}" + (f":{port}" if port else "")
+        shown = shown.replace(parts.netloc, netloc, 1)
+    for name, value in _secret_query(parts.query):
+        shown = shown.replace(f"{name}={value}", f"{name}=***")
+    return shown
 
 
 def scrub(text: str, uri: str) -> str:
-    """``text`` without the password of ``uri`` (client errors quote the URL they called)."""
+    """``text`` without the credentials of ``uri`` (client errors quote the URL they called), as written in
+    the URI and decoded."""
     try:
-        secret = urlsplit(uri).password
+        parts = urlsplit(uri)
     except ValueError:
         return text
-    return text.replace(secret, "***") if secret else text
+    secrets = [parts.password or "", *(v for _, v in _secret_query(parts.query))]
+    for secret in sorted({form for s in secrets if s for form in (s, unquote_plus(s))}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def read_registry(model_name: str, timeout_s: float = REGISTRY_TIMEOUT_S) -> RegistryState:

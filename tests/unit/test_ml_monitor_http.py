@@ -457,3 +457,33 @@ def test_repeated_query_parameters_are_each_checked(client, reliability):
     assert page.status_code == 200
     assert_inert(page.text, {"model": payload})
     case.observed = "422 naming days; the second model shown as text"
+
+
+@pytest.mark.parametrize(("what", "uri"), [
+    ("a password as a query parameter of a database store", "sqlite:///{root}/no-store.db?password={secret}"),
+    ("a token as a query parameter of a tracking server", "http://127.0.0.1:{port}/?token={secret}"),
+])
+def test_a_credential_in_the_tracking_uri_query_is_never_shown(client, monkeypatch, reliability, what, uri):
+    case = reliability.case("security", f"ML monitor HTTP: {what} in MLFLOW_TRACKING_URI",
+                            expected="the page and the JSON show the URI with the value as ***, in the registry line "
+                                     "and in any error")
+    import secrets
+
+    from tests.unit.test_ml_monitor import _closed_port
+
+    secret = secrets.token_hex(8)  # made per run: the repository holds no credential, even a fake one
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(root=_lake(), port=_closed_port(), secret=secret))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    fill_history(days=3, rows_per_day=5)
+    page, summary = client.get("/", params={"days": 3}), client.get("/api/summary", params={"days": 3})
+    assert page.status_code == summary.status_code == 200
+    assert secret not in page.text and secret not in summary.text
+    shown = summary.json()["registry"]["tracking_uri"]
+    assert shown.endswith("=***") and shown in "".join(_Page(page.text).text)
+    case.observed = f"shown as {shown.split('?')[-1]}; " + (summary.json()["registry"]["error"] or "no error")[:80]
+
+
+def _lake() -> str:
+    from include.config import data_root
+
+    return str(data_root())
