@@ -803,7 +803,7 @@ def _promotions_section(data: MonitorData) -> str:
                      'records one in the warehouse <code>promotions</code> table.</p>')
     else:
         rows = "".join(
-            f'<tr class="{_e(p["decision"])}"><td>{_e(_day(p["decided_at"]))}</td><td>{_e(p["as_of"])}</td>'
+            f'<tr class="{_decision_class(p["decision"])}"><td>{_e(_day(p["decided_at"]))}</td><td>{_e(p["as_of"])}</td>'
             f'<td><b>{_e(p["decision"])}</b>{" (done)" if p["promoted"] and p["decision"] == "promote" else ""}</td>'
             f'<td>{_e(p["challenger_version"])}</td><td>{_e(p["champion_version"] or "–")}</td>'
             f'<td>{_e(p["primary_metric"])}</td><td class="num">{_fmt(p["challenger_value"])}</td>'
@@ -815,6 +815,15 @@ def _promotions_section(data: MonitorData) -> str:
                      '<th>champion then</th><th>metric</th><th>challenger</th><th>champion</th><th>reason</th></tr>'
                      f'{rows}</table>{more}')
     return "".join(parts)
+
+
+DECISIONS = ("promote", "reject", "rollback")  # include.warehouse promotions.decision
+
+
+def _decision_class(decision: Any) -> str:
+    """The row's class: the decision when it is one the gate writes, else "other" (a value from the
+    warehouse in a class attribute could borrow the page's own styles: ``error``, ``card champion``)."""
+    return decision if decision in DECISIONS else "other"
 
 
 def _day(v: Any) -> str:

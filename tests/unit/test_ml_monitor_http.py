@@ -487,3 +487,23 @@ def _lake() -> str:
     from include.config import data_root
 
     return str(data_root())
+
+
+def test_a_decision_cannot_borrow_the_pages_styles(client, reliability):
+    case = reliability.case("security", "ML monitor HTTP: promotions.decision 'reject error card champion' (class "
+                                        "names of the page's own stylesheet)",
+                            expected="the row's class is 'other' (only promote, reject, rollback become a class); "
+                                     "the decision shown as text")
+    fill_history(days=3, rows_per_day=5)
+    with warehouse.engine().begin() as conn:
+        conn.execute(warehouse.promotions.insert(), [
+            {"model_name": MODEL, "as_of": END, "challenger_version": "9", "challenger_run_id": "f" * 32,
+             "champion_version": "1", "decision": "reject error card champion", "promoted": False, "reason": "r",
+             "primary_metric": "ap", "challenger_value": 0.5, "champion_value": 0.4, "metrics_json": None,
+             "dag_run_id": "manual", "decided_at": dt.datetime(2026, 7, 1, tzinfo=dt.UTC), "promoted_at": None}])
+    page = client.get("/", params={"days": 3})
+    parsed = _Page(page.text)
+    classes = [dict(attrs).get("class") for tag, attrs in parsed.tags if tag == "tr" and dict(attrs).get("class")]
+    assert "other" in classes and not any("error" in c or "card" in c for c in classes), classes
+    assert "reject error card champion" in parsed.text
+    case.observed = f"row classes {sorted(set(classes))}"
