@@ -68,6 +68,11 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+# Zones that files are delivered into from outside: a hard link there is refused. Our own zones make
+# them (publish_copy links a staged file into place until the staging folder is deleted, and a cleared
+# validation then reads it again).
+DELIVERY_ZONES = frozenset({"landing"})
+
 # The most a delivered file may weigh: it is read into memory whole (checksum and content from one read)
 # and a rejected one is copied into quarantine. A day's partition weighs megabytes; a sparse file of 100
 # GB (``truncate -s``) takes no disk and would take the worker's memory or the quarantine's disk.
@@ -99,7 +104,8 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
     :class:`UnusableFileError` naming the path and what is there (or :class:`MissingInputError`
     when nothing is). Every symbolic link at the path is refused, also one pointing inside the zone:
     the simplest rule that can never read outside it, and an upstream delivers files, not links. So is
-    a hard link (a file with more than one name): its other name may be a file outside the zone (an
+    a hard link (a file with more than one name) in a zone of :data:`DELIVERY_ZONES`: its other name may be
+    a file outside the zone (an
     ``airflow.cfg``), and nothing in the file says where; and a file above :data:`MAX_DELIVERED_BYTES`. A
     FIFO is refused from its ``lstat``, before any open that could block; the file is opened from the
     zone down with ``O_NOFOLLOW`` on every folder and on the file (:func:`_open_within`) and checked
@@ -149,7 +155,7 @@ def open_delivered_file(path: Path, zone: Path) -> BinaryIO:
         raise UnusableFileError(f"{path} is {opened.st_size:,} bytes, above the {MAX_DELIVERED_BYTES:,} a delivered "
                                 "file may have (a day's partition is megabytes): refused, not read nor copied; have it "
                                 "split or checked upstream")
-    if opened.st_nlink > 1:  # a hard link: the same file under another name, maybe outside the zone
+    if opened.st_nlink > 1 and zone.name in DELIVERY_ZONES:  # the same file under another name, maybe outside
         handle.close()
         raise UnusableFileError(f"{path} is a hard link ({opened.st_nlink} names for one file, the others may lie "
                                 f"outside {where}): refused, not read; deliver a file of its own (a copy)")

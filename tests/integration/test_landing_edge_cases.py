@@ -637,6 +637,24 @@ def test_a_data_root_or_landing_zone_reached_through_a_symlink_is_accepted(lande
     assert _types(published) == CANONICAL["transactions"]
 
 
+def test_hard_links_are_refused_in_the_landing_zone_only(landed):
+    """publish_copy hard-links a staged file into place and keeps it until the staging folder goes: a
+    validation cleared and run again reads that staged file, which must not be refused as a link."""
+    from include.storage import open_delivered_file, publish_copy, zone_of
+
+    staged = landed / "_staging" / "run" / f"ds={DAY}" / "part-00000.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(landing_file("transactions", DAY, landed).read_bytes())
+    publish_copy(staged, landed / "features" / "baseline" / f"ds={DAY}" / "data.parquet")
+    assert staged.stat().st_nlink == 2
+    with open_delivered_file(staged, zone_of(staged, landed)) as handle:
+        assert handle.read(4) == b"PAR1"
+    landing = landing_file("transactions", DAY, landed)
+    os.link(landing, landed / "landing" / "a-second-name.parquet")
+    with pytest.raises(UnusableFileError, match="is a hard link"):
+        open_delivered_file(landing, zone_of(landing, landed))
+
+
 def test_a_file_rewritten_in_place_during_publish_is_not_published_unvalidated(landed, reliability, monkeypatch):
     """The upstream redelivers with ``cp`` (same inode, new bytes) while publish_transactions runs: after
     the checksum matched and before the parquet is parsed. The rewrite is done by the parquet reader's
