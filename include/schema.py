@@ -31,18 +31,114 @@ class Invalid(ValueError):
         self.rule, self.show_value = rule, show_value
 
 
+# A configuration file is a few kB written by hand. Past these limits it is a mistake or an attack:
+# /dev/zero or a log named by BATCHML_*_CONFIG, a "billion laughs" of aliases (nine lines that expand to
+# 10^9 values: pydantic, the error message or MLflow's log_params would walk them all), or nesting
+# deep enough to exhaust Python's recursion.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 64
+
+
+def _loader():
+    """PyYAML's SafeLoader, except that a key written twice in one mapping is an error (PyYAML keeps
+    the last silently: a second ``gate:`` section would discard the first) and nesting is bounded.
+    Keys brought in by a merge (``<<: *defaults``) may still be overridden: that is what merges are for."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent, index):
+            self._depth += 1
+            try:
+                if self._depth > MAX_CONFIG_DEPTH:
+                    raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels",
+                                                      self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        if key in first:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"duplicate key {key!r} (first written at line "
+                                f"{first[key].line + 1}); PyYAML would keep only the last one",
+                                key_node.start_mark)
+                        first[key] = key_node.start_mark
+                    except TypeError:  # an unhashable key: SafeLoader names it below
+                        pass
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _expanded_size(value: Any, memo: dict[int, int], open_: set[int]) -> int:
+    """How many values ``value`` holds once every alias is expanded (a shared list counts each time it
+    is used); ValueError when a value contains itself."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key in open_:
+        raise ValueError("an alias refers to a value that contains it (a value that contains itself)")
+    if key not in memo:
+        open_.add(key)
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        memo[key] = 1 + sum(_expanded_size(item, memo, open_) for item in items)
+        open_.discard(key)
+    return memo[key]
+
+
 def read_yaml(path: Path) -> Any:
-    """The parsed file (None when empty); ConfigError naming the file when it is missing or not YAML."""
+    """The parsed file (None when empty); ConfigError naming the file when it is missing, not a regular
+    file, too large, not UTF-8 (or UTF-16/32 with a byte-order mark), not YAML, has a key twice in one
+    mapping, or aliases that expand past ``MAX_CONFIG_VALUES`` values or into themselves."""
+    import stat
+
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text())
+        mode = path.stat().st_mode  # follows a link: a mounted configuration is often one
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"configuration file {path} is a directory")
+        if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never end
+            raise ConfigError(f"configuration file {path} is not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"configuration file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"configuration file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path} cannot be read by this user (permission denied)") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES} bytes: not a configuration")
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # else UTF-16/32 with its BOM: PyYAML decodes it
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}: not UTF-8 text: byte {data[exc.start]:#04x} at line {line} "
+                              f"(offset {exc.start}); save the file as UTF-8") from None
+    try:
+        raw = yaml.load(data, Loader=_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    try:
+        size = _expanded_size(raw, {}, set())
+    except RecursionError:
+        raise ConfigError(f"{path}: aliases nest values deeper than Python can follow") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if size > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{path}: its aliases (*name) expand to {size:,} values, more than {MAX_CONFIG_VALUES:,}: "
+                          "not a configuration (a 'billion laughs')")
+    return raw
 
 
 def validate_config(model, raw: Any, where: str, context: dict[str, Any] | None = None, *,

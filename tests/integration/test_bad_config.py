@@ -236,3 +236,103 @@ def test_a_one_day_range_written_several_ways_is_one_day(dags, reliability, para
     days = dags.get_dag("ingest").get_task("days").python_callable(params=params, ds=str(DAY + dt.timedelta(days=5)))
     assert days == [str(DAY)]
     case.observed = f"days {days}"
+
+
+# --- training.yaml as text nobody scripted: what PyYAML would accept silently or choke on -------------------------
+
+_BOMB = "".join(f"{n}: &{n} [{', '.join([prev] * 9)}]\n" for n, prev in
+                zip("abcdefghi", ['"lol"', "*a", "*b", "*c", "*d", "*e", "*f", "*g", "*h"], strict=True))
+TEXT_CASES = {
+    # what: (the shipped text -> the file's bytes, what the message must name besides the file)
+    "a key written twice in one section (PyYAML keeps the last silently)": (
+        lambda text: text.replace("gate:\n", "gate:\n  min_improvement: 0.05\n", 1).encode(),
+        ("duplicate key 'min_improvement' (first written at line", "line ")),
+    "a section written twice (the second gate: would discard the first)": (
+        lambda text: (text + "gate:\n  require_approval: true\n").encode(), ("duplicate key 'gate'",)),
+    "a billion laughs in a model's params (nine lines, 10^9 values once aliases expand)": (
+        lambda text: text.replace("params: {C: 1.0}", "params:\n      " + _BOMB.replace("\n", "\n      ")).encode(),
+        ("aliases (*name) expand to 490,329,2", "more than 100,000")),
+    "a billion laughs as the seed (its value was shown in the error: the message never ended)": (
+        lambda text: text.replace("seed: 42", "seed:\n  " + _BOMB.replace("\n", "\n  ")).encode(),
+        ("aliases (*name) expand to",)),
+    "an alias inside its own anchor (a model whose params contain the models list)": (
+        lambda text: text.replace("models:\n", "models: &models\n", 1).replace("params: {C: 1.0}", "params: {C: *models}"
+                                                                                ).encode(),
+        ("an alias refers to a value that contains it",)),
+    "20,000 nested brackets (RecursionError before)": (
+        lambda text: text.replace("seed: 42", "seed: " + "[" * 20000 + "]" * 20000).encode(),
+        ("not valid YAML: nested deeper than 64 levels",)),
+    "a Latin-1 file (an accented comment)": (
+        lambda text: text.replace("# Weekly", "# Entraînement hebdomadaire", 1).encode("latin-1"),
+        ("not UTF-8 text: byte 0xee at line 1", "save the file as UTF-8")),
+}
+
+
+@pytest.mark.parametrize("what", list(TEXT_CASES))
+def test_a_training_file_pyyaml_would_misread_stops_training_at_prepare(dags, data_root, tmp_path, monkeypatch,  # noqa: F811
+                                                                        reliability, what):
+    import time
+
+    from include.training.config import DEFAULT_PATH
+
+    spoil, names = TEXT_CASES[what]
+    case = reliability.case("bad input", f"training.yaml: {what}",
+                            expected="prepare (training) fails fast without retry naming the file and what is wrong "
+                                     "with it; nothing read or written")
+    path = tmp_path / "training.yaml"
+    path.write_bytes(spoil(DEFAULT_PATH.read_text()))
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
+    prepare = dags.get_dag("training").get_task("prepare").python_callable
+    started = time.monotonic()
+    with pytest.raises(AirflowFailException) as stopped:
+        prepare(params={"as_of": str(SMALL.end_date)}, triggering_asset_events=None, logical_date=None)
+    case.observed = f"{_first_lines(str(stopped.value))} ({time.monotonic() - started:.2f} s)"
+    _assert_names(str(stopped.value), f"{path}: ", *names)
+    assert len(str(stopped.value)) < 2000 and time.monotonic() - started < 10
+    assert list(data_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "a directory", "a FIFO"])
+def test_a_config_variable_naming_no_file_is_refused(dags, data_root, tmp_path, monkeypatch, reliability, where):  # noqa: F811
+    import os
+
+    case = reliability.case("bad input", f"BATCHML_TRAINING_CONFIG naming {where}",
+                            expected="prepare (training) fails at once without retry naming the path and why it is "
+                                     "not a configuration file (no endless read, no block)")
+    path = {"/dev/zero": "/dev/zero", "a directory": str(tmp_path)}.get(where) or str(tmp_path / "fifo.yaml")
+    if where == "a FIFO":
+        os.mkfifo(path)
+    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", path)
+    prepare = dags.get_dag("training").get_task("prepare").python_callable
+    with pytest.raises(AirflowFailException) as stopped:
+        prepare(params={"as_of": str(SMALL.end_date)}, triggering_asset_events=None, logical_date=None)
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"configuration file {path} is ")
+    assert list(data_root.iterdir()) == []
+
+
+def test_a_utf16_file_a_symlink_and_merge_keys_are_read_as_meant(data_root, tmp_path, reliability):
+    """UTF-16 with its byte-order mark (Windows Notepad), reached through a symlink (a mounted
+    configuration), a model built from another by a merge key that overrides some of its keys."""
+    from include.training.config import DEFAULT_PATH, load_training_config
+
+    case = reliability.case("unusual input", "training.yaml: UTF-16 with a BOM, behind a symlink, one model "
+                                             "derived from another with a merge key (<<: *lr) and overrides",
+                            expected="accepted; the merged model has the base's keys and its own overrides; the "
+                                     "rest equals the shipped file")
+    text = DEFAULT_PATH.read_text().replace("  - name: logistic\n", "  - &lr\n    name: logistic\n", 1)
+    after_base = text.index("  - name:", text.index("  - &lr"))  # the derived model right after its base
+    text = (text[:after_base] + "  - <<: *lr\n    name: logistic_plain\n    class_weight: none\n\n"
+            + text[after_base:])
+    real = tmp_path / "real" / "training.yaml"
+    real.parent.mkdir()
+    real.write_bytes(text.encode("utf-16"))
+    link = tmp_path / "training.yaml"
+    link.symlink_to(real)
+    cfg, shipped = load_training_config(link), load_training_config(DEFAULT_PATH)
+    plain = cfg.spec("logistic_plain")
+    assert plain.family == "logistic_regression" and plain.class_weight == "none"
+    assert plain.params == shipped.spec("logistic").params and plain.search == shipped.spec("logistic").search
+    assert cfg.models[0] == shipped.models[0] and cfg.models[2:] == shipped.models[1:]
+    assert (cfg.gate, cfg.tuning, cfg.window) == (shipped.gate, shipped.tuning, shipped.window)
+    case.observed = f"accepted: models {[m.name for m in cfg.models]}, {plain.name} class_weight {plain.class_weight}"
