@@ -112,8 +112,8 @@ def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
 
 def check_features(day: str | dt.date, root: Path | None = None) -> int:
     """The rows of the day's published feature partition, after checking it is what scoring may read:
-    a readable parquet file with the canonical columns (include.features.baseline.OUTPUT_COLUMNS) and
-    no other, at least one row, as many rows as the day's raw transactions (when that partition is
+    a readable parquet file with the canonical columns (include.features.baseline.OUTPUT_COLUMNS), each
+    once, of a type scoring reads as meant (:func:`_wrong_types`), and no other, at least one row, as many rows as the day's raw transactions (when that partition is
     there), and no NaN, null or infinite value in any of them. FeatureInputError naming the partition,
     the file, each column and its count otherwise; MissingInputError when the partition is not there.
     Reads the footer, then the columns once (pyarrow): no Spark, no model."""
@@ -139,13 +139,17 @@ def check_features(day: str | dt.date, root: Path | None = None) -> int:
         problems.append(f"missing column(s) {missing}")
     if extra:
         problems.append(f"unexpected column(s) {extra}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        problems.append(f"column(s) written more than once {twice}")
+    problems += [f"column {name} is {type_}, not {kind}" for name, type_, kind in _wrong_types(file.schema_arrow)]
     rows = file.metadata.num_rows
     if rows == 0:
         problems.append("0 rows")
     raw = partition_file("raw", "transactions", day, root)
     if raw.exists() and (raw_rows := parquet_row_count(raw)) != rows:
         problems.append(f"{rows} rows, but raw/transactions ds={day} has {raw_rows} (one feature row per transaction)")
-    if rows:
+    if rows and not twice:  # a column twice cannot be read by name
         columns = [c for c in OUTPUT_COLUMNS if c in names]
         counts = {c: {"null": 0, "NaN": 0, "infinite": 0} for c in columns}
         try:  # batch by batch: the memory of a batch, whatever the size of the day
@@ -165,6 +169,25 @@ def check_features(day: str | dt.date, root: Path | None = None) -> int:
     if problems:
         raise FeatureInputError(f"{where}: {'; '.join(problems)}")
     return rows
+
+
+def _wrong_types(schema) -> list[tuple[str, Any, str]]:
+    """The canonical columns of ``schema`` whose type scoring cannot read as meant: (name, type, the
+    kind of type it must have): ids an integer, tx_datetime a timestamp, every model input a number (integer,
+    float or bool). A column of the right name holding text (\"0.5\"), a struct or a list passed the
+    name and null checks and failed inside spark-submit, retried, or was turned into numbers by one
+    model family and not by another."""
+    import pyarrow as pa
+
+    from include.features.baseline import KEY_COLUMNS, MODEL_INPUTS
+
+    rules = {c: ("an integer", pa.types.is_integer) for c in KEY_COLUMNS if c != "tx_datetime"}
+    rules["tx_datetime"] = ("a timestamp", pa.types.is_timestamp)
+    number = ("a number (integer, float or bool)",
+              lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
+    rules.update({c: number for c in MODEL_INPUTS})
+    return [(field.name, field.type, rules[field.name][0]) for field in schema
+            if field.name in rules and not rules[field.name][1](field.type)]
 
 
 def plan_scoring(days: list[str], registered_model: str, root: Path | None = None,

@@ -204,6 +204,14 @@ def _write_nan(path: Path, frame: pd.DataFrame) -> None:
     pq.write_table(_nan_as_spark_writes_it(frame, "customer_avg_amount_7d", 3), path, coerce_timestamps="us")
 
 
+def _write_table(change: Callable[[pa.Table], pa.Table]) -> Callable[[Path, pd.DataFrame], None]:
+    """A spoiler that writes the partition as an Arrow table changed by ``change`` (what pandas cannot
+    write: a struct of the right name, a column name twice)."""
+    def spoil(path: Path, frame: pd.DataFrame) -> None:
+        pq.write_table(change(pa.Table.from_pandas(frame, preserve_index=False)), path, coerce_timestamps="us")
+    return spoil
+
+
 def _truncate(path: Path, frame: pd.DataFrame) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -230,6 +238,21 @@ PARTITION_CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], None], tuple[str
     "fewer rows than the day's raw transactions (one dropped)": (
         _spoil(lambda f: f.iloc[1:]), ("rows, but raw/transactions ds=", "(one feature row per transaction)")),
     "a truncated parquet file": (_truncate, ("not a readable parquet file",)),
+    "tx_amount of the right name written as text ('12.5')": (
+        _spoil(lambda f: f.assign(tx_amount=f["tx_amount"].map(str))),
+        ("column tx_amount is ", "string, not a number (integer, float or bool)")),  # large_string from pandas
+    "terminal_risk_7d of the right name as a struct {value: double}": (
+        _write_table(lambda t: t.set_column(t.schema.get_field_index("terminal_risk_7d"), "terminal_risk_7d",
+                                            pa.StructArray.from_arrays([t["terminal_risk_7d"].combine_chunks()],
+                                                                       ["value"]))),
+        ("column terminal_risk_7d is struct<value: double>, not a number",)),
+    "transaction_id as text and tx_datetime as ISO strings": (
+        _spoil(lambda f: f.assign(transaction_id=f["transaction_id"].map(str),
+                                  tx_datetime=f["tx_datetime"].map(lambda t: t.isoformat()))),
+        ("column transaction_id is ", "string, not an integer", "column tx_datetime is ", "string, not a timestamp")),
+    "tx_amount written twice (same name)": (
+        _write_table(lambda t: t.append_column("tx_amount", t["tx_amount"])),
+        ("column(s) written more than once ['tx_amount']",)),
 }
 EXPECT_PARTITION = ("plan (scoring) fails without retry naming the partition, the file, the column and the "
                     "count; no plan written, no prediction partition or warehouse row changed, aliases unchanged")
