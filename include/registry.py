@@ -98,7 +98,7 @@ def usable_version(name: str, version: str, inputs: list[str] | None = None, exp
                    why: str = "") -> ModelVersion:
     """Version ``version`` of ``name``, checked for what scoring reads of it: it exists, its run
     exists (in ``experiment``, when given: a version made from another pipeline's run is refused),
-    its tags (:data:`REQUIRED_TAGS`) are there and parse (``threshold`` a number in [0, 1],
+    its run is not deleted, its tags (:data:`REQUIRED_TAGS`) are there and parse (``threshold`` a number in [0, 1],
     ``metrics`` a JSON object, ``as_of`` a date), and its signature takes every column of ``inputs``.
     RegistryStateError naming the version and the tag otherwise; ``why`` says where the version was
     found (e.g. "champion of ds=...: promotions table"). Reads the model's MLmodel file, not the model."""
@@ -135,6 +135,10 @@ def usable_version(name: str, version: str, inputs: list[str] | None = None, exp
         if _does_not_exist(exc) or not mv.run_id:
             raise RegistryStateError(f"{where}: its run {mv.run_id!r} does not exist") from None
         raise
+    if run.info.lifecycle_stage == "deleted":  # MLflow still returns it, until `mlflow gc` removes its files
+        raise RegistryStateError(f"{where}: its run {mv.run_id} was deleted (withdrawn from use; `mlflow gc` "
+                                 f"would remove its model files): restore it (mlflow runs restore --run-id "
+                                 f"{mv.run_id}) or roll back")
     if experiment is not None:
         found = c.get_experiment(run.info.experiment_id)
         if found is None or found.name != experiment:

@@ -119,6 +119,14 @@ def _other_pipelines_run(world: World) -> tuple[str, ...]:
             "not of this pipeline's 'fraud-training'", churn["run_id"])
 
 
+def _deleted_run(world: World) -> tuple[str, ...]:
+    version = add_version(world.summary)
+    _promoted(world, version)
+    _client().delete_run(world.summary["run_id"])  # a soft delete: MLflow still returns the run
+    return (f"version {version} of registered model {NAME!r}", f"its run {world.summary['run_id']} was deleted",
+            "mlflow runs restore")
+
+
 def _signature_lacking(world: World) -> tuple[str, ...]:
     narrow = world.other_runs["narrow"]
     version = add_version(narrow, source=narrow["model_uri"])
@@ -146,6 +154,7 @@ REGISTRY_CASES: dict[str, Callable[[World], tuple[str, ...]]] = {
     "a champion version made from another pipeline's run (experiment churn-training)": _other_pipelines_run,
     "a champion version whose signature lacks a model input (terminal_risk_30d)": _signature_lacking,
     "a champion version whose MLmodel file is garbage": _garbage_mlmodel,
+    "the champion version's run deleted in MLflow (mlflow runs delete)": _deleted_run,
 }
 EXPECT_PLAN = ("plan (scoring) fails without retry naming the version and the tag; no plan written, no "
                "prediction partition or warehouse row changed, aliases unchanged")
