@@ -259,6 +259,9 @@ def rollback(name: str, day: dt.date | None = None) -> dict[str, str | None]:
     if previous is None or current is None:
         raise NoChampionError(f"{name}: nothing to roll back to (champion {_version(current)}, "
                               f"previous_champion {_version(previous)})")
+    if str(previous.version) == str(current.version):  # set by hand: "rolling back" would withdraw the champion
+        raise RegistryStateError(f"{name}: previous_champion is the champion itself (version {current.version}): "
+                                 "nothing to roll back to; point previous_champion at the version to restore")
     usable_version(name, str(previous.version), why="previous_champion, the version to roll back to")
     c = tracking.client()
     now = dt.datetime.now(dt.UTC)

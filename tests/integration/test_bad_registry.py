@@ -328,6 +328,45 @@ def test_the_registry_command_on_an_unknown_model_is_one_line(world, capsys, rel
     assert registry.main(["show"]) == 0  # the known one still shows
 
 
+def _promotion_rows() -> list[dict]:
+    from sqlalchemy import select
+
+    from include import warehouse
+
+    with warehouse.engine().connect() as conn:
+        return [dict(r) for r in conn.execute(select(warehouse.promotions)).mappings().all()]
+
+
+def test_a_rollback_to_the_champion_itself_or_a_second_rollback_is_refused(world, capsys, reliability):
+    """previous_champion set by hand on the champion's own version: the rollback used to 'succeed', tag
+    the champion rolled_back (withdrawn) and record a rollback 2 -> 2 while it went on scoring. A second
+    rollback in a row finds no previous_champion (the first one consumed it)."""
+    case = reliability.case("bad input", "registry command line: rollback with previous_champion on the champion's "
+                                         "own version, then two rollbacks in a row",
+                            expected="exit 1, one line naming the version and why nothing can be rolled back; no "
+                                     "alias, tag or promotions row changed; the second of two rollbacks likewise")
+    version = add_version(world.summary)
+    _promoted(world, version)  # champion 2, previous_champion 1
+    _client().set_registered_model_alias(NAME, registry.PREVIOUS, version)
+    before, rows = downstream(world.root), _promotion_rows()
+    assert registry.main(["rollback"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    _assert_names(err, f"previous_champion is the champion itself (version {version})")
+    assert downstream(world.root) == before and _promotion_rows() == rows
+    assert "rolled_back" not in _client().get_model_version(NAME, version).tags
+
+    _client().set_registered_model_alias(NAME, registry.PREVIOUS, "1")
+    assert registry.main(["rollback"]) == 0  # champion 1 again, 2 withdrawn
+    capsys.readouterr()
+    before, rows = downstream(world.root), _promotion_rows()
+    assert registry.main(["rollback"]) == 1
+    second = capsys.readouterr().err.strip()
+    _assert_names(second, "nothing to roll back to (champion 1, previous_champion None)")
+    assert downstream(world.root) == before and _promotion_rows() == rows
+    case.observed = f"exit 1: {err} / second rollback: exit 1: {second}"
+
+
 def test_the_registry_command_with_the_registry_unreachable_is_one_line(data_root, capsys, monkeypatch, reliability):
     from tests.fault_tools import closed_port
 
