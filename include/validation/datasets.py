@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ from include.validation.checkpoints import (
 
 log = logging.getLogger(__name__)
 
-# Raw daily volume must stay within [RELATIVE_LOW, RELATIVE_HIGH] x the median of recent days.
-RELATIVE_LOW, RELATIVE_HIGH, RECENT_DAYS = 0.5, 2.0, 7
 
 
 @dataclass(frozen=True)
@@ -52,15 +49,19 @@ def day_bounds(day: dt.date) -> dict[str, str]:
 
 
 def transaction_row_bounds(day: dt.date, root: Path, floor: int = 1, ceiling: int = 5_000_000) -> dict[str, int]:
-    """Absolute bounds, narrowed to a band around the median of the last published days. A band that
-    lies outside the absolute bounds (a floor above twice the usual volume) leaves the absolute
-    bounds alone: they are what the operators set."""
-    recent_days = [day - dt.timedelta(days=i) for i in range(1, RECENT_DAYS + 1)]
+    """Absolute bounds, narrowed to the band ``transactions.rows`` of plausibility.yaml around the
+    median of the last published days. A band that lies outside the absolute bounds (a floor above
+    twice the usual volume) leaves the absolute bounds alone: they are what the operators set."""
+    from include.validation.plausibility import load_plausibility, median_of
+
+    cfg = load_plausibility()
+    recent_days = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
     recent = [parquet_row_count(p) for p in existing_partitions("raw", "transactions", recent_days, root)]
+    median, band = median_of(recent, cfg.min_recent_days), cfg.transactions.rows
     low, high = floor, ceiling
-    if len(recent) >= 3:
-        median = statistics.median(recent)
-        low, high = max(floor, int(median * RELATIVE_LOW)), min(ceiling, int(median * RELATIVE_HIGH) + 1)
+    if median is not None:
+        low = max(floor, int(median * band.low)) if band.low is not None else floor
+        high = min(ceiling, int(median * band.high) + 1) if band.high is not None else ceiling
         if low > high:
             low, high = floor, ceiling
     return {"min_rows": low, "max_rows": high}

@@ -62,6 +62,7 @@ class ShareBand(Band):
 class TransactionsPlausibility(BaseModel):
     model_config = STRICT
 
+    rows: Band = Band(low=0.5, high=2.0)
     max_duplicate_share: Fraction = 0.01
     max_out_of_order_share: Fraction = 0.01
     busiest_hour_share: ShareBand = ShareBand(high=2.5, max=0.5)

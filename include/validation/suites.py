@@ -41,7 +41,11 @@ def _raw_transactions() -> list:
         gxe.ExpectTableColumnsToMatchSet(
             column_set=["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"], exact_match=True
         ),
-        gxe.ExpectTableRowCountToBeBetween(min_value=_param("min_rows"), max_value=_param("max_rows")),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=_param("min_rows"), max_value=_param("max_rows"),
+            meta=_stat("rows of the day, against the median of the last published days (the band "
+                       "transactions.rows of plausibility.yaml: widen it for a known quiet or busy day) and the "
+                       "Variables batchml_min_daily_transactions / batchml_max_daily_transactions")),
         *[gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES)
           for c in ("transaction_id", "customer_id", "terminal_id")],
         gxe.ExpectColumnValuesToBeInTypeList(column="tx_amount", type_list=FLOAT_TYPES),

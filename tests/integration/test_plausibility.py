@@ -283,3 +283,34 @@ def test_a_bad_plausibility_config_stops_ingest_validation_naming_file_and_key(m
     _assert_names(str(stopped.value), str(path), "'labels.fraud_rate.max' must lie in [0, 1]", "1.5")
     assert not partition_file("raw", "labels", PLAUSIBLE_DAY, month).exists() and _snapshot(month, "raw") == before
     assert not (month / "quarantine").exists() and _sha(landing) == delivered
+
+
+def test_a_quiet_holiday_is_refused_with_the_band_to_widen_then_accepted_once_widened(month, tmp_path, monkeypatch,
+                                                                                     reliability):
+    """A public holiday with 40 % of the usual volume is a real day. It breaks the row-count band (0.5x
+    the recent median); the message must say which band and where to widen it. The band used to be a
+    constant of the code (and the Variables only set absolute bounds, which cannot widen it): the
+    runbook's "widen that bound in plausibility.yaml" had nothing to widen."""
+    case = reliability.case("unusual input", "raw transactions: a quiet public holiday (a random 40 % of the "
+                                             "usual volume)",
+                            expected="validate_transactions refuses it without retry naming the row count, the "
+                                     "band and where to widen it (plausibility.yaml transactions.rows); with that "
+                                     "band widened, the same file passes")
+    landing = landing_file("transactions", PLAUSIBLE_DAY, month)
+    _change(lambda f: f[np.random.default_rng(1).random(len(f)) < 0.4].reset_index(drop=True))(landing)
+    with pytest.raises(AirflowFailException) as stopped:
+        _validate("raw_transactions", [PLAUSIBLE_DAY])
+    message = str(stopped.value)
+    _assert_names(message, f"raw_transactions ds={PLAUSIBLE_DAY}", "expect_table_row_count_to_be_between",
+                  "rows of the day", "transactions.rows of plausibility.yaml", "batchml_min_daily_transactions")
+    assert not partition_file("raw", "transactions", PLAUSIBLE_DAY, month).exists()
+
+    kept = month / "quarantine" / "landing" / "transactions" / f"ds={PLAUSIBLE_DAY}" / landing.name
+    landing.write_bytes(kept.read_bytes())  # redelivered as it was, with the band widened for the day
+    path = tmp_path / "plausibility.yaml"
+    path.write_text("transactions:\n  rows: {low: 0.3, high: 2.0}\n")
+    monkeypatch.setenv("BATCHML_PLAUSIBILITY_CONFIG", str(path))
+    _validate("raw_transactions", [PLAUSIBLE_DAY])
+    bounds = DATASETS["raw_transactions"].parameters(PLAUSIBLE_DAY, month, {})
+    case.observed = f"{_first_lines(message, 2)} / widened to rows.low 0.3: passed (rows in [{bounds['min_rows']}, " \
+                    f"{bounds['max_rows']}])"
