@@ -82,6 +82,6 @@ def load_monitoring_config(path: str | Path | None = None, *, columns: Sequence[
         from include.features.baseline import MODEL_INPUTS
 
         columns = MODEL_INPUTS
-    path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", DEFAULT_PATH))
+    path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", "").strip() or DEFAULT_PATH)  # blank: unset
     return validate_config(MonitoringConfig, read_yaml(path), str(path), context={"columns": list(columns)},
                            top_level="")  # flat: thresholds, with one section (performance)

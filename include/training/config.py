@@ -154,7 +154,9 @@ class TrainingConfig(BaseModel):
 
 
 def config_path() -> Path:
-    return Path(os.environ.get("BATCHML_TRAINING_CONFIG", DEFAULT_PATH))
+    """BATCHML_TRAINING_CONFIG, else the shipped file; set but blank (``X=${UNSET}`` in a compose file)
+    is unset, as for every BATCHML_*_CONFIG (it was read as ".", "a directory")."""
+    return Path(os.environ.get("BATCHML_TRAINING_CONFIG", "").strip() or DEFAULT_PATH)
 
 
 def load_training_config(path: str | Path | None = None) -> TrainingConfig:

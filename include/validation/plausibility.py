@@ -81,8 +81,9 @@ class LabelsPlausibility(BaseModel):
 class PlausibilityConfig(BaseModel):
     model_config = STRICT
 
-    recent_days: Annotated[int, Field(ge=1)] = 7
-    min_recent_days: Annotated[int, Field(ge=1)] = 3
+    # at most a year: a window of 10^6 days ran dates out of range (OverflowError, retried)
+    recent_days: Annotated[int, Field(ge=1, le=366)] = 7
+    min_recent_days: Annotated[int, Field(ge=1, le=366)] = 3
     false_alarm: Annotated[float, Field(gt=0, lt=0.5)] = 1e-6
     transactions: TransactionsPlausibility = TransactionsPlausibility()
     labels: LabelsPlausibility = LabelsPlausibility()
@@ -96,7 +97,7 @@ class PlausibilityConfig(BaseModel):
 
 
 def config_path() -> Path:
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
+    return Path(os.environ.get(ENV_VAR, "").strip() or DEFAULT_PATH)
 
 
 def load_plausibility(path: str | Path | None = None) -> PlausibilityConfig:

@@ -196,3 +196,19 @@ def test_a_budget_that_runs_no_trial_is_named_not_max_of_nothing():
     cfg = load_training_config()
     with pytest.raises(ValueError, match="logistic: no tuning trial ran with trials=2, timeout_seconds=-1"):
         tune(cfg.spec("logistic"), [], cfg.metrics, trials=2, timeout_seconds=-1, seed=0)
+
+
+def test_a_blank_config_variable_is_unset_for_every_file(monkeypatch, reliability):
+    """``BATCHML_TRAINING_CONFIG=${UNSET}`` in a compose file sets it to "": it was read as ".",
+    "configuration file . is a directory", while a blank BATCHML_PLAUSIBILITY_CONFIG meant the shipped file."""
+    from include.validation.plausibility import load_plausibility
+
+    case = reliability.case("unusual input", "BATCHML_TRAINING_CONFIG, BATCHML_MONITORING_CONFIG and "
+                                             "BATCHML_PLAUSIBILITY_CONFIG set but blank (' ')",
+                            expected="each read as unset: the shipped file")
+    for name in ("BATCHML_TRAINING_CONFIG", "BATCHML_MONITORING_CONFIG", "BATCHML_PLAUSIBILITY_CONFIG"):
+        monkeypatch.setenv(name, " ")
+    assert load_training_config() == load_training_config(TRAINING_YAML)
+    assert load_monitoring_config() == load_monitoring_config(MONITORING_YAML)
+    assert load_plausibility().recent_days == 7
+    case.observed = "the shipped training.yaml, monitoring.yaml and plausibility.yaml"

@@ -89,6 +89,8 @@ def _write(tmp_path, edit) -> str:
     (lambda r: r.update(min_recent_days=9), ("'min_recent_days' (9) must be <= 'recent_days' (7)",)),
     (lambda r: r["transactions"].update(max_duplicate_shar=0.1), ("unknown key(s) ['max_duplicate_shar']",)),
     (lambda r: r.update(false_alarm="small"), ("'false_alarm' must be a float", "'small'")),
+    # a million days back ran dates out of range: OverflowError inside the checkpoint, retried
+    (lambda r: r.update(recent_days=1_000_000), ("'recent_days' must be <= 366", "1000000")),
 ])
 def test_a_bad_plausibility_file_is_refused_naming_file_key_value_and_rule(tmp_path, edit, names):
     path = _write(tmp_path, edit)
