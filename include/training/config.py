@@ -24,6 +24,9 @@ CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 # metrics of include/training/metrics.py:evaluate where higher is better: the primary metric and the floors
 PRIMARY_METRICS = ("average_precision", "auc_roc", "card_precision")
 WINDOW_RULE = "window needs train_days, test_days and folds >= 1 and gap_days >= 0"
+# ten years a window, 52 folds: a longer one is a typo (train_days: 10000000 ran dates out of range,
+# an OverflowError that was retried)
+MAX_WINDOW_DAYS, MAX_FOLDS = 3660, 52
 NEGATIVE_MARGIN = "a negative margin promotes a challenger worse than the champion"
 
 Name = Annotated[str, Field(min_length=1)]
@@ -33,10 +36,10 @@ Metric = Annotated[str, one_of("metric", PRIMARY_METRICS)]
 class WindowConfig(BaseModel):
     model_config = STRICT
 
-    train_days: Annotated[int, at_least(1, WINDOW_RULE)] = 14
-    gap_days: Annotated[int, at_least(0, WINDOW_RULE)] = 7
-    test_days: Annotated[int, at_least(1, WINDOW_RULE)] = 7
-    folds: Annotated[int, at_least(1, WINDOW_RULE)] = 2
+    train_days: Annotated[int, at_least(1, WINDOW_RULE), Field(le=MAX_WINDOW_DAYS)] = 14
+    gap_days: Annotated[int, at_least(0, WINDOW_RULE), Field(le=MAX_WINDOW_DAYS)] = 7
+    test_days: Annotated[int, at_least(1, WINDOW_RULE), Field(le=MAX_WINDOW_DAYS)] = 7
+    folds: Annotated[int, at_least(1, WINDOW_RULE), Field(le=MAX_FOLDS)] = 2
 
 
 class MetricsConfig(BaseModel):

@@ -62,6 +62,10 @@ TRAINING_CASES = {
     "a misspelt metric in the floor (gate.floor.average_precison)": (
         _set("gate", "floor", {"average_precison": 0.3}),
         ("'gate.floor.average_precison' names an unknown metric 'average_precison'; known: ['average_precision'",)),
+    "a training window of ten million days (window.train_days: 10000000; OverflowError, retried)": (
+        _set("window", "train_days", 10_000_000), ("'window.train_days' must be <= 3660, got 10000000",)),
+    "a million tuning folds (window.folds: 1000000)": (
+        _set("window", "folds", 1_000_000), ("'window.folds' must be <= 52, got 1000000",)),
     "an empty search range (models[1].search.max_depth: low 8, high 3)": (
         _set("models", 1, "search", "max_depth", {"low": 8, "high": 3, "int": True}),
         ("'models[1].search.max_depth' needs low <= high, got {'low': 8.0, 'high': 3.0, 'int': True}",)),
