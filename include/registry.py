@@ -315,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["show", "rollback"])
     p.add_argument("--model", help="registered model name (default: from the training configuration)")
     args = p.parse_args(argv)
+    if args.model is not None and not args.model.strip():  # --model "$UNSET": never the default model
+        print(f"error: --model {args.model!r} is blank; name the registered model, or leave --model out for the "
+              "training configuration's", file=sys.stderr)
+        return 2
     try:
         name = args.model or load_training_config().registered_model
     except (ConfigError, OSError) as exc:

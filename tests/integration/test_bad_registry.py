@@ -367,6 +367,22 @@ def test_a_rollback_to_the_champion_itself_or_a_second_rollback_is_refused(world
     case.observed = f"exit 1: {err} / second rollback: exit 1: {second}"
 
 
+def test_a_rollback_with_a_blank_model_name_rolls_nothing_back(world, capsys, reliability):
+    """``rollback --model "$MODEL"`` with MODEL unset: the blank name used to mean the training
+    configuration's model, which was rolled back."""
+    case = reliability.case("bad input", "registry command line: rollback --model '' (a script's unset variable)",
+                            expected="exit 2, one line saying the name is blank; no alias, tag or promotions row "
+                                     "changed")
+    _promoted(world, add_version(world.summary))  # champion 2, previous_champion 1: a rollback would move
+    before, rows = downstream(world.root), _promotion_rows()
+    assert registry.main(["rollback", "--model", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    case.observed = f"exit 2: {err}"
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    _assert_names(err, "--model '' is blank")
+    assert downstream(world.root) == before and _promotion_rows() == rows
+
+
 def test_the_registry_command_with_the_registry_unreachable_is_one_line(data_root, capsys, monkeypatch, reliability):
     from tests.fault_tools import closed_port
 
