@@ -230,8 +230,21 @@ def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> d
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    labelled = partition_file("raw", "transactions", day - dt.timedelta(days=LABEL_DELAY_DAYS), root)
-    if not labelled.exists():  # nothing was published that day (start of history): expect an empty file
+    labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
+    labelled = partition_file("raw", "transactions", labelled_day, root)
+    if not labelled.exists():
+        from include.validation.plausibility import load_plausibility
+
+        before = [labelled_day - dt.timedelta(days=i) for i in range(1, load_plausibility().recent_days + 1)]
+        if existing_partitions("raw", "transactions", before, root):
+            # not the start of history: that day's transactions were refused or never delivered. The
+            # labels cannot be judged (they were quarantined as bad data, "expected 0 rows"); a retry
+            # helps once the transactions are redelivered, and the labels file stays in landing/
+            raise MissingInputError(
+                f"raw_labels ds={day}: the labels arriving on {day} label the transactions of {labelled_day}, "
+                f"which were not published (no partition at {labelled}; earlier days were): redeliver "
+                f"landing/transactions for {labelled_day} and ingest it, then clear validate_labels")
+        # nothing published before either (start of history): expect an empty file
         return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0,
                 **label_plausibility(day, root, 0)}
     ids = pq.read_table(labelled, columns=["transaction_id"]).column(0)

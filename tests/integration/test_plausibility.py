@@ -314,3 +314,28 @@ def test_a_quiet_holiday_is_refused_with_the_band_to_widen_then_accepted_once_wi
     bounds = DATASETS["raw_transactions"].parameters(PLAUSIBLE_DAY, month, {})
     case.observed = f"{_first_lines(message, 2)} / widened to rows.low 0.3: passed (rows in [{bounds['min_rows']}, " \
                     f"{bounds['max_rows']}])"
+
+
+def test_labels_of_a_day_whose_transactions_were_never_published_are_not_judged(month, reliability):
+    """Mid-history, the transactions of the labelled day (ds - 7) were refused a week ago and never
+    redelivered. The labels used to be judged against "0 expected rows" and quarantined as bad data,
+    though nothing is wrong with them."""
+    from airflow.exceptions import AirflowException
+
+    labelled_day = PLAUSIBLE_DAY - LABEL_DELAY
+    case = reliability.case("bad input", "raw labels: labels of a day whose transactions were never published "
+                                         "(refused a week before), mid-history",
+                            expected="validate_labels (ingest) fails with a retryable error naming the missing "
+                                     "transactions partition and what to do; the labels file stays in landing/, "
+                                     "not quarantined; nothing published")
+    partition_file("raw", "transactions", labelled_day, month).unlink()
+    landing, before = landing_file("labels", PLAUSIBLE_DAY, month), _snapshot(month, "raw")
+    delivered = _sha(landing)
+    with pytest.raises(AirflowException) as stopped:
+        _validate("raw_labels", [PLAUSIBLE_DAY])
+    assert not isinstance(stopped.value, AirflowFailException)  # retried: the transactions may be redelivered
+    case.observed = _first_lines(str(stopped.value))
+    _assert_names(str(stopped.value), f"raw_labels ds={PLAUSIBLE_DAY}", f"transactions of {labelled_day}",
+                  "were not published", f"redeliver landing/transactions for {labelled_day}")
+    assert _sha(landing) == delivered and not (month / "quarantine").exists()
+    assert not partition_file("raw", "labels", PLAUSIBLE_DAY, month).exists() and _snapshot(month, "raw") == before
