@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,9 @@ def usable_version(name: str, version: str, inputs: list[str] | None = None, exp
 
     c = tracking.client()
     where = f"version {version} of registered model {name!r}{f' ({why})' if why else ''}"
+    if not re.fullmatch(r"[1-9][0-9]*", str(version)):  # a promotions row written by hand ('v2', '')
+        raise RegistryStateError(f"{where}: {str(version)!r} is not a version number; known versions: "
+                                 f"{_versions(name)}")
     try:
         mv = c.get_model_version(name, str(version))
     except Exception as exc:

@@ -127,6 +127,21 @@ def _deleted_run(world: World) -> tuple[str, ...]:
             "mlflow runs restore")
 
 
+def _promotion_naming(version: str) -> Callable[[World], tuple[str, ...]]:
+    """A promotions row written by hand (a manual promotion) naming ``version``, which MLflow refuses
+    as a version number: it used to be MLflow's INVALID_PARAMETER_VALUE, retried, naming no row."""
+    def spoil(world: World) -> tuple[str, ...]:
+        from include import warehouse
+
+        warehouse.record_decision({
+            "model_name": NAME, "as_of": DAY - dt.timedelta(days=1), "challenger_version": version,
+            "challenger_run_id": world.summary["run_id"], "champion_version": "1", "decision": "promote",
+            "promoted": True, "reason": "manual", "primary_metric": "", "promoted_at": dt.datetime.now(dt.UTC)})
+        return (f"version {version} of registered model {NAME!r}", f"champion of ds={DAY}", "promotions table",
+                "is not a version number", "known versions: ['1']")
+    return spoil
+
+
 def _signature_lacking(world: World) -> tuple[str, ...]:
     narrow = world.other_runs["narrow"]
     version = add_version(narrow, source=narrow["model_uri"])
@@ -155,6 +170,8 @@ REGISTRY_CASES: dict[str, Callable[[World], tuple[str, ...]]] = {
     "a champion version whose signature lacks a model input (terminal_risk_30d)": _signature_lacking,
     "a champion version whose MLmodel file is garbage": _garbage_mlmodel,
     "the champion version's run deleted in MLflow (mlflow runs delete)": _deleted_run,
+    "a promotions row naming version 'v2' (written by hand)": _promotion_naming("v2"),
+    "a promotions row naming version '' (written by hand)": _promotion_naming(""),
 }
 EXPECT_PLAN = ("plan (scoring) fails without retry naming the version and the tag; no plan written, no "
                "prediction partition or warehouse row changed, aliases unchanged")
