@@ -100,6 +100,7 @@ def read_yaml(path: Path) -> Any:
     """The parsed file (None when empty); ConfigError naming the file when it is missing, not a regular
     file, too large, not UTF-8 (or UTF-16/32 with a byte-order mark), not YAML, has a key twice in one
     mapping, or aliases that expand past ``MAX_CONFIG_VALUES`` values or into themselves."""
+    import errno
     import stat
 
     import yaml
@@ -116,6 +117,10 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"configuration file not found: {path}") from None
     except PermissionError:
         raise ConfigError(f"configuration file {path} cannot be read by this user (permission denied)") from None
+    except OSError as exc:  # a link loop, a file where a folder should be, a name too long: the path is wrong
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise  # an I/O error of the storage: retried
+        raise ConfigError(f"configuration file {path} cannot be opened: {exc.strerror}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES} bytes: not a configuration")
     if not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # else UTF-16/32 with its BOM: PyYAML decodes it

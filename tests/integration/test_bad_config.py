@@ -296,7 +296,7 @@ def test_a_training_file_pyyaml_would_misread_stops_training_at_prepare(dags, da
     assert list(data_root.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["/dev/zero", "a directory", "a FIFO"])
+@pytest.mark.parametrize("where", ["/dev/zero", "a directory", "a FIFO", "a symlink loop", "a file as a folder"])
 def test_a_config_variable_naming_no_file_is_refused(dags, data_root, tmp_path, monkeypatch, reliability, where):  # noqa: F811
     import os
 
@@ -306,12 +306,21 @@ def test_a_config_variable_naming_no_file_is_refused(dags, data_root, tmp_path, 
     path = {"/dev/zero": "/dev/zero", "a directory": str(tmp_path)}.get(where) or str(tmp_path / "fifo.yaml")
     if where == "a FIFO":
         os.mkfifo(path)
+    elif where == "a symlink loop":
+        (tmp_path / "other.yaml").symlink_to(path)
+        os.symlink(tmp_path / "other.yaml", path)
+    elif where == "a file as a folder":
+        (tmp_path / "training.yaml").write_text("experiment: x\n")
+        path = str(tmp_path / "training.yaml" / "training.yaml")
     monkeypatch.setenv("BATCHML_TRAINING_CONFIG", path)
     prepare = dags.get_dag("training").get_task("prepare").python_callable
     with pytest.raises(AirflowFailException) as stopped:
         prepare(params={"as_of": str(SMALL.end_date)}, triggering_asset_events=None, logical_date=None)
     case.observed = _first_lines(str(stopped.value))
-    _assert_names(str(stopped.value), f"configuration file {path} is ")
+    says = {"/dev/zero": "is not a regular file", "a directory": "is a directory", "a FIFO": "is not a regular file",
+            "a symlink loop": "cannot be opened: Too many levels of symbolic links",
+            "a file as a folder": "cannot be opened: Not a directory"}[where]
+    _assert_names(str(stopped.value), f"configuration file {path} {says}")
     assert list(data_root.iterdir()) == []
 
 
