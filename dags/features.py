@@ -23,7 +23,7 @@ transaction (labels are only known after 7 days).
 | task | does | a failure means | what to do |
 |---|---|---|---|
 | `plan` | checks the `spark_default` connection exists, picks the days (params, else the Asset events) and checks their raw partitions exist | **connection `spark_default` not defined** (not retried): define it, clear `plan`. **No day / bad params** (not retried): the run was started without `start` (an `end` alone is refused), with `end` before `start`, a malformed date or a range over ten years. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
-| `build_features` | `spark-submit`s `include/jobs/build_features.py` through `spark_default` (pool `spark`), one staged parquet file per day | the Spark application failed (retried once): the driver log is in the task log | read the Spark error in the log (Java 17 on PATH, memory, the `spark_default` master); fix, then clear the task |
+| `build_features` | `spark-submit`s `include/jobs/build_features.py` through `spark_default` (pool `spark`), one staged parquet file per day | **bad input files** (not retried): a `BATCHML-ERROR: bad data: Spark <error class>` line names the raw partition file and the column Spark could not read (another type, a corrupt footer). **Any other failure of the Spark application** (retried once): the driver log is in the task log | bad input: republish that raw day through `ingest` (it casts to the canonical schema), then clear `build_features`. Otherwise read the Spark error in the log (Java 17 on PATH, memory, the `spark_default` master); fix, then clear the task |
 | `validate_features` | the `features_baseline` checkpoint on each staged day: one row per raw transaction, no nulls, counts and risks in range | **bad data** (not retried): the staged file is in `quarantine/features/baseline/ds=<day>/` with `failure.json` | a bug in the feature job or a bad raw partition: open the **Data Docs** link, fix, clear from `build_features` |
 | `publish` | renames every staged day into place (all days checked before any moves) and emits `features_baseline` | a staged file is missing (not retried: rerun the job) or the lake is not writable (retried) | clear from `build_features` |
 
@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, task
 from batchml.defaults import default_args
-from batchml.operators import GXCheckpointOperator
+from batchml.operators import GXCheckpointOperator, SparkJobOperator
 
 from include.assets import FEATURES_BASELINE, RAW_LABELS, RAW_TRANSACTIONS
 from include.config import REPO_ROOT
@@ -107,9 +106,8 @@ def publish(plan: dict, outlet_events=None) -> dict:
 )
 def features():
     planned = plan()
-    # the plain provider operator: a generic spark-submit needs no wrapper (scoring has one because
-    # it also reads its plan and links the model)
-    build_features = SparkSubmitOperator(
+    # the provider's spark-submit, failing without retry when the job reports bad input files
+    build_features = SparkJobOperator(
         task_id="build_features",
         conn_id=SPARK_CONN,
         application=str(REPO_ROOT / "include" / "jobs" / "build_features.py"),
@@ -120,6 +118,7 @@ def features():
             "--output", f"{{{{ {PLAN}['staging'] }}}}",
             "--root", f"{{{{ {PLAN}['root'] }}}}",
         ],
+        error_output=f"{{{{ {PLAN}['staging'] }}}}",
         pool="spark",
     )
     validate = GXCheckpointOperator(

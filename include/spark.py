@@ -3,6 +3,7 @@ spark-submit job reports a failure that a retry cannot fix (:class:`JobFailure`)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,3 +83,25 @@ def reported_failure(output: Path) -> dict | None:
         return json.loads((output / ERROR_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+# Spark error classes (the ``[CLASS]`` its messages start with) that mean the input files are bad: a
+# retry reads the same files and fails the same way. A file that is not there (yet) is retried.
+BAD_DATA_ERROR_CLASSES = ("FAILED_READ_FILE", "UNRESOLVED_COLUMN", "DATATYPE_MISMATCH", "CAST_INVALID_INPUT",
+                          "CANNOT_MERGE_SCHEMAS", "CANNOT_READ_FILE_FOOTER")
+RETRYABLE_ERROR_CLASSES = ("FAILED_READ_FILE.FILE_NOT_EXIST",)
+_ERROR_CLASS = re.compile(r"\[([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\] ([^\n]*)")
+
+
+def classify_spark_error(exc: BaseException) -> JobFailure | None:
+    """A :class:`JobFailure` ("bad data") for an error Spark raised on bad input files, its message
+    the error class and Spark's own sentence, which names the file (the partition) and the column;
+    None for anything else (a lost executor, a missing file, a bug), which the caller re-raises and
+    Airflow retries."""
+    found = _ERROR_CLASS.search(str(exc))
+    if not found:
+        return None
+    condition, message = found.groups()
+    if condition.startswith(RETRYABLE_ERROR_CLASSES) or not condition.startswith(BAD_DATA_ERROR_CLASSES):
+        return None
+    return JobFailure("bad data", f"Spark {condition}: {message.split(' SQLSTATE:')[0].strip()}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from include.faults import failpoint
 from include.features.baseline import baseline_features, label_days, missing_label_count, transaction_days
-from include.spark import get_session
+from include.spark import classify_spark_error, get_session, report_failure
 from include.storage import as_date, day_range, existing_partitions, parquet_row_count, partition_file
 
 log = logging.getLogger("build_features")
@@ -65,7 +65,7 @@ def run(spark, start: dt.date, end: dt.date, output: Path, root: Path | None = N
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--start", required=True, type=as_date)
     p.add_argument("--end", type=as_date, default=None)
@@ -77,10 +77,18 @@ def main(argv: list[str] | None = None) -> None:
     spark = get_session(f"build_features {args.start}..{end}")
     try:
         summary = run(spark, args.start, end, args.output, args.root)
+    except Exception as exc:
+        # bad input files (a published partition with another schema, a corrupt footer) end the job
+        # with one BATCHML-ERROR line naming the file and column, and an exit code that is not retried
+        failure = classify_spark_error(exc)
+        if failure is None:
+            raise
+        return report_failure(failure, args.output)
     finally:
         spark.stop()
     log.info("features staged: %s", json.dumps(summary, sort_keys=True))
     print(json.dumps(summary, sort_keys=True))
+    return 0
 
 
 if __name__ == "__main__":

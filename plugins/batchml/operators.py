@@ -292,7 +292,42 @@ class ModelPromotionOperator(BaseOperator):
         return result
 
 
-class BatchScoringOperator(SparkSubmitOperator):
+class SparkJobOperator(SparkSubmitOperator):
+    """``spark-submit`` of a project job (``include/jobs/``) that reports a failure a retry cannot fix.
+
+    The plain provider operator retries every failed application. A project job that meets bad data
+    or a bad configuration / registry state prints one ``BATCHML-ERROR`` line, leaves ``_error.json``
+    in its output folder and exits with a code of ``include.spark.NO_RETRY_EXIT_CODES``
+    (``include.spark.JobFailure``): this operator then fails without retry with that message. Any
+    other failed application (a lost executor, an unreachable cluster) is retried.
+
+    :param error_output: the job's output folder, where it leaves ``_error.json`` (templated).
+    """
+
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "error_output")
+
+    def __init__(self, *, error_output: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_output = error_output
+
+    def execute(self, context: Context) -> Any:
+        from include.spark import ERROR_FILE, NO_RETRY_EXIT_CODES, reported_failure
+
+        (Path(self.error_output) / ERROR_FILE).unlink(missing_ok=True)  # a previous try's
+        try:
+            return super().execute(context)
+        except AirflowException as exc:
+            code = _exit_code(exc)
+            failure = reported_failure(Path(self.error_output))
+            if code in NO_RETRY_EXIT_CODES or failure is not None:
+                what = (f"{failure['kind']}: {failure['message']}" if failure else
+                        "see the BATCHML-ERROR line in the log above")
+                raise AirflowFailException(f"{self.task_id}: {what} (spark-submit exit code {code}: not retried)") \
+                    from None
+            raise
+
+
+class BatchScoringOperator(SparkJobOperator):
     """``spark-submit`` of ``include/jobs/score.py`` over a scoring plan (``include.scoring.plan_scoring``).
 
     A ``SparkSubmitOperator`` with the job, its arguments and the project's defaults filled in: the
@@ -311,7 +346,7 @@ class BatchScoringOperator(SparkSubmitOperator):
     :return: ``{"days", "models" (day -> version), "staging"}``.
     """
 
-    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "plans", "staging")
+    template_fields: Sequence[str] = (*SparkJobOperator.template_fields, "plans", "staging")
     operator_extra_links = (MLflowLink(),)
     ui_color = "#fff3e0"
 
@@ -326,7 +361,8 @@ class BatchScoringOperator(SparkSubmitOperator):
         pool: str = "spark",
         **kwargs: Any,
     ) -> None:
-        super().__init__(application=application, conn_id=conn_id, name=name, pool=pool, **kwargs)
+        super().__init__(application=application, conn_id=conn_id, name=name, pool=pool, error_output=staging,
+                         **kwargs)
         self.plans = plans
         self.staging = staging
 
@@ -342,19 +378,8 @@ class BatchScoringOperator(SparkSubmitOperator):
         newest = models[max(models)]
         context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": newest["name"], "version": str(newest["version"]),
                                                        "run_id": newest.get("run_id")})
-        from include.spark import ERROR_FILE, NO_RETRY_EXIT_CODES, reported_failure
-
         self.application_args = ["--plans", str(self.plans), "--output", str(self.staging)]
-        (Path(self.staging) / ERROR_FILE).unlink(missing_ok=True)  # a previous try's
-        try:
-            super().execute(context)
-        except AirflowException as exc:
-            code = _exit_code(exc)
-            failure = reported_failure(Path(self.staging))
-            if code in NO_RETRY_EXIT_CODES or failure is not None:
-                what = (f"{failure['kind']}: {failure['message']}" if failure else
-                        "see the BATCHML-ERROR line in the log above")
-                raise AirflowFailException(f"score: {what} (spark-submit exit code {code}: not retried)") from None
-            raise
+        self.error_output = self.staging
+        super().execute(context)
         return {"days": sorted(models), "models": {d: str(m["version"]) for d, m in sorted(models.items())},
                 "staging": str(self.staging)}

@@ -131,7 +131,7 @@ def test_every_task_reports_its_failure_and_backs_off(bag):
 def test_the_recurring_steps_use_the_projects_operators(bag):
     expected = {
         ("ingest", "validate_transactions"): "GXCheckpointOperator", ("ingest", "validate_labels"): "GXCheckpointOperator",
-        ("features", "build_features"): "SparkSubmitOperator", ("features", "validate_features"): "GXCheckpointOperator",
+        ("features", "build_features"): "SparkJobOperator", ("features", "validate_features"): "GXCheckpointOperator",
         ("scoring", "score"): "BatchScoringOperator", ("scoring", "validate_predictions"): "GXCheckpointOperator",
         ("monitoring", "check_drift"): "DriftCheckOperator", ("training", "promote"): "ModelPromotionOperator",
         ("training", "approve"): "ApprovalOperator",

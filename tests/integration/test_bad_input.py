@@ -521,3 +521,29 @@ def test_a_missing_spark_connection_stops_features_at_plan(landed, tmp_path, rel
     _assert_names(output, "Airflow connection 'spark_default' is not defined", "AirflowFailException")
     case.observed += "; Airflow connection 'spark_default' is not defined; build_features (spark-submit) needs it"
     assert not (landed / "features").exists() and not (landed / "_staging").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_a_published_raw_partition_spark_cannot_read_stops_build_features_without_retry(dags, landed, reliability):
+    """A raw partition published with another column type (written by hand, or before ingest cast to
+    the canonical schema): Spark's own read error is reported as one BATCHML-ERROR line naming the file
+    and the column, and build_features fails without retry instead of retrying a JVM stack trace."""
+    spoilt = DAY - dt.timedelta(days=3)
+    case = reliability.case("bad input", "published raw partition: tx_amount stored as text (Spark cannot read it)",
+                            expected="build_features (features) fails without retry, naming the partition file, "
+                                     "the column and Spark's error class; validate_features and publish "
+                                     "upstream_failed; no features partition, no features_baseline event")
+    path = partition_file("raw", "transactions", spoilt, landed)
+    frame = pd.read_parquet(path)
+    write_parquet_atomic(frame.assign(tx_amount=frame["tx_amount"].astype(str)), path)
+    day = str(DAY - dt.timedelta(days=1))
+
+    run, states = _run(dags.get_dag("features"), run_conf={"start": day, "end": day})
+    message = _failure_message(run, "build_features")
+    case.observed = f"{_states(run, states)}; {_first_lines(message[message.index('AirflowFailException'):], 1)}"
+    assert states.pop("plan") == "success" and states.pop("build_features") == "failed", case.observed
+    assert set(states.values()) == {"upstream_failed"}, case.observed
+    _assert_names(message, "AirflowFailException", "build_features: bad data: Spark FAILED_READ_FILE",
+                  f"raw/transactions/ds={spoilt}/data.parquet", "[tx_amount]", "not retried")
+    assert not (landed / "features").exists() and _events_of(run, "features_baseline") == []
