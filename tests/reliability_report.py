@@ -104,8 +104,11 @@ def _load(path: Path) -> list[dict]:
 _TMP = re.compile(r"/(?:private/)?(?:var/)?tmp/pytest-of-[^/\s]+/pytest-\d+/")
 
 
+_TMP_CUT = re.compile(r"/(?:private/)?(?:var/)?tmp/pytest-of-[^\s'\"]*")  # one the observed text cut short
+
+
 def _without_tmp_paths(row: dict) -> dict:
-    return {k: _TMP.sub("<tmp>/", v) if isinstance(v, str) else v for k, v in row.items()}
+    return {k: _TMP_CUT.sub("<tmp>", _TMP.sub("<tmp>/", v)) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def publish() -> list[dict]:
