@@ -11,7 +11,6 @@ champion; the params cases run each DAG with ``dag.test()``, where the task stat
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import pytest
 import yaml
@@ -28,7 +27,6 @@ from tests.integration.test_bad_input import (
     _run,
     _snapshot,
     _states,
-    _training_yaml,
     dags,  # noqa: F401  (fixture)
     landed,  # noqa: F401  (fixture)
 )
@@ -39,54 +37,7 @@ NAME = "fraud-detector"
 
 # --- training.yaml: refused by prepare (training), before any data is read ----------------------------
 
-def _set(*path_and_value) -> Callable[[dict], None]:
-    *path, key, value = path_and_value
-
-    def edit(raw: dict) -> None:
-        node = raw
-        for part in path:
-            node = node[part]
-        node[key] = value
-    return edit
-
-
-TRAINING_CASES = {
-    # what: (edit of the shipped file, what the message must name besides the file)
-    "a negative timeout (tuning.timeout_seconds: -5)": (
-        _set("tuning", "timeout_seconds", -5), ("'tuning.timeout_seconds' must be > 0, got -5",)),
-    "no trials (tuning.trials: 0)": (_set("tuning", "trials", 0), ("'tuning.trials' must be >= 1, got 0",)),
-    "a negative trial count for one model (models[3].trials: -1)": (
-        _set("models", 3, "trials", -1), ("'models[3].trials' must be >= 1, got -1",)),
-    "a NaN margin (gate.min_improvement: .nan)": (
-        _set("gate", "min_improvement", float("nan")), ("'gate.min_improvement' must be a finite number, got nan",)),
-    "a misspelt metric in the floor (gate.floor.average_precison)": (
-        _set("gate", "floor", {"average_precison": 0.3}),
-        ("'gate.floor.average_precison' names an unknown metric 'average_precison'; known: ['average_precision'",)),
-    "a training window of ten million days (window.train_days: 10000000; OverflowError, retried)": (
-        _set("window", "train_days", 10_000_000), ("'window.train_days' must be <= 3660, got 10000000",)),
-    "a million tuning folds (window.folds: 1000000)": (
-        _set("window", "folds", 1_000_000), ("'window.folds' must be <= 52, got 1000000",)),
-    "an empty search range (models[1].search.max_depth: low 8, high 3)": (
-        _set("models", 1, "search", "max_depth", {"low": 8, "high": 3, "int": True}),
-        ("'models[1].search.max_depth' needs low <= high, got {'low': 8.0, 'high': 3.0, 'int': True}",)),
-}
-
-
-@pytest.mark.parametrize("what", sorted(TRAINING_CASES))
-def test_a_bad_training_config_stops_training_at_prepare(dags, data_root, tmp_path, monkeypatch, reliability,  # noqa: F811
-                                                         what):
-    edit, names = TRAINING_CASES[what]
-    case = reliability.case("bad input", f"training.yaml: {what}",
-                            expected="prepare (training) fails without retry naming the file, the key, the value "
-                                     "and the rule; no training set, no MLflow run")
-    path = _training_yaml(tmp_path, edit)
-    monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
-    prepare = dags.get_dag("training").get_task("prepare").python_callable
-    with pytest.raises(AirflowFailException) as stopped:
-        prepare(params={"as_of": str(SMALL.end_date)}, triggering_asset_events=None, logical_date=None)
-    case.observed = _first_lines(str(stopped.value))
-    _assert_names(str(stopped.value), f"{path}: ", *names)
-    assert list(data_root.iterdir()) == []  # it stopped before reading or writing anything
+# (its cases run in test_bad_input.py's TRAINING_CASES, with the other training.yaml cases)
 
 
 @pytest.mark.slow

@@ -311,6 +311,17 @@ def _rename(raw: dict, old: str, new: str) -> None:
     raw[new] = raw.pop(old)
 
 
+def _set(*path_and_value) -> Callable[[dict], None]:
+    *path, key, value = path_and_value
+
+    def edit(raw: dict) -> None:
+        node = raw
+        for part in path:
+            node = node[part]
+        node[key] = value
+    return edit
+
+
 TRAINING_CASES = {
     "a misspelt section (windows: instead of window:)": (lambda r: _rename(r, "window", "windows"),
                                                          ("unknown top-level key(s) ['windows']",)),
@@ -324,6 +335,24 @@ TRAINING_CASES = {
     "an unknown model family (models[1].family: xgb)": (lambda r: r["models"][1].update(family="xgb"),
                                                         ("models[1]", "unknown family 'xgb'")),
     "not valid YAML": ("window:\n  train_days: [14\n", ("not valid YAML",)),
+    # what: (edit of the shipped file, what the message must name besides the file)
+    "a negative timeout (tuning.timeout_seconds: -5)": (
+        _set("tuning", "timeout_seconds", -5), ("'tuning.timeout_seconds' must be > 0, got -5",)),
+    "no trials (tuning.trials: 0)": (_set("tuning", "trials", 0), ("'tuning.trials' must be >= 1, got 0",)),
+    "a negative trial count for one model (models[3].trials: -1)": (
+        _set("models", 3, "trials", -1), ("'models[3].trials' must be >= 1, got -1",)),
+    "a NaN margin (gate.min_improvement: .nan)": (
+        _set("gate", "min_improvement", float("nan")), ("'gate.min_improvement' must be a finite number, got nan",)),
+    "a misspelt metric in the floor (gate.floor.average_precison)": (
+        _set("gate", "floor", {"average_precison": 0.3}),
+        ("'gate.floor.average_precison' names an unknown metric 'average_precison'; known: ['average_precision'",)),
+    "a training window of ten million days (window.train_days: 10000000; OverflowError, retried)": (
+        _set("window", "train_days", 10_000_000), ("'window.train_days' must be <= 3660, got 10000000",)),
+    "a million tuning folds (window.folds: 1000000)": (
+        _set("window", "folds", 1_000_000), ("'window.folds' must be <= 52, got 1000000",)),
+    "an empty search range (models[1].search.max_depth: low 8, high 3)": (
+        _set("models", 1, "search", "max_depth", {"low": 8, "high": 3, "int": True}),
+        ("'models[1].search.max_depth' needs low <= high, got {'low': 8.0, 'high': 3.0, 'int': True}",)),
 }
 
 
@@ -340,8 +369,8 @@ def dags():
 def test_a_bad_training_config_stops_training_at_prepare(dags, data_root, tmp_path, monkeypatch, reliability, what):
     edit, names = TRAINING_CASES[what]
     case = reliability.case("bad input", f"training.yaml: {what}",
-                            expected="prepare (training) fails without retry naming the file and the key; "
-                                     "no training set, no MLflow run")
+                            expected="prepare (training) fails without retry naming the file, the key, the value "
+                                     "and the rule; no training set, no MLflow run")
     path = _training_yaml(tmp_path, edit)
     monkeypatch.setenv("BATCHML_TRAINING_CONFIG", str(path))
     prepare = dags.get_dag("training").get_task("prepare").python_callable
