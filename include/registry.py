@@ -169,12 +169,16 @@ def usable_version(name: str, version: str, inputs: list[str] | None = None, exp
 
 
 def parse_threshold(value: str | None, where: str) -> float:
-    """The ``threshold`` tag as a number in [0, 1]; RegistryStateError naming the value otherwise."""
+    """The ``threshold`` tag as a number in [0, 1]; RegistryStateError naming the value otherwise. The
+    float just above 1 is allowed: the cost choice "flag nothing" when the top score is 1.0
+    (include.training.metrics picks the float after the top score)."""
+    import math
+
     try:
         threshold = float(value)
     except (TypeError, ValueError):
         threshold = float("nan")
-    if not 0.0 <= threshold <= 1.0:
+    if not 0.0 <= threshold <= math.nextafter(1.0, math.inf):
         raise RegistryStateError(f"{where}: tag threshold = {value!r} is not a number in [0, 1]")
     return threshold
 

@@ -82,16 +82,18 @@ class ModelChoice:
 
 
 def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
-                  checked: dict[str, Any] | None = None, inputs: list[str] | None = None) -> ModelChoice:
+                  checked: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                  timeline: list[dict[str, Any]] | None = None) -> ModelChoice:
     """The model that scores ``day``, checked (include.registry.usable_version; ``experiment``: the
     training experiment its run must come from; ``inputs``: the model inputs its signature must
-    take; ``checked``: versions already checked, by version, filled in). NoChampionError when there
+    take; ``checked``: versions already checked, by version, filled in; ``timeline``: the model's
+    include.warehouse.champion_timeline, when the caller read it once for many days). NoChampionError when there
     is none, RegistryStateError naming the version and the tag when it cannot be used. Any pipeline's
     scoring may call it (the scaffold's plan_scoring does)."""
     from include import registry, warehouse
 
     day = as_date(day)
-    version = warehouse.champion_version_on(name, day)
+    version = warehouse.champion_version_on(name, day, timeline)
     source, why = "promotions", f"champion of ds={day} by the warehouse promotions table"
     if version is None and (first := warehouse.first_promotion(name)) is not None:
         raise BeforeFirstChampion(f"no model was champion on ds={day}: the first promotion of {name!r} was made "
@@ -200,6 +202,7 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     history load reach scoring too, the first time it runs. NoChampionError when no day is left. The
     order of the checks: every partition is there (else retried: features may be late), then the
     model of each day, then each partition's content."""
+    from include import warehouse
     from include.features.baseline import MODEL_INPUTS
     from include.registry import NoChampionError
 
@@ -208,9 +211,10 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
         features = partition_file("features", "baseline", day, root)
         if not features.exists():
             raise MissingInputError(f"features/baseline ds={day}: no partition at {features}; run features first")
+    timeline = warehouse.champion_timeline(registered_model)  # once for all the days
     for day in map(as_date, days):
         try:
-            model = model_for_day(registered_model, day, experiment, checked, MODEL_INPUTS)
+            model = model_for_day(registered_model, day, experiment, checked, MODEL_INPUTS, timeline)
         except BeforeFirstChampion:
             unscored.append(day)
             continue

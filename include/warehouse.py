@@ -259,10 +259,12 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def champion_version_on(model_name: str, day: dt.date) -> str | None:
-    """The version that scores ``day`` (:func:`champion_timeline`): of the promotions and rollbacks that
-    govern ``day`` (taking over on or before it), the one recorded last; None when there is none."""
-    governing = [e for e in champion_timeline(model_name) if e["from"] <= day]
+def champion_version_on(model_name: str, day: dt.date, timeline: list[dict[str, Any]] | None = None) -> str | None:
+    """The version that scores ``day`` (:func:`champion_timeline`, read unless ``timeline`` is given: a
+    backfill reads it once for all its days): of the promotions and rollbacks that govern ``day``
+    (taking over on or before it), the one recorded last; None when there is none."""
+    timeline = champion_timeline(model_name) if timeline is None else timeline
+    governing = [e for e in timeline if e["from"] <= day]
     return governing[-1]["version"] if governing else None
 
 

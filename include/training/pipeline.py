@@ -90,7 +90,8 @@ def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path |
     rows = data.test_rows(Block.from_dict(data.manifest["plan"]["evaluation"]))
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registered_model}/{version}")
     scored = rows.assign(score=model.predict(rows[MODEL_INPUTS]))
-    return evaluate(scored, float(mv.tags["threshold"]), cfg.metrics.top_k, *_costs(cfg))
+    threshold = registry.parse_threshold(mv.tags.get("threshold"), f"version {version} of {cfg.registered_model}")
+    return evaluate(scored, threshold, cfg.metrics.top_k, *_costs(cfg))
 
 
 def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = "",

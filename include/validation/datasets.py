@@ -227,9 +227,6 @@ def label_plausibility(day: dt.date, root: Path, expected_rows: int) -> dict[str
 
 def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """Labels arriving on ``day`` label exactly the transactions of ``day - delay``."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
     labelled = partition_file("raw", "transactions", labelled_day, root)
     if not labelled.exists():
@@ -247,13 +244,12 @@ def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> d
         # nothing published before either (start of history): expect an empty file
         return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0,
                 **label_plausibility(day, root, 0)}
-    ids = pq.read_table(labelled, columns=["transaction_id"]).column(0)
-    bounds = pc.min_max(ids)
+    labelled_profile = transactions_profile(labelled)  # cached: the plausibility bounds read it too
     return {
-        "expected_rows": len(ids),
-        "first_transaction_id": (bounds["min"].as_py() or 0),
-        "last_transaction_id": (bounds["max"].as_py() or 0),
-        **label_plausibility(day, root, len(ids)),
+        "expected_rows": labelled_profile.rows,
+        "first_transaction_id": labelled_profile.first_id or 0,
+        "last_transaction_id": labelled_profile.last_id or 0,
+        **label_plausibility(day, root, labelled_profile.rows),
     }
 
 

@@ -66,14 +66,18 @@ async def require_viewer(request: Request) -> Any:
 
 app = FastAPI(title="ML monitor", description=__doc__, docs_url=None, redoc_url=None)
 
+# what every response carries (a route may set its own CSP: the page allows its <style> by hash)
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": STRICT_CSP,
+                    "Referrer-Policy": "same-origin"}
+
 
 @app.middleware("http")
 async def _security_headers(request: Request, call_next: Any) -> Any:
     """nosniff, and a CSP where the route set none (every response of the app, errors included)."""
     response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
-    response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 
@@ -86,8 +90,7 @@ async def _server_error(request: Request, exc: Exception) -> PlainTextResponse:
     logging.getLogger(__name__).error("ML monitor: %s %s failed", request.method, request.url.path, exc_info=exc)
     return PlainTextResponse("Internal Server Error: the ML monitor could not answer; see the API server's log.",
                              status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-                             headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": STRICT_CSP,
-                                      "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+                             headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 
 @app.exception_handler(LoginRequired)

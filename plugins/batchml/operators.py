@@ -379,7 +379,6 @@ class BatchScoringOperator(SparkJobOperator):
         context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": newest["name"], "version": str(newest["version"]),
                                                        "run_id": newest.get("run_id")})
         self.application_args = ["--plans", str(self.plans), "--output", str(self.staging)]
-        self.error_output = self.staging
         super().execute(context)
         return {"days": sorted(models), "models": {d: str(m["version"]) for d, m in sorted(models.items())},
                 "staging": str(self.staging)}
