@@ -23,6 +23,28 @@ class ParamError(ValueError):
     """A run's params are invalid; the message names the param, its value and the rule."""
 
 
+class NothingToDo(Exception):
+    """The run has nothing to do for a reason that is not a failure: a day that is not over yet (in
+    UTC), days before the first champion. The task ends as *skipped* with this message, so the run is
+    not red and nothing downstream runs (docs/operations.md, "Odd dates")."""
+
+
+def today_utc(now: dt.datetime | None = None) -> dt.date:
+    """The current day in UTC, whatever ``TZ`` or Airflow's ``default_timezone`` say."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+
+
+def check_not_future(days: list[str] | list[dt.date], what: str, now: dt.datetime | None = None) -> None:
+    """NothingToDo when any of ``days`` is not over yet in UTC (a day D is complete from D + 1 00:00
+    UTC): a run dated in the future, or a range reaching into it, has no data to ``what`` yet."""
+    today = today_utc(now)
+    future = [as_date(d) for d in days if as_date(d) >= today]
+    if future:
+        raise NothingToDo(f"nothing to {what}: ds={future[0].isoformat()}"
+                          + (f"..{future[-1].isoformat()}" if len(future) > 1 else "")
+                          + f" is not over yet (today is {today.isoformat()} UTC); the run is skipped, not failed")
+
+
 def _param_date(params: dict[str, Any], name: str) -> dt.date | None:
     value = params.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
