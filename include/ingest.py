@@ -39,7 +39,7 @@ from include.storage import (
     parquet_frame,
     partition_file,
     read_delivered_file,
-    write_parquet_atomic,
+    write_parquet_if_changed,
     zone_of,
 )
 
@@ -63,6 +63,10 @@ def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root:
     published (RuntimeError: the new file has not been validated). A path that is no longer a
     regular file (a link swapped in, a folder) raises :class:`include.storage.UnusableFileError`.
     Neither is retryable.
+
+    A partition that already holds exactly what would be written (same sha256) is kept, file and
+    mtime, and reported with ``"changed": False``: republishing the same landing file makes no
+    feature day stale.
     """
 
     if source not in SOURCES:
@@ -81,6 +85,13 @@ def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root:
     if refused or set(frame.columns) != set(schema):  # validation refuses both: only a bypassed check gets here
         raise UnusableFileError(f"{src}: not in the canonical schema of raw_{source} "
                                 f"(columns {sorted(frame.columns)}; {refused})")
-    dest = write_parquet_atomic(frame[list(schema)], partition_file("raw", source, as_date(ds), root))
-    log.info("published %d %s rows to %s", len(frame), source, dest)
-    return {"source": source, "ds": str(as_date(ds)), "path": str(dest), "rows": len(frame)}
+    dest = partition_file("raw", source, as_date(ds), root)
+    # a rerun with the same file leaves the partition (and its version) as it is: nothing computed
+    # from it turns stale (include.features.pipeline, lineage)
+    changed = write_parquet_if_changed(frame[list(schema)], dest)
+    if changed:
+        log.info("published %d %s rows to %s", len(frame), source, dest)
+    else:
+        log.info("%s already holds these %d %s rows (same sha256): kept as it was, nothing turns stale",
+                 dest, len(frame), source)
+    return {"source": source, "ds": str(as_date(ds)), "path": str(dest), "rows": len(frame), "changed": changed}

@@ -327,6 +327,15 @@ def canonical_frame(frame: pd.DataFrame, schema: dict[str, str]) -> tuple[pd.Dat
 
 def write_parquet_atomic(frame: pd.DataFrame, dest: Path) -> Path:
     """Write ``frame`` next to ``dest`` under a temporary name, then rename it over ``dest``."""
+    write_parquet_if_changed(frame, dest, keep_identical=False)
+    return dest
+
+
+def write_parquet_if_changed(frame: pd.DataFrame, dest: Path, keep_identical: bool = True) -> bool:
+    """Like :func:`write_parquet_atomic`, but when ``dest`` already holds exactly these bytes (same
+    sha256) it is left alone, its mtime included, so its :func:`partition_version` does not change
+    and nothing computed from it turns stale. True when ``dest`` was (re)written. The parquet writer
+    is deterministic: the same frame gives the same bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -336,10 +345,44 @@ def write_parquet_atomic(frame: pd.DataFrame, dest: Path) -> Path:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         # microsecond timestamps: Spark cannot read parquet nanosecond timestamps
         pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=False)
+        if keep_identical and dest.is_file() and not dest.is_symlink() and file_sha256(dest) == file_sha256(tmp):
+            return False
+        _after_previous_version(tmp, dest)
         publish_file(tmp, dest)
+        return True
     finally:
         tmp.unlink(missing_ok=True)
-    return dest
+
+
+def _after_previous_version(new: Path, dest: Path) -> None:
+    """Give ``new`` an mtime after that of the file it replaces: the kernel stamps files from a coarse
+    clock (a few milliseconds), and two publishes of the same size within one tick would otherwise
+    have the same :func:`file_version`."""
+    try:
+        previous = dest.stat().st_mtime_ns
+    except FileNotFoundError:
+        return
+    info = new.stat()
+    if info.st_mtime_ns <= previous:
+        os.utime(new, ns=(info.st_atime_ns, previous + 1))
+
+
+def file_version(path: Path) -> str | None:
+    """A cheap identity of the file at ``path`` from one ``stat``: ``"<size>:<mtime_ns>"``, or None
+    when nothing is there. Every publish renames a newly written file into place with an mtime after
+    the one it replaces, so a new version has a new mtime; an identical republish keeps the file
+    (:func:`write_parquet_if_changed`). A copy that keeps mtimes (``cp -p``, ``rsync -a``) keeps versions."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def partition_version(zone: str, dataset: str, ds: str | dt.date, root: Path | None = None) -> str | None:
+    """The :func:`file_version` of a partition's file (None when the partition is absent): what the
+    lineage of a computed partition records of each input it read."""
+    return file_version(partition_file(zone, dataset, ds, root))
 
 
 def parquet_row_count(path: Path) -> int:
