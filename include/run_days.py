@@ -5,6 +5,13 @@ Several events queued before the run was created are processed together.
 :func:`param_days` is the one reading of the ``start``/``end`` params for every DAG that takes them
 (ingest, features, scoring, monitoring): a param that cannot be what the operator meant is a
 ``ParamError`` naming the param and its value, which the tasks turn into a failure without retry.
+
+"Future" is judged in UTC (:func:`check_not_future`): a day D is over from D + 1 00:00 UTC, whatever
+``TZ`` or Airflow's ``default_timezone`` say. :func:`param_days` and :func:`days_to_process` only say
+*which* days a run names; they never judge the clock. Each task that plans days calls
+:func:`check_not_future` right after, and turns its :class:`NothingToDo` into a skip itself: a caller
+that catches ``ValueError`` for bad params must not meet a second kind of exception that it would
+let through as a retried failure.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ class NothingToDo(Exception):
 
 
 def today_utc(now: dt.datetime | None = None) -> dt.date:
-    """The current day in UTC, whatever ``TZ`` or Airflow's ``default_timezone`` say."""
-    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    """The current day in UTC, whatever ``TZ`` or Airflow's ``default_timezone`` say (``now``: the
+    moment to judge; a naive one means UTC, as Airflow stores times, never the machine's zone)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return (now if now.tzinfo else now.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).date()
 
 
 def check_not_future(days: list[str] | list[dt.date], what: str, now: dt.datetime | None = None) -> None:
@@ -87,7 +96,8 @@ def param_days(params: dict[str, Any] | None) -> list[str] | None:
 
 def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what: str) -> list[str]:
     """Sorted ISO days; ValueError (ParamError for the params) naming the problem when there are none
-    or the range is invalid."""
+    or the range is invalid. Days not over yet are returned too: the caller checks them with
+    :func:`check_not_future` (see the module's docstring)."""
     days = param_days(params)
     if days is not None:
         return days

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 
 import pytest
@@ -69,3 +70,53 @@ def test_empty_params_fall_back_to_the_events():
     assert param_days({"start": "", "end": None}) is None and param_days(None) is None
     assert days_to_process({"start": " ", "end": ""}, _events(("2026-06-01", "2026-06-01")), "x") == ["2026-06-01"]
     assert param_days({"start": "2026-05-01", "end": "2036-05-03"})[-1] == "2036-05-03"  # ten years: one run
+
+
+# --- the clock: a day D is over from D + 1 00:00 UTC ------------------------------------------------
+
+UTC = dt.UTC
+KIRITIMATI = dt.timezone(dt.timedelta(hours=14))  # UTC+14: its day begins ten hours before UTC's
+LOS_ANGELES = dt.timezone(dt.timedelta(hours=-8))
+
+
+@pytest.mark.parametrize(("now", "today"), [
+    (dt.datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC), "2026-03-01"),
+    (dt.datetime(2026, 3, 2, 0, 0, tzinfo=UTC), "2026-03-02"),
+    (dt.datetime(2026, 3, 2, 9, 0, tzinfo=KIRITIMATI), "2026-03-01"),  # 2026-03-01 19:00 UTC
+    (dt.datetime(2026, 3, 1, 17, 0, tzinfo=LOS_ANGELES), "2026-03-02"),  # 2026-03-02 01:00 UTC
+    (dt.datetime(2026, 3, 1, 23, 30), "2026-03-01"),  # naive: UTC, never the machine's zone
+])
+def test_today_is_the_utc_day(now, today):
+    from include.run_days import today_utc
+
+    assert today_utc(now).isoformat() == today
+
+
+@pytest.mark.parametrize(("days", "now", "future"), [
+    # one second before midnight UTC, D is not over; at midnight it is
+    (["2026-03-01"], dt.datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC), "ds=2026-03-01 is not over yet"),
+    (["2026-03-01"], dt.datetime(2026, 3, 2, 0, 0, tzinfo=UTC), None),
+    # already 2026-03-02 in Kiritimati, still 2026-03-01 in UTC: not over
+    (["2026-03-01"], dt.datetime(2026, 3, 2, 9, 0, tzinfo=KIRITIMATI), "(today is 2026-03-01 UTC)"),
+    # still 2026-03-01 in Los Angeles, already 2026-03-02 in UTC: over
+    (["2026-03-01"], dt.datetime(2026, 3, 1, 17, 0, tzinfo=LOS_ANGELES), None),
+    # a range reaching into the future names its first and last day not over
+    (["2026-02-28", "2026-03-01", "2026-03-02"], dt.datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+     "nothing to score: ds=2026-03-01..2026-03-02 is not over yet (today is 2026-03-01 UTC); the run is skipped"),
+    ([dt.date(2026, 2, 28)], dt.datetime(2026, 3, 1, 0, 0, tzinfo=UTC), None),
+])
+def test_check_not_future_judges_in_utc(days, now, future):
+    from include.run_days import NothingToDo, check_not_future
+
+    if future is None:
+        assert check_not_future(days, "score", now) is None
+        return
+    with pytest.raises(NothingToDo) as skipped:
+        check_not_future(days, "score", now)
+    assert future in str(skipped.value)
+
+
+def test_days_to_process_does_not_judge_the_clock():
+    """The days a run names are read apart from the clock: each task checks them and skips itself."""
+    future = (dt.datetime.now(UTC) + dt.timedelta(days=2)).date().isoformat()
+    assert days_to_process({"start": future}, None, "score") == [future]
