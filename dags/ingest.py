@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 from batchml.defaults import default_args
 from batchml.operators import GXCheckpointOperator
 
@@ -66,16 +66,25 @@ from include.validation.datasets import ROW_COUNT_VARIABLES
 
 @task
 def days(params: dict | None = None, ds: str | None = None) -> list[str]:
-    """The day of the run, or every day of the ``start``/``end`` params (an initial load)."""
-    from airflow.sdk.exceptions import AirflowFailException
+    """The day of the run, or every day of the ``start``/``end`` params (an initial load); skipped
+    (nothing validated or published) when a day is not over yet in UTC."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from include.run_days import param_days
+    from include.run_days import NothingToDo, check_not_future, param_days
 
     try:
         planned = param_days(params)  # an 'end' without 'start', a malformed or reversed range: ParamError
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from None  # a retry cannot fix the run's parameters
-    return [ds] if planned is None else planned
+    if planned is None and not ds:  # a manual run created without a logical date
+        raise AirflowFailException("no day to ingest: the run has no logical date and no 'start' param (trigger "
+                                   "with {\"start\": \"YYYY-MM-DD\", \"end\": ...})")
+    planned = [ds] if planned is None else planned
+    try:
+        check_not_future(planned, "ingest")  # the day's files are not complete before it ends
+    except NothingToDo as exc:
+        raise AirflowSkipException(str(exc)) from None  # not a failure: nothing to do yet, nothing written
+    return planned
 
 
 @task
@@ -109,7 +118,9 @@ def report(transactions: dict, labels: dict) -> dict:
 
 @dag(
     dag_id="ingest",
-    schedule="@daily" if time_schedules_enabled() else None,
+    # a data-interval timetable: the run due at D + 1 00:00 UTC has ds = D, the day that just ended
+    # ("@daily" is a CronTriggerTimetable in Airflow 3: ds would be the day that just began)
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC") if time_schedules_enabled() else None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # label checks and row-count bounds read the days published before
