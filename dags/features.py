@@ -50,26 +50,36 @@ SPARK_CONN = "spark_default"
 
 @task(retries=3)
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from batchml.connections import require_connection
 
     from include.config import data_root
-    from include.features.pipeline import plan_feature_days
-    from include.run_days import event_days, param_days
+    from include.features.pipeline import plan_features, record_planned_inputs
+    from include.run_days import NothingToDo, check_not_future, event_days, param_days
     from include.storage import day_range, staging_dir
 
     require_connection(SPARK_CONN, "build_features (spark-submit)")
     try:
-        days = param_days(params) or [None]  # an 'end' without 'start', a malformed or reversed range: ParamError
-        start, end = plan_feature_days(days[0], days[-1], event_days(triggering_asset_events))
+        days = param_days(params)  # an 'end' without 'start', a malformed or reversed range: ParamError
+        triggered = event_days(triggering_asset_events)
+        check_not_future(days or triggered, "compute features")  # a day not over yet (UTC) has no data yet
+        # the requested days, extended with the stale feature days after them (raw data published late)
+        planned = plan_features(days[0] if days else None, days[-1] if days else None, triggered)
+    except NothingToDo as exc:
+        raise AirflowSkipException(str(exc)) from None
     except ValueError as exc:  # no days, or a range that ends before it starts: a retry cannot fix it
         raise AirflowFailException(str(exc)) from None
+    staging = staging_dir(run_id, "features")
+    # the versions of the raw partitions the days read, before Spark reads them: publish puts them
+    # beside each day (features/baseline/ds=<day>/_inputs.json)
+    record_planned_inputs(staging, planned.first, planned.last)
     return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "days": [d.isoformat() for d in day_range(start, end)],
-        "staging": str(staging_dir(run_id, "features")),
+        "start": planned.first.isoformat(),
+        "end": planned.last.isoformat(),
+        "days": [d.isoformat() for d in day_range(planned.first, planned.last)],
+        "staging": str(staging),
         "root": str(data_root()),
+        **planned.summary(),
     }
 
 

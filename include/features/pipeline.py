@@ -1,22 +1,44 @@
 """The steps of the features DAG around the Spark job: which days to compute, and publishing the
-staged, validated partitions."""
+staged, validated partitions.
+
+**Lineage.** Every published feature day carries ``features/baseline/ds=<day>/_inputs.json``: the
+version (:func:`include.storage.partition_version`, size and mtime of the file; null when absent) of
+every raw partition its window reads (transactions of the day and the 37 before, label arrivals of
+the day and the 30 before), as they were when the run was planned, before Spark read them (so a
+partition republished during the run is seen as changed by the next plan, never missed). Spark and
+pyarrow skip files whose name starts with ``_``.
+
+**Stale dependants.** A raw day published late (after the feature days that read it were computed)
+makes those days stale: the plan adds every existing feature day after its range, up to the longest
+lookback, whose lineage differs from the current versions of its inputs (or that has no lineage). A
+late day costs the recomputation of exactly the days it affects, not the history. ``build_features``
+takes one range, so the run computes ``min..max`` of the requested and the stale days (the fresh days
+in between too), and its ``features_baseline`` event carries that range, so scoring and monitoring
+redo those days through their own Asset schedules.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections.abc import Iterable
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from include.config import data_root
 from include.faults import failpoint
-from include.features.baseline import label_days
+from include.features.baseline import LABEL_LOOKBACK_DAYS, TRANSACTION_LOOKBACK_DAYS, label_days, transaction_days
 from include.storage import (
     as_date,
     day_range,
     finish_staging,
+    partition_dir,
     partition_file,
+    partition_version,
     publish_copy,
     published_before,
     staged_partition_file,
@@ -25,23 +47,81 @@ from include.storage import (
 log = logging.getLogger(__name__)
 
 FEATURE_SET = "baseline"
+INPUTS_FILE = "_inputs.json"  # beside data.parquet: a leading "_" keeps Spark and pyarrow from reading it
+# The raw datasets a feature day reads, and which of their days (include.features.baseline)
+INPUT_WINDOWS: dict[str, Callable[[dt.date, dt.date], list[dt.date]]] = {
+    "transactions": transaction_days, "labels": label_days}
+# A raw day is read by the feature days up to this many days after it
+DEPENDANT_DAYS = max(TRANSACTION_LOOKBACK_DAYS, LABEL_LOOKBACK_DAYS)
+
+Lineage = dict[str, dict[str, str | None]]  # raw dataset -> {ds: version or None}
 
 
-def plan_feature_days(
-    start: str | None, end: str | None, triggered_days: Iterable[str], root: Path | None = None
-) -> tuple[dt.date, dt.date]:
-    """The range to compute: the ``start``/``end`` params of a manual or backfill run, else the days
-    whose raw partitions triggered this run. Fails early when a day has no raw partition."""
+@dataclass(frozen=True)
+class FeaturePlan:
+    """The days a features run computes: ``first..last`` covers the requested days and the stale ones."""
+
+    first: dt.date
+    last: dt.date
+    requested: tuple[dt.date, dt.date]
+    stale: dict[dt.date, list[str]] = field(default_factory=dict)  # days added, and why
+    left: dict[dt.date, list[str]] = field(default_factory=dict)  # stale days this run cannot recompute, and why
+
+    def summary(self) -> dict[str, Any]:
+        """The plan in JSON terms (the DAG's XCom): added and left days with their reasons."""
+        return {"requested": [d.isoformat() for d in self.requested],
+                "stale": {d.isoformat(): r for d, r in self.stale.items()},
+                "stale_left": {d.isoformat(): r for d, r in self.left.items()}}
+
+
+class _Versions:
+    """Current versions of raw partitions, one ``stat`` each per plan."""
+
+    def __init__(self, root: Path | None):
+        self.root, self.seen = root, {}
+
+    def lineage(self, day: dt.date) -> Lineage:
+        out: Lineage = {}
+        for dataset, window in INPUT_WINDOWS.items():
+            out[dataset] = {}
+            for d in window(day, day):
+                if (dataset, d) not in self.seen:
+                    self.seen[dataset, d] = partition_version("raw", dataset, d, self.root)
+                out[dataset][d.isoformat()] = self.seen[dataset, d]
+        return out
+
+
+def _requested_days(start: str | None, end: str | None, triggered_days: Iterable[str]) -> tuple[dt.date, dt.date]:
     if start:
-        first, last = as_date(start), as_date(end or start)
-    else:
-        days = sorted({as_date(d) for d in triggered_days})
-        if not days:
-            raise ValueError(
-                "no feature days: the run was not triggered by a raw_transactions event carrying a ds, "
-                "and no 'start' param was given (trigger with {\"start\": \"YYYY-MM-DD\", \"end\": ...})"
-            )
-        first, last = days[0], days[-1]
+        return as_date(start), as_date(end or start)
+    days = sorted({as_date(d) for d in triggered_days})
+    if not days:
+        raise ValueError(
+            "no feature days: the run was not triggered by a raw_transactions event carrying a ds, "
+            "and no 'start' param was given (trigger with {\"start\": \"YYYY-MM-DD\", \"end\": ...})"
+        )
+    return days[0], days[-1]
+
+
+def _not_computable(day: dt.date, root: Path | None) -> str | None:
+    """Why the plan would refuse feature day ``day`` (its raw transactions, or the labels arriving
+    on it while its transactions are there), or None."""
+    if not partition_file("raw", "transactions", day, root).exists():
+        return f"raw transactions ds={day} are not published"
+    if not partition_file("raw", "labels", day, root).exists():
+        return f"raw labels arriving on ds={day} are not published"
+    return None
+
+
+def plan_features(
+    start: str | None, end: str | None, triggered_days: Iterable[str], root: Path | None = None
+) -> FeaturePlan:
+    """The range to compute: the ``start``/``end`` params of a manual or backfill run, else the days
+    whose raw partitions triggered this run; fails early when a day has no raw partition. Then
+    extended with the stale feature days that follow it (:func:`stale_feature_days`), as far as the
+    plan can compute them: a day without raw partitions stops the extension, and the stale days past
+    it are logged as left (the run of that day, once ingested, picks them up)."""
+    first, last = _requested_days(start, end, triggered_days)
     wanted = day_range(first, last)
     missing = [d.isoformat() for d in wanted if not partition_file("raw", "transactions", d, root).exists()]
     if missing:
@@ -55,14 +135,115 @@ def plan_feature_days(
     if late:
         raise FileNotFoundError(f"raw labels are not published for arrival days {late} that the terminal risk of "
                                 f"{first}..{last} reads; run (or finish) ingest of those days first")
-    return first, last
+    stale = stale_feature_days(last, root)
+    added, left, end_day = {}, {}, last
+    for day in day_range(last + dt.timedelta(days=1), max(stale)) if stale else []:
+        blocked = _not_computable(day, root)
+        if blocked:  # one range per run: nothing past a day that cannot be computed
+            left = {d: [*r, f"cannot be recomputed in this run: {blocked}"] for d, r in stale.items() if d >= day}
+            break
+        end_day = day
+        if day in stale:
+            added[day] = stale[day]
+    plan = FeaturePlan(first, end_day, (first, last), added, left)
+    for day, reasons in added.items():
+        log.info("features ds=%s are stale, recomputed by this run: %s", day, "; ".join(reasons))
+    for day, reasons in left.items():
+        log.warning("features ds=%s are stale, left as they are: %s", day, "; ".join(reasons))
+    if added:
+        log.info("planned %s..%s: the requested %s..%s and %d stale day(s) after it (one range: the days between "
+                 "are recomputed too)", plan.first, plan.last, first, last, len(added))
+    return plan
+
+
+def plan_feature_days(
+    start: str | None, end: str | None, triggered_days: Iterable[str], root: Path | None = None
+) -> tuple[dt.date, dt.date]:
+    """``(first, last)`` of :func:`plan_features`: the requested range, extended with its stale dependants."""
+    plan = plan_features(start, end, triggered_days, root)
+    return plan.first, plan.last
+
+
+def inputs_file(day: str | dt.date, root: Path | None = None) -> Path:
+    """The lineage of a published feature day."""
+    return partition_dir("features", FEATURE_SET, day, root) / INPUTS_FILE
+
+
+def _read_lineage(path: Path) -> Lineage | None:
+    try:
+        recorded = json.loads(path.read_text())["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):  # absent, or not what publish writes
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def staleness(day: dt.date, recorded: Lineage | None, current: Lineage) -> list[str]:
+    """Why feature day ``day``, computed from the ``recorded`` input versions, is stale now: one
+    reason per raw partition whose version changed (published, republished or removed since)."""
+    if recorded is None:
+        return [f"features ds={day} have no lineage ({INPUTS_FILE}): computed before lineage was recorded, "
+                "or published without a plan"]
+    reasons = []
+    for dataset, versions in current.items():
+        was = recorded.get(dataset) if isinstance(recorded.get(dataset), dict) else {}
+        for ds, version in versions.items():
+            if ds not in was:
+                reasons.append(f"raw {dataset} ds={ds} is not in the lineage of features ds={day}")
+            elif was[ds] != version:
+                what = "removed" if version is None else "published" if was[ds] is None else "republished"
+                reasons.append(f"raw {dataset} ds={ds} {what} after features ds={day} were computed")
+    return reasons
+
+
+def stale_feature_days(last: dt.date, root: Path | None = None) -> dict[dt.date, list[str]]:
+    """The existing feature days in ``(last, last + DEPENDANT_DAYS]`` (those that read a raw day up
+    to ``last``) whose lineage differs from the current versions of their inputs, with the reasons."""
+    versions, stale = _Versions(root), {}
+    for day in day_range(last + dt.timedelta(days=1), last + dt.timedelta(days=DEPENDANT_DAYS)):
+        if not partition_file("features", FEATURE_SET, day, root).exists():
+            continue
+        reasons = staleness(day, _read_lineage(inputs_file(day, root)), versions.lineage(day))
+        if reasons:
+            stale[day] = reasons
+    return stale
+
+
+def planned_inputs_file(staging: Path) -> Path:
+    """Where the plan records the input versions of the run's days: beside the staging folder (the
+    Spark job overwrites the folder itself), like the publish receipt."""
+    return staging.parent / f"{staging.name}.inputs.json"
+
+
+def record_planned_inputs(staging: Path, first: dt.date, last: dt.date, root: Path | None = None) -> Path:
+    """Record, per day of ``first..last``, the current version of every raw partition it reads
+    (absent ones as null), before Spark reads them; :func:`publish_staged_features` puts each day's
+    record beside its data."""
+    versions = _Versions(root)
+    record = {"planned_at": dt.datetime.now(dt.UTC).isoformat(),
+              "days": {d.isoformat(): versions.lineage(d) for d in day_range(first, last)}}
+    return _write_json_atomic(planned_inputs_file(staging), record)
+
+
+def _write_json_atomic(dest: Path, content: dict[str, Any]) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
 
 
 def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.date,
                             root: Path | None = None) -> dict[str, Any]:
     """Put each staged day in place as ``features/baseline/ds=<day>/data.parquet`` (one atomic rename
-    each), then delete the staging folder. The staged files stay until every day is in place, so a
-    publish killed halfway is retried from the same staging, and the retry equals an undisturbed run."""
+    each), then its lineage as ``_inputs.json`` beside it (from the plan's record, see
+    :func:`record_planned_inputs`; a day without one loses any old lineage first, so it counts as
+    stale), then delete the staging folder. The staged files stay until every day is in place, so a
+    publish killed halfway is retried from the same staging, and the retry equals an undisturbed run.
+    A publish killed between a day's data and its lineage leaves the older lineage, which can only
+    make the day look stale, never fresh."""
     root = root or data_root()
     if (done := published_before(staging)) is not None:  # a retry after the task died at its very end
         log.info("feature partitions %s..%s were published by an earlier try", start, end)
@@ -71,8 +252,15 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
     missing = [day.isoformat() for day, file in staged.items() if not file.exists()]
     if missing:  # check every day before moving any: no partial publication
         raise RuntimeError(f"no staged feature file for {', '.join('ds=' + d for d in missing)} in {staging}")
+    planned = _planned_lineage(staging)
     for day, file in staged.items():
+        lineage = planned["days"].get(day.isoformat()) if planned else None
+        if lineage is None:
+            inputs_file(day, root).unlink(missing_ok=True)
         publish_copy(file, partition_file("features", FEATURE_SET, day, root))
+        if lineage is not None:
+            _write_json_atomic(inputs_file(day, root), {"feature_set": FEATURE_SET, "ds": day.isoformat(),
+                                                        "planned_at": planned["planned_at"], "inputs": lineage})
         failpoint("features.publish.partition")
     failpoint("features.publish.done")
     published = [day.isoformat() for day in staged]
@@ -80,3 +268,12 @@ def publish_staged_features(staging: Path, start: str | dt.date, end: str | dt.d
     finish_staging(staging, result)
     log.info("published %d feature partitions %s..%s", len(published), published[0], published[-1])
     return result
+
+
+def _planned_lineage(staging: Path) -> dict[str, Any] | None:
+    path = planned_inputs_file(staging)
+    if not path.exists():
+        log.warning("no input versions recorded for %s (%s): the days are published without lineage and count "
+                    "as stale", staging, path)
+        return None
+    return json.loads(path.read_text())

@@ -81,3 +81,26 @@ def test_publish_refuses_an_incomplete_staging(data_root):
     with pytest.raises(RuntimeError, match=f"ds={D + dt.timedelta(days=1)}"):
         publish_staged_features(staging, D, D + dt.timedelta(days=1))
     assert not partition_file("features", "baseline", D, data_root).exists()  # nothing half-published
+
+
+def test_stale_days_after_the_range_join_it_as_one_range(data_root):
+    from include.features.pipeline import plan_features, record_planned_inputs
+    from include.storage import day_range, staging_dir
+
+    days = day_range(D - dt.timedelta(days=40), D + dt.timedelta(days=4))
+    _raw(data_root, *days)
+    staging = staging_dir("before", "features", root=data_root)  # features D+1..D+4, with their lineage
+    record_planned_inputs(staging, days[-4], days[-1], data_root)
+    for day in days[-4:]:
+        write_parquet_atomic(pd.DataFrame({"x": [1]}), staging / f"ds={day}" / "part-0.parquet")
+    publish_staged_features(staging, days[-4], days[-1], data_root)
+    _raw(data_root, D + dt.timedelta(days=3))  # republished: read by D+3 and D+4, not by D+1 and D+2
+
+    plan = plan_features(str(D), None, [], data_root)
+    # build_features takes one range: D+1 and D+2 are fresh but lie between, so they are recomputed too
+    assert (plan.first, plan.last) == (D, D + dt.timedelta(days=4))
+    assert plan.summary() == {
+        "requested": [str(D), str(D)], "stale_left": {},
+        "stale": {str(D + dt.timedelta(days=n)): [
+            f"raw {source} ds={D + dt.timedelta(days=3)} republished after features ds={D + dt.timedelta(days=n)} "
+            "were computed" for source in ("transactions", "labels")] for n in (3, 4)}}
