@@ -226,22 +226,24 @@ def label_plausibility(day: dt.date, root: Path, expected_rows: int) -> dict[str
 
 
 def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Labels arriving on ``day`` label exactly the transactions of ``day - delay``."""
+    """Labels arriving on ``day`` label exactly the transactions of ``day - delay``.
+
+    Whatever the order the days are ingested in (a backfill may run newest first): a labels file with
+    rows whose transactions are not published waits for them (:class:`MissingInputError`, retried;
+    the file stays in landing/), it is never judged against a guess; an empty labels file with no
+    transactions published for its day is accepted as the start of history (no transactions, nothing
+    to label)."""
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
     labelled = partition_file("raw", "transactions", labelled_day, root)
     if not labelled.exists():
-        from include.validation.plausibility import load_plausibility
-
-        before = [labelled_day - dt.timedelta(days=i) for i in range(1, load_plausibility().recent_days + 1)]
-        if existing_partitions("raw", "transactions", before, root):
-            # not the start of history: that day's transactions were refused or never delivered. The
-            # labels cannot be judged (they were quarantined as bad data, "expected 0 rows"); a retry
-            # helps once the transactions are redelivered, and the labels file stays in landing/
+        delivered = _delivered_rows(landing_file("labels", day, root))
+        if delivered:  # the transactions of that day are late, refused or never delivered: wait for them
             raise MissingInputError(
-                f"raw_labels ds={day}: the labels arriving on {day} label the transactions of {labelled_day}, "
-                f"which were not published (no partition at {labelled}; earlier days were): redeliver "
-                f"landing/transactions for {labelled_day} and ingest it, then clear validate_labels")
-        # nothing published before either (start of history): expect an empty file
+                f"raw_labels ds={day}: the {delivered} labels arriving on {day} label the transactions of "
+                f"{labelled_day}, which were not published (no partition at {labelled}; late, refused, or not yet "
+                f"ingested in a backfill): redeliver landing/transactions for {labelled_day} if it was refused, "
+                "ingest it, then clear validate_labels (the labels file stays in landing/)")
+        # an empty file (the start of history), or one the checkpoint will refuse as unreadable
         return {"expected_rows": 0, "first_transaction_id": 0, "last_transaction_id": 0,
                 **label_plausibility(day, root, 0)}
     labelled_profile = transactions_profile(labelled)  # cached: the plausibility bounds read it too
