@@ -239,21 +239,32 @@ def set_alias(name: str, alias: str, version: str) -> None:
     tracking.client().set_registered_model_alias(name, alias, version)
 
 
-def promote(name: str, version: str) -> dict[str, str | None]:
-    """Make ``version`` the champion; the champion it replaces becomes previous_champion."""
+def promote(name: str, version: str, as_of: dt.date | None = None) -> dict[str, str | None]:
+    """Make ``version`` the champion; the champion it replaces becomes previous_champion. With
+    ``as_of`` (the training run's day), the version is then tagged ``promoted_as_of`` and
+    ``promoted_at`` (:func:`champion_history`): after the alias moved, so that the tags never claim a
+    promotion the alias did not make, and once (a rerun keeps the time of the first promotion)."""
     current = alias_version(name, CHAMPION)
     if current is not None and str(current.version) == str(version):
-        return {"champion": str(version), "previous_champion": _version(alias_version(name, PREVIOUS))}
-    if current is not None:
-        set_alias(name, PREVIOUS, str(current.version))
-    set_alias(name, CHAMPION, str(version))
-    log.info("%s: champion %s -> %s", name, _version(current), version)
-    return {"champion": str(version), "previous_champion": _version(current)}
+        aliases = {"champion": str(version), "previous_champion": _version(alias_version(name, PREVIOUS))}
+    else:
+        if current is not None:
+            set_alias(name, PREVIOUS, str(current.version))
+        set_alias(name, CHAMPION, str(version))
+        log.info("%s: champion %s -> %s", name, _version(current), version)
+        aliases = {"champion": str(version), "previous_champion": _version(current)}
+    if as_of is not None:
+        c = tracking.client()
+        if (c.get_model_version(name, str(version)).tags or {}).get("promoted_as_of") != as_of.isoformat():
+            c.set_model_version_tag(name, str(version), "promoted_at", dt.datetime.now(dt.UTC).isoformat())
+            c.set_model_version_tag(name, str(version), "promoted_as_of", as_of.isoformat())
+    return aliases
 
 
 def rollback(name: str, day: dt.date | None = None) -> dict[str, str | None]:
-    """Champion back to previous_champion, at once: the rolled-back version is tagged ``rolled_back``,
-    loses the alias and is withdrawn (tonight's scoring and any rescore of the days it scored use the
+    """Champion back to previous_champion, at once: the rolled-back version is tagged ``rolled_back``
+    (the time), ``rolled_back_as_of`` (the day) and ``rolled_back_to`` (the restored version), loses the
+    alias and is withdrawn (tonight's scoring and any rescore of the days it scored use the
     restored version: include.warehouse.champion_timeline). ``rescore_from`` is the first day the
     withdrawn version scored (None when the promotions table does not say): rescore the days already
     scored from there on with the scoring DAG's ``start``/``end`` params. A previous_champion whose
@@ -273,18 +284,70 @@ def rollback(name: str, day: dt.date | None = None) -> dict[str, str | None]:
     usable_version(name, str(previous.version), why="previous_champion, the version to roll back to")
     c = tracking.client()
     now = dt.datetime.now(dt.UTC)
+    day = day or now.date()
     scored = [e["from"] for e in warehouse.champion_timeline(name) if e["version"] == str(current.version)]
     set_alias(name, CHAMPION, str(previous.version))
     c.delete_registered_model_alias(name, PREVIOUS)
-    c.set_model_version_tag(name, str(current.version), "rolled_back", now.isoformat())
+    # the registry keeps the rollback (champion_history): the warehouse row below is a copy of it
+    for key, value in (("rolled_back_as_of", day.isoformat()), ("rolled_back_to", str(previous.version)),
+                       ("rolled_back", now.isoformat())):
+        c.set_model_version_tag(name, str(current.version), key, value)
     warehouse.record_decision({
-        "model_name": name, "as_of": day or now.date(), "challenger_version": str(previous.version),
+        "model_name": name, "as_of": day, "challenger_version": str(previous.version),
         "challenger_run_id": previous.run_id or "", "champion_version": str(current.version),
         "decision": "rollback", "promoted": True, "reason": f"manual rollback from version {current.version}",
         "primary_metric": "", "decided_at": now, "promoted_at": now,
     })
     return {"champion": str(previous.version), "rolled_back": str(current.version),
             "rescore_from": min(scored).isoformat() if scored else None}
+
+
+REBUILT = "rebuilt from the registry tags"
+
+
+def champion_history(name: str) -> list[dict[str, Any]]:
+    """The promotions and rollbacks of ``name`` as the registry records them, rebuilt from the
+    model-version tags promote and rollback write, as rows of the warehouse ``promotions`` table
+    (without ``id``), oldest first: the source of truth of the champion-of-the-day history when the
+    warehouse is lost or restored from an older copy (include.warehouse.reconcile_promotions).
+
+    A version keeps its latest promotion and its latest rollback: a version promoted again was rolled
+    back in between, and that rollback withdrew the earlier promotion's days anyway. An event whose
+    tags do not parse is left out, with a warning naming the version and the tag."""
+    rows = []
+    for mv in tracking.client().search_model_versions(f"name = '{name}'"):
+        tags, version = mv.tags or {}, str(mv.version)
+        try:
+            if "promoted_as_of" in tags:
+                at = as_utc(tags["promoted_at"])
+                champion = tags.get("gate_champion_version")
+                rows.append({
+                    "model_name": name, "as_of": dt.date.fromisoformat(tags["promoted_as_of"]),
+                    "challenger_version": version, "challenger_run_id": mv.run_id or "",
+                    "champion_version": None if champion in (None, "None", "") else champion,
+                    "decision": "promote", "promoted": True,
+                    "reason": f"{tags.get('gate_reason', 'promoted')} ({REBUILT})", "primary_metric": "",
+                    "decided_at": as_utc(tags["gate_decided_at"]) if "gate_decided_at" in tags else at,
+                    "promoted_at": at})
+            if "rolled_back_as_of" in tags:
+                at = as_utc(tags["rolled_back"])
+                rows.append({
+                    "model_name": name, "as_of": dt.date.fromisoformat(tags["rolled_back_as_of"]),
+                    "challenger_version": tags["rolled_back_to"], "challenger_run_id": "",
+                    "champion_version": version, "decision": "rollback", "promoted": True,
+                    "reason": f"manual rollback from version {version} ({REBUILT})", "primary_metric": "",
+                    "decided_at": at, "promoted_at": at})
+        except (KeyError, ValueError) as exc:
+            log.warning("%s version %s: a promotion or rollback tag is missing or not a date/time (%s: %s); "
+                        "that event is left out of the champion history", name, version, type(exc).__name__, exc)
+    return sorted(rows, key=lambda r: r["promoted_at"])
+
+
+def as_utc(value: str | dt.datetime) -> dt.datetime:
+    """A stored time (an ISO text, or a datetime as SQLite returns it) as an aware UTC datetime; a
+    naive one is taken as UTC, the zone every stored time is written in."""
+    at = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return at.astimezone(dt.UTC) if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def describe(name: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ without its credentials. Statements always use bound parameters.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +39,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from include.config import warehouse_url
 from include.faults import failpoint
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -220,6 +223,50 @@ def promotion_history(model_name: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def reconcile_promotions(model_name: str) -> list[dict[str, Any]]:
+    """Insert the promotions and rollbacks the registry records (include.registry.champion_history)
+    and the ``promotions`` table lacks (a warehouse lost, or restored from an older copy), in one
+    transaction, with a WARNING naming each; a decision row still marked not promoted whose promotion
+    the registry records is marked (the time from the registry). Returns the rows rebuilt; none when
+    the table already agrees with the registry. The registry unreachable raises its own error."""
+    from include import registry
+
+    events = registry.champion_history(model_name)
+    if not events:
+        return []
+    rebuilt = []
+    with engine().begin() as conn:
+        _lock(conn, "promotions", model_name)
+        rows = conn.execute(select(promotions).where(promotions.c.model_name == model_name)).mappings().all()
+        for event in events:
+            same = [r for r in rows if r["decision"] == event["decision"] and _day(r["as_of"]) == event["as_of"]
+                    and str(r["challenger_version"]) == event["challenger_version"]
+                    and (event["decision"] == "promote" or str(r["champion_version"]) == event["champion_version"])]
+            if any(r["promoted"] for r in same):
+                continue
+            if same:  # the decision is there, its promotion is not: the copy predates the alias move
+                conn.execute(update(promotions).where(promotions.c.id == same[0]["id"])
+                             .values(promoted=True, promoted_at=event["promoted_at"]))
+            else:
+                if event["decision"] == "promote":  # the registry's decision replaces the day's other one
+                    conn.execute(delete(promotions).where(promotions.c.model_name == model_name,
+                                                          promotions.c.as_of == event["as_of"],
+                                                          promotions.c.decision != "rollback"))
+                conn.execute(promotions.insert().values(**event))
+            rebuilt.append(event)
+    if rebuilt:
+        log.warning("promotions of %s: the warehouse lacked %d event(s) the registry records; %s: %s", model_name,
+                    len(rebuilt), registry.REBUILT, "; ".join(
+                        f"{e['decision']} as of {e['as_of']} (version {e['challenger_version']}"
+                        + (f", from version {e['champion_version']})" if e["decision"] == "rollback" else ")")
+                        for e in rebuilt))
+    return rebuilt
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
 def champion_timeline(model_name: str) -> list[dict[str, Any]]:
     """Who scores which days, from the promotions table: ``{"from", "version", "recorded", "decision"}``
     per promotion or rollback, oldest recorded first, rollbacks applied (the runbook of the scoring DAG
@@ -234,7 +281,11 @@ def champion_timeline(model_name: str) -> list[dict[str, Any]]:
       until a promotion recorded after it (a training that decided on new evidence through the gate)
       takes over from its own day. The order is that of the alias moves (``promoted_at``), so the
       champion of the days to come is the registry's ``champion`` alias.
+
+    The registry is the source of truth of these events: what the table lacks of them is rebuilt
+    first (:func:`reconcile_promotions`), so a lost or older warehouse gives the same timeline.
     """
+    reconcile_promotions(model_name)
     with engine().connect() as conn:
         rows = conn.execute(select(promotions).where(promotions.c.model_name == model_name,
                                                      promotions.c.promoted.is_(True))).mappings().all()
@@ -269,7 +320,9 @@ def champion_version_on(model_name: str, day: dt.date, timeline: list[dict[str, 
 
 
 def first_promotion(model_name: str) -> dt.date | None:
-    """The as_of of the first promotion (or rollback) of ``model_name``; None without any."""
+    """The as_of of the first promotion (or rollback) of ``model_name``; None without any (the registry's
+    events the table lacks rebuilt first: :func:`reconcile_promotions`)."""
+    reconcile_promotions(model_name)
     with engine().connect() as conn:
         first = conn.execute(select(func.min(promotions.c.as_of)).where(
             promotions.c.model_name == model_name, promotions.c.promoted.is_(True))).scalar()
@@ -353,6 +406,15 @@ def replace_monitoring_day(day: dt.date, model_name: str, model_version: str, co
             conn.execute(alerts.insert(), [{**a, "ds": day, "model_name": model_name, "raised_at": now}
                                            for a in day_alerts])
         failpoint("monitoring.warehouse.before_commit")
+
+
+def training_triggered_days(model_name: str, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The days in [start, end] whose alerts on any version of ``model_name`` triggered training."""
+    with engine().connect() as conn:
+        days = conn.execute(select(alerts.c.ds).distinct().where(
+            alerts.c.model_name == model_name, alerts.c.triggered_training.is_(True),
+            alerts.c.ds.between(start, end))).scalars().all()
+    return sorted(map(_day, days))
 
 
 def training_triggered_since(model_name: str, since: dt.date, before: dt.date) -> dt.date | None:

@@ -7,6 +7,7 @@ Each returns a small JSON-able dict (the XCom) and is safe to rerun for the same
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -99,10 +100,15 @@ def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = 
     """Compare the challenger with the champion on the same window; record the decision.
 
     A rerun returns the recorded decision: once a challenger is promoted it *is* the champion, and
-    comparing it with itself would wrongly reverse the decision.
+    comparing it with itself would wrongly reverse the decision. The decision is recorded twice: the
+    challenger version's MLflow tags (``gate_*``) and the warehouse ``promotions`` row; when the
+    warehouse lacks the row (lost, or restored from an older copy) the tags are reused and the row
+    rebuilt from them, so a rerun never makes a second decision.
     """
     name, as_of = cfg.registered_model, as_date(challenger["as_of"])
     recorded = warehouse.decision_for(name, as_of)
+    if recorded is None:
+        recorded = _decision_from_tags(challenger, cfg)
     if recorded and recorded["challenger_version"] == challenger["version"]:
         log.info("decision for %s as_of=%s already recorded: %s", name, as_of, recorded["reason"])
         return _decision_xcom(recorded, challenger)
@@ -116,6 +122,30 @@ def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = 
     return _decision_xcom(warehouse.decision_for(name, as_of), challenger)
 
 
+def _decision_from_tags(challenger: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any] | None:
+    """The gate decision the challenger version's tags record (all of them written: ``gate_decided_at``
+    is the last), written back to the warehouse; None when the gate has not decided on it."""
+    name, version = cfg.registered_model, challenger["version"]
+    tags = tracking.client().get_model_version(name, version).tags or {}
+    if "gate_decided_at" not in tags:
+        return None
+    as_of = as_date(challenger["as_of"])
+    promoted = tags.get("promoted_as_of") == as_of.isoformat()
+    champion = tags.get("gate_champion_version")
+    warehouse.record_decision({
+        "model_name": name, "as_of": as_of, "challenger_version": version, "challenger_run_id": challenger["run_id"],
+        "champion_version": None if champion in (None, "None", "") else champion,
+        "decision": tags["gate_decision"], "promoted": promoted, "reason": tags["gate_reason"],
+        "primary_metric": cfg.metrics.primary, "challenger_value": challenger["metrics"].get(cfg.metrics.primary),
+        "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": None}),
+        "decided_at": registry.as_utc(tags["gate_decided_at"]),
+        "promoted_at": registry.as_utc(tags["promoted_at"]) if promoted else None})
+    log.warning("the warehouse had no gate decision for %s as_of=%s: reused the one the tags of version %s "
+                "record (%s: %s); no new decision is made", name, as_of, version, tags["gate_decision"],
+                tags["gate_reason"])
+    return warehouse.decision_for(name, as_of)
+
+
 def _record(decision: Decision, challenger: dict, champion, champion_metrics, cfg: TrainingConfig,
             dag_run_id: str) -> None:
     name = cfg.registered_model
@@ -126,6 +156,7 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         "primary_metric": decision.primary, "challenger_value": decision.challenger_value,
         "champion_value": decision.champion_value, "dag_run_id": dag_run_id,
         "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": champion_metrics}),
+        "decided_at": dt.datetime.now(dt.UTC),
     }
     c = tracking.client()
     gate_tags = {"gate_decision": row["decision"], "gate_reason": decision.reason,
@@ -135,6 +166,8 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         c.set_model_version_tag(name, challenger["version"], k, v)
     card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict())
     c.update_model_version(name, challenger["version"], description=card)
+    # the last tag: the decision is complete in the registry (a rerun after warehouse loss reuses it)
+    c.set_model_version_tag(name, challenger["version"], "gate_decided_at", row["decided_at"].isoformat())
     failpoint("gate.half_recorded")
     # the warehouse row last: a rerun reuses a recorded decision as it is, so it must not exist before
     # the MLflow tags and the model card it stands for
@@ -150,14 +183,53 @@ def _decision_xcom(row: dict[str, Any], challenger: dict[str, Any]) -> dict[str,
 
 
 def promote(decision: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any]:
-    """Move the champion alias to the approved challenger and mark the decision as carried out."""
+    """Move the champion alias to the approved challenger, tag the version (``promoted_at``,
+    ``promoted_as_of``: the registry's record of it) and mark the decision as carried out.
+
+    A decision is carried out once: one already carried out (the warehouse row, or the version's
+    tags, say so), or one for a version withdrawn by a rollback after the decision, is history, not
+    a command: nothing moves, and the result's ``unchanged`` says why (the operator skips). A
+    promotion interrupted after the alias moved (the row not yet marked) is completed."""
     if not decision["promote"]:
         raise ValueError(f"version {decision['version']} was not accepted by the gate: {decision['reason']}")
-    aliases = registry.promote(cfg.registered_model, decision["version"])
-    failpoint("promote.champion_set")
-    warehouse.mark_promoted(cfg.registered_model, as_date(decision["as_of"]), decision["version"])
+    name, as_of, version = cfg.registered_model, as_date(decision["as_of"]), str(decision["version"])
+    unchanged = replay_refusal(name, as_of, version)
+    if unchanged is not None:
+        log.warning("%s", unchanged)
+        aliases = {a: getattr(registry.alias_version(name, a), "version", None)
+                   for a in (registry.CHAMPION, registry.PREVIOUS)}
+        return {**decision, "unchanged": unchanged, **{a: v and str(v) for a, v in aliases.items()}}
+    aliases = registry.promote(name, version, as_of)
     tracking.client().set_tag(decision["run_id"], f"{tracking.TAG_PREFIX}promoted", "true")
-    return {**decision, "promoted": True, **aliases}
+    failpoint("promote.champion_set")
+    warehouse.mark_promoted(name, as_of, version)
+    return {**decision, "promoted": True, "unchanged": None, **aliases}
+
+
+def replay_refusal(name: str, as_of: dt.date, version: str) -> str | None:
+    """Why promoting ``version`` by the decision as of ``as_of`` must change nothing, or None when it
+    is to be carried out (or completed: the alias already moved, the row not marked yet)."""
+    recorded = warehouse.decision_for(name, as_of)
+    mv = tracking.client().get_model_version(name, version)
+    tags = mv.tags or {}
+    champion = registry.alias_version(name, registry.CHAMPION)
+    now_is = f"champion is now version {champion.version}" if champion is not None else "there is no champion now"
+    marked = recorded is not None and recorded["promoted"] and str(recorded["challenger_version"]) == version
+    if marked or tags.get("promoted_as_of") == as_of.isoformat():
+        at = (registry.as_utc(tags["promoted_at"]) if tags.get("promoted_as_of") == as_of.isoformat()
+              else registry.as_utc(recorded["promoted_at"] or recorded["decided_at"]))
+        if not marked and champion is not None and str(champion.version) == version:
+            return None  # interrupted after the alias moved: complete it
+        return (f"the promotion of version {version} as of {as_of} was carried out at "
+                f"{at:%Y-%m-%d %H:%M:%S} UTC; a rerun changes nothing ({now_is})")
+    if "rolled_back" in tags:
+        withdrawn = registry.as_utc(tags["rolled_back"])
+        decided = None if recorded is None else registry.as_utc(recorded["decided_at"])
+        if decided is None or decided <= withdrawn:
+            return (f"version {version} was withdrawn by a rollback at {withdrawn:%Y-%m-%d %H:%M:%S} UTC, after "
+                    f"the decision as of {as_of} to promote it; a rollback stands until a new training decides "
+                    f"otherwise: nothing changes ({now_is})")
+    return None
 
 
 def leaderboard(as_of: str, cfg: TrainingConfig) -> list[dict[str, Any]]:
