@@ -3,7 +3,8 @@ reference distributions stored with the model version that scored the day, and p
 labels that arrive that day (the transactions of day - 7), against the version's evaluation figures.
 
 The verdict (alert or not, and whether it triggers training) is deduplicated per registered model:
-one drift episode triggers one retraining within ``cooldown_days``, whichever version raised it. A
+one drift episode triggers one retraining within ``cooldown_days`` (on either side of its first day,
+whatever order the days are monitored or rerun in), whichever version raised it. A
 model retrained on the alert cannot have seen the drifted days yet (their labels arrive 7 days
 later), so its reference is pre-drift too and it keeps alerting; deduplicating per version would
 retrain every night of the episode.
@@ -119,20 +120,73 @@ def drift_alerts(results: list[dict[str, Any]], cfg: MonitoringConfig) -> list[d
 
 
 def record_day(day: dt.date, name: str, version: str, results: list[dict[str, Any]], alerts: list[dict[str, Any]],
-               cfg: MonitoringConfig) -> dict[str, Any]:
-    """Decide whether the day's alerts trigger training (once per episode of ``cooldown_days``, any
-    version), then replace the day's drift rows and alerts in one transaction. Returns the verdict's
-    report fields (``triggers_training``, ``deduplicated_by``)."""
+               cfg: MonitoringConfig, root: Path | None = None,
+               reports: tuple[str, str] = REPORTS) -> dict[str, Any]:
+    """Decide whether the day's alerts trigger training (once per episode, any version), then
+    replace the day's drift rows and alerts in one transaction. Returns the verdict's report fields:
+    ``triggers_training`` (this run starts an episode: emit drift_alert), ``started_episode`` (the
+    day started one, in this run or an earlier one: kept on rerun) and ``deduplicated_by``.
+
+    An episode started on a day within ``cooldown_days`` on either side of ``day``, or on ``day``
+    itself by an earlier run, deduplicates: a rerun of a day, or of an earlier day after a later one
+    triggered, never starts a second retraining. The episodes are read from the warehouse alerts and
+    from the lake's reports (:func:`episodes_started`), which survive a lost warehouse."""
     from include import warehouse
 
-    since = day - dt.timedelta(days=cfg.cooldown_days)
-    already = warehouse.training_triggered_since(name, since, day) if alerts else None
-    trigger = bool(alerts) and already is None
+    # read even without alerts today: a rerun of a day that started an episode keeps that fact
+    started = episodes_started(day, name, cfg.cooldown_days, root, reports)
+    here = day in started
+    others = [d for d in started if d != day]
+    trigger = bool(alerts) and not started
     for a in alerts:
-        a.update(model_version=version, triggered_training=trigger)
+        a.update(model_version=version, triggered_training=trigger or here)
     warehouse.replace_monitoring_day(day, name, version, results, alerts)
-    return {"triggers_training": trigger,
-            "deduplicated_by": None if already is None else f"training already triggered on {already}"}
+    if here:
+        by = f"training already triggered for ds={day} by an earlier run"
+    elif others and alerts:
+        by = f"training already triggered for ds={min(others, key=lambda d: (abs((d - day).days), d))}"
+    else:
+        by = None
+    return {"triggers_training": trigger, "started_episode": trigger or here, "deduplicated_by": by}
+
+
+def episodes_started(day: dt.date, name: str, cooldown_days: int, root: Path | None = None,
+                     reports: tuple[str, str] = REPORTS) -> list[dt.date]:
+    """The days within ``cooldown_days`` of ``day`` (either side, ``day`` included) on which a drift
+    episode of ``name`` started: alerts rows that triggered training, or a report that says so
+    (``started_episode``, or ``triggers_training`` in a report written before that field). The
+    reports are the lake's record: a warehouse lost or restored from an older copy re-triggers none."""
+    from include import warehouse
+
+    first, last = day - dt.timedelta(days=cooldown_days), day + dt.timedelta(days=cooldown_days)
+    found = set(warehouse.training_triggered_days(name, first, last))
+    root = root or data_root()
+    for d in (first + dt.timedelta(days=i) for i in range(2 * cooldown_days + 1)):
+        path = partition_dir(*reports, d.isoformat(), root) / "report.json"
+        if d in found or not path.exists():
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except ValueError as exc:
+            log.warning("drift report %s is not JSON (%s): not read for the drift episodes", path, exc)
+            continue
+        if report.get("model_name") == name and report.get("started_episode", report.get("triggers_training")):
+            found.add(d)
+    return sorted(found)
+
+
+def before_first_champion(days: list[str], name: str, root: Path | None = None) -> list[str]:
+    """The days of ``days`` that have no predictions because no model was champion then: before the
+    first promotion's day + 1 (include.warehouse.first_promotion, rebuilt from the registry when the
+    warehouse lacks it). Nothing to monitor on them: the run skips them instead of waiting for scoring."""
+    from include import warehouse
+
+    root = root or data_root()
+    missing = [d for d in days if not partition_file("predictions", "fraud", d, root).exists()]
+    if not missing:
+        return []
+    first = warehouse.first_promotion(name)
+    return [] if first is None else [d for d in missing if as_date(d) <= first]
 
 
 def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path | None = None) -> dict[str, Any]:
@@ -159,7 +213,7 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     alerts = drift_alerts(results, cfg)
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
-    verdict = record_day(day, name, version, results, alerts, cfg)
+    verdict = record_day(day, name, version, results, alerts, cfg, root)
     # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
     # written from the same values after it, so a crash in between leaves the old report until the rerun
     failpoint("monitoring.report.pending")
@@ -171,7 +225,7 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
              verdict["triggers_training"])
     return {"ds": day.isoformat(), "model_version": version, "drifted": drifted,
             "alerts": [a["message"] for a in alerts], "triggers_training": verdict["triggers_training"],
-            "report": str(paths[1])}
+            "deduplicated_by": verdict["deduplicated_by"], "report": str(paths[1])}
 
 
 def write_report(report: dict[str, Any], root: Path, reports: tuple[str, str] = REPORTS) -> tuple[Path, Path]:

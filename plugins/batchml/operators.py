@@ -10,7 +10,7 @@ what a failure means:
 |---|---|---|
 | ``AirflowFailException`` | bad data (a failed check, predictions mixing model versions), bad parameters (no days, an unknown dataset, a malformed decision), or a spark-submit job that exited with a code of ``include.spark.NO_RETRY_EXIT_CODES`` (bad data, bad configuration or registry state, reported on a ``BATCHML-ERROR`` line) | no: a retry cannot fix it |
 | ``AirflowException`` / the library's error | an input not there yet, a database, registry or Spark cluster not reachable | yes, with the task's backoff |
-| ``AirflowSkipException`` | ``ModelPromotionOperator`` given a decision the gate rejected | no: nothing to promote |
+| ``AirflowSkipException`` | ``ModelPromotionOperator`` given a decision the gate rejected, or one already carried out (a rerun); ``DriftCheckOperator`` given days not over yet (UTC) or before the first champion | no: nothing to do |
 
 Each operator also pushes what its operator extra link needs (:mod:`batchml.links`).
 """
@@ -167,7 +167,9 @@ class DriftCheckOperator(BaseOperator):
     ``start``/``end`` params, or the day ranges of the Asset events that triggered it. Each day
     writes its ``drift_metrics`` and ``alerts`` rows and ``reports/drift/ds=<day>/report.{json,html}``.
 
-    Alerts are results, not failures: the task succeeds and returns them. It fails without retry
+    Alerts are results, not failures: the task succeeds and returns them. Days not over yet (UTC),
+    and days before the first champion (no model scored them), are nothing to do: they are left out
+    with a warning, and the task is skipped with the reason when no day is left. It fails without retry
     when the run names no valid day, the monitoring configuration is invalid, or a day's
     predictions mix model versions (rescore the day); a missing predictions or features partition
     is retried (scoring may be late). The ``Drift report`` link opens the alerting day's report.
@@ -199,8 +201,8 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from include.config import ConfigError
         from include.drift.config import load_monitoring_config
-        from include.drift.monitor import monitor_day
-        from include.run_days import days_to_process
+        from include.drift.monitor import before_first_champion, monitor_day
+        from include.run_days import NothingToDo, check_not_future, days_to_process
         from include.storage import MissingInputError
         from include.training.config import load_training_config
 
@@ -209,10 +211,21 @@ class DriftCheckOperator(BaseOperator):
                 days = days_to_process(context.get("params"), context.get("triggering_asset_events"), "monitor")
             else:
                 days = _days(self.days)
+            check_not_future(days, "monitor")
             cfg = load_monitoring_config(self.config_path or None)
             name = self.registered_model or load_training_config().registered_model
+        except NothingToDo as exc:  # days not over yet: a skip with the reason, not a red run
+            raise AirflowSkipException(str(exc)) from None
         except (ValueError, ConfigError, FileNotFoundError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix the run's parameters
+        unscored = before_first_champion(days, name)
+        if unscored:
+            reason = (f"nothing to monitor on {len(unscored)} day(s) {unscored[0]}..{unscored[-1]}: they lie before "
+                      f"the first champion of {name!r}, so no model scored them")
+            days = [d for d in days if d not in unscored]
+            if not days:
+                raise AirflowSkipException(f"{reason}; the run is skipped, not failed")
+            self.log.warning("%s; monitoring the other %d day(s)", reason, len(days))
         results: list[dict[str, Any]] = []
         try:
             for day in days:
@@ -237,8 +250,10 @@ class ModelPromotionOperator(BaseOperator):
 
     Policy: a decision the gate rejected is skipped (AirflowSkipException: nothing to promote, the
     champion stays); a malformed decision, or one for another registered model than the training
-    configuration's, fails without retry; a registry or warehouse error is retried. Promotion is
-    idempotent: a rerun finds the alias already moved. Each Asset in ``outlets`` gets the event
+    configuration's, fails without retry; a registry or warehouse error is retried. A decision is
+    carried out once: a rerun or clear of a decision already carried out, or of one whose version a
+    rollback withdrew since, is skipped with the reason (no alias moves, no Asset event), so a rerun
+    never undoes a rollback; one interrupted after the alias moved is completed. Each Asset in ``outlets`` gets the event
     extra ``{"version", "as_of"}``. The ``MLflow`` link opens the new champion's version page.
 
     :param decision: the gate's decision (the ``gate`` task's XCom): ``promote``, ``version``,
@@ -283,6 +298,8 @@ class ModelPromotionOperator(BaseOperator):
             raise AirflowFailException(f"decision is for {decision['registered_model']!r}, the training "
                                        f"configuration registers {cfg.registered_model!r}")
         result = promote(decision, cfg)
+        if result.get("unchanged"):  # a decision already carried out, or a withdrawn version: history
+            raise AirflowSkipException(result["unchanged"])
         context["ti"].xcom_push(key=MLFLOW_XCOM, value={"model": cfg.registered_model, "version": result["champion"],
                                                        "run_id": decision["run_id"]})
         for outlet in self.outlets:
