@@ -66,12 +66,12 @@ SPARK_CONN = "spark_default"
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
     import json
 
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from batchml.connections import require_connection
 
     from include.config import ConfigError
     from include.registry import RegistryStateError
-    from include.run_days import days_to_process
+    from include.run_days import NothingToDo, check_not_future, days_to_process
     from include.scoring import FeatureInputError, plan_scoring
     from include.storage import staging_dir
     from include.training.config import load_training_config
@@ -82,8 +82,11 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
     try:
+        check_not_future(days, "score")  # a day not over yet (UTC) has no complete features
         cfg = load_training_config()
         plans = plan_scoring(days, cfg.registered_model, experiment=cfg.experiment)
+    except NothingToDo as exc:  # a future day, or every day before the first champion: skipped, not red
+        raise AirflowSkipException(str(exc)) from None
     except (RegistryStateError, FeatureInputError, ConfigError) as exc:
         # no champion or one that cannot be used, a feature partition that must not be scored, an
         # invalid training.yaml: retries cannot help. A missing partition or an unreachable registry

@@ -59,8 +59,9 @@ def _config():
 
 @task(multiple_outputs=True)
 def prepare(params: dict | None = None, triggering_asset_events=None, logical_date=None) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from include.run_days import NothingToDo, check_not_future
     from include.storage import MissingInputError
     from include.training.dataset import TrainingDataError
     from include.training.pipeline import prepare as prepare_training
@@ -72,6 +73,10 @@ def prepare(params: dict | None = None, triggering_asset_events=None, logical_da
         as_of = resolve_as_of((params or {}).get("as_of"), triggered, logical_date)
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # no or malformed as_of: a retry cannot help
+    try:
+        check_not_future([as_of], "train as of")  # what is known by as_of is not known before it ends
+    except NothingToDo as exc:
+        raise AirflowSkipException(str(exc)) from None  # skipped, not red: no run, version or decision
     try:
         return prepare_training(as_of, _config(), models=(params or {}).get("models") or None)
     except (TrainingDataError, ValueError) as exc:

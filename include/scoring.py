@@ -48,7 +48,12 @@ PREDICTION_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_
 
 
 class BeforeFirstChampion(Exception):
-    """The day lies before the first promotion: no model was champion then."""
+    """The day lies before the first promotion: no model was champion then (``first``: the as_of of
+    the first promotion)."""
+
+    def __init__(self, message: str, first: dt.date) -> None:
+        super().__init__(message)
+        self.first = first
 
 
 class StagedPredictionsMissing(RuntimeError):
@@ -97,7 +102,7 @@ def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
     source, why = "promotions", f"champion of ds={day} by the warehouse promotions table"
     if version is None and (first := warehouse.first_promotion(name)) is not None:
         raise BeforeFirstChampion(f"no model was champion on ds={day}: the first promotion of {name!r} was made "
-                                  f"as of {first} and scores from the day after")
+                                  f"as of {first} and scores from the day after", first)
     if version is None:
         champion = registry.alias_version(name, registry.CHAMPION)
         if champion is None:
@@ -198,15 +203,17 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     (:func:`model_for_day`, :func:`check_features`; ``experiment``: the training experiment the
     model's run must come from).
 
-    Days before the first promotion had no champion and are left unscored (logged): the features of a
-    history load reach scoring too, the first time it runs. NoChampionError when no day is left. The
-    order of the checks: every partition is there (else retried: features may be late), then the
-    model of each day, then each partition's content."""
+    Days before the first promotion had no champion and are left unscored (logged), never scored by
+    today's champion: the features of a history load reach scoring too, the first time it runs.
+    include.run_days.NothingToDo (a skip, not a failure) when every day lies before the first
+    promotion; NoChampionError (a failure) only when there is no champion at all (no promotion and
+    no alias). The order of the checks: every partition is there (else retried: features may be
+    late), then the model of each day, then each partition's content."""
     from include import warehouse
     from include.features.baseline import MODEL_INPUTS
-    from include.registry import NoChampionError
+    from include.run_days import NothingToDo
 
-    plans, unscored, checked = [], [], {}
+    plans, unscored, checked, first = [], [], {}, None
     for day in map(as_date, days):
         features = partition_file("features", "baseline", day, root)
         if not features.exists():
@@ -215,17 +222,19 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     for day in map(as_date, days):
         try:
             model = model_for_day(registered_model, day, experiment, checked, MODEL_INPUTS, timeline)
-        except BeforeFirstChampion:
+        except BeforeFirstChampion as exc:
             unscored.append(day)
+            first = exc.first
             continue
         check_features(day, root)
         plans.append({"ds": day.isoformat(), "features": str(partition_file("features", "baseline", day, root)),
                       "model": model.as_dict()})
     if unscored:
         log.info("not scored, no champion then: %d day(s) %s..%s", len(unscored), unscored[0], unscored[-1])
-    if not plans:
-        raise NoChampionError(f"no model was champion on any of {days[0]}..{days[-1]}: the first promotion of "
-                              f"{registered_model!r} came later")
+    if not plans:  # every day before the first promotion (no champion at all raised NoChampionError above)
+        span = str(unscored[0]) + (f"..{unscored[-1]}" if len(unscored) > 1 else "")
+        raise NothingToDo(f"no model was champion on ds={span}: the first promotion of {registered_model!r} was "
+                          f"as of {first} (it scores from the day after); these days stay unscored")
     return plans
 
 
