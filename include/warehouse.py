@@ -1,6 +1,12 @@
 """The warehouse: small relational tables the pipelines write through SQLAlchemy (SQLite by
 default, PostgreSQL in production; the URL comes from include.config.warehouse_url).
 
+It is a serving copy (docs/operations.md): the lake and the registry are the sources of truth of
+what it holds, except the data-quality rows and the task-failure alerts, which live only here. A
+lost warehouse, or one restored from an older copy, is rebuilt from them:
+
+    python -m include.warehouse rebuild      # predictions, drift, drift alerts, promotions
+
 Every write replaces the rows of its key in one transaction (delete + insert), so a rerun never
 duplicates rows; on PostgreSQL the transaction first takes an advisory lock on its key, so that two
 runs replacing the same key at once queue instead of colliding (under READ COMMITTED the second
@@ -516,3 +522,74 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
     with engine().begin() as conn:
         conn.execute(alerts.insert().values(ds=day, model_name=dag_id, model_version="", kind=kind, message=message,
                                             triggered_training=False, raised_at=dt.datetime.now(dt.UTC)))
+
+
+def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "fraud"),
+            reports: tuple[str, str] = ("reports", "drift")) -> dict[str, Any]:
+    """Reload what the lake and the registry hold, day by day, each day replaced in one transaction
+    (a rerun of the rebuild changes nothing): ``predictions`` and ``prediction_days`` from the
+    prediction partitions, ``drift_metrics`` and the drift / performance ``alerts`` from the drift
+    reports (``reports/drift/ds=*/report.json``, the alert that started an episode kept as such), and
+    the ``promotions`` of every registered model from the registry's tags (:func:`reconcile_promotions`).
+    Data-quality rows and task-failure alerts have no other copy and are left as they are. Returns
+    the days and events reloaded, and the files that could not be (each also a WARNING)."""
+    import json
+
+    import pandas as pd
+
+    from include import registry
+    from include.config import data_root
+
+    root = root or data_root()
+    scored, failed = [], []
+    for path in sorted((root / predictions_dataset[0] / predictions_dataset[1]).glob("ds=*/data.parquet")):
+        try:
+            replace_predictions(dt.date.fromisoformat(path.parent.name[3:]), pd.read_parquet(path))
+        except (ValueError, KeyError, AttributeError, OSError) as exc:  # not a predictions file as scoring writes it
+            log.warning("predictions partition %s cannot be reloaded (%s: %s): its day keeps the rows it has",
+                        path, type(exc).__name__, exc)
+            failed.append(str(path))
+            continue
+        scored.append(path.parent.name[3:])
+    monitored = []
+    for path in sorted((root / reports[0] / reports[1]).glob("ds=*/report.json")):
+        try:
+            report = json.loads(path.read_text())
+            columns = [{k: c[k] for k in DRIFT_FIELDS} for c in report["columns"]]
+            day_alerts = [{"kind": a["kind"], "message": a["message"], "model_version": report["model_version"],
+                           "triggered_training": bool(a.get("triggered_training", report.get("started_episode")))}
+                          for a in report["alerts"]]
+            replace_monitoring_day(dt.date.fromisoformat(report["ds"]), report["model_name"],
+                                   str(report["model_version"]), columns, day_alerts)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("drift report %s cannot be reloaded (%s: %s): its day keeps the rows it has",
+                        path, type(exc).__name__, exc)
+            failed.append(str(path))
+            continue
+        monitored.append(report["ds"])
+    rebuilt = {name: len(reconcile_promotions(name)) for name in registry.known_models()}
+    return {"predictions_days": scored, "monitoring_days": monitored, "promotions_rebuilt": rebuilt,
+            "not_reloaded": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rebuild``: the JSON summary on stdout; a failure is one line on stderr, exit 1."""
+    import argparse
+    import json
+    import sys
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["rebuild"])
+    p.parse_args(argv)
+    try:
+        result = rebuild()
+    except Exception as exc:  # the registry or the warehouse unreachable: one line, no traceback
+        print(f"error: the warehouse rebuild failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -131,3 +131,40 @@ def test_an_old_drift_episode_is_not_triggered_again_after_warehouse_loss(drifte
     assert _report(drifted_days, MONITORED[0])["started_episode"] is True
     assert [a["ds"] for a in warehouse.alerts_between(MONITORED[0], MONITORED[2]) if a["triggered_training"]] \
         == [MONITORED[0]]
+
+
+def _without(rows: list[dict], *keys: str) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in keys} for r in rows]
+
+
+def test_the_warehouse_rebuild_reloads_predictions_and_promotions(scoring_world, three_champions, capsys):  # noqa: F811
+    from tests.scoring_registry import publish_scored, warehouse_predictions
+
+    for day, version in ((D1, "1"), (D2, "2"), (D3, "3")):
+        publish_scored(scoring_world.root, day, scoring_world.features[day], version, three_champions)
+    registry.rollback(NAME, day=TONIGHT)
+    predictions, days = warehouse_predictions(), warehouse.prediction_days_between(D1, TONIGHT)
+    champions = _champions()
+
+    _lose_warehouse(scoring_world.root)
+    assert warehouse.main(["rebuild"]) == 0
+    summary = capsys.readouterr().out
+    assert f'"{NAME}": 4' in summary  # three promotions and the rollback
+    assert warehouse_predictions().equals(predictions) and warehouse.prediction_days_between(D1, TONIGHT) == days
+    assert _champions() == champions
+    assert warehouse.main(["rebuild"]) == 0 and f'"{NAME}": 0' in capsys.readouterr().out  # idempotent
+    assert warehouse_predictions().equals(predictions)
+
+
+def test_the_warehouse_rebuild_reloads_drift_and_alerts_from_the_reports(drifted_days):  # noqa: F811
+    _monitor(MONITORED[:3])
+    drift = _without(warehouse.drift_between(MONITORED[0], MONITORED[-1]), "id")
+    alerts = _without(warehouse.alerts_between(MONITORED[0], MONITORED[-1]), "id", "raised_at")
+    assert [a["triggered_training"] for a in alerts] == [True, False, False]
+
+    _lose_warehouse(drifted_days)
+    result = warehouse.rebuild()  # this lake's predictions hold only what monitoring reads: not reloaded
+    assert len(result["not_reloaded"]) == len(MONITORED)
+    assert result["monitoring_days"] == [d.isoformat() for d in MONITORED[:3]]
+    assert _without(warehouse.drift_between(MONITORED[0], MONITORED[-1]), "id") == drift
+    assert _without(warehouse.alerts_between(MONITORED[0], MONITORED[-1]), "id", "raised_at") == alerts
