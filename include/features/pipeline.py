@@ -70,8 +70,13 @@ class FeaturePlan:
     def summary(self) -> dict[str, Any]:
         """The plan in JSON terms (the DAG's XCom): added and left days with their reasons."""
         return {"requested": [d.isoformat() for d in self.requested],
-                "stale": {d.isoformat(): r for d, r in self.stale.items()},
-                "stale_left": {d.isoformat(): r for d, r in self.left.items()}}
+                "stale": {d.isoformat(): _brief(r) for d, r in self.stale.items()},
+                "stale_left": {d.isoformat(): _brief(r) for d, r in self.left.items()}}
+
+
+def _brief(reasons: list[str], most: int = 3) -> list[str]:
+    """At most ``most`` reasons and a count of the others: a day can have 69 changed inputs."""
+    return reasons if len(reasons) <= most + 1 else [*reasons[:most], f"and {len(reasons) - most} more"]
 
 
 class _Versions:
@@ -140,16 +145,16 @@ def plan_features(
     for day in day_range(last + dt.timedelta(days=1), max(stale)) if stale else []:
         blocked = _not_computable(day, root)
         if blocked:  # one range per run: nothing past a day that cannot be computed
-            left = {d: [*r, f"cannot be recomputed in this run: {blocked}"] for d, r in stale.items() if d >= day}
+            left = {d: [f"cannot be recomputed in this run: {blocked}", *r] for d, r in stale.items() if d >= day}
             break
         end_day = day
         if day in stale:
             added[day] = stale[day]
     plan = FeaturePlan(first, end_day, (first, last), added, left)
     for day, reasons in added.items():
-        log.info("features ds=%s are stale, recomputed by this run: %s", day, "; ".join(reasons))
+        log.info("features ds=%s are stale, recomputed by this run: %s", day, "; ".join(_brief(reasons)))
     for day, reasons in left.items():
-        log.warning("features ds=%s are stale, left as they are: %s", day, "; ".join(reasons))
+        log.warning("features ds=%s are stale, left as they are: %s", day, "; ".join(_brief(reasons)))
     if added:
         log.info("planned %s..%s: the requested %s..%s and %d stale day(s) after it (one range: the days between "
                  "are recomputed too)", plan.first, plan.last, first, last, len(added))

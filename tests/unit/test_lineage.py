@@ -160,7 +160,7 @@ def test_the_extension_stops_before_a_day_the_plan_cannot_compute(data_root, mis
     plan = plan_features(None, None, [str(D)], data_root)
     assert (plan.first, plan.last) == (D, _day(3))  # one range: nothing past the gap
     assert sorted(plan.left) == [_day(4), _day(5), _day(6)]
-    assert plan.left[_day(5)][-1] == f"cannot be recomputed in this run: raw {missing} " + (
+    assert plan.left[_day(5)][0] == f"cannot be recomputed in this run: raw {missing} " + (
         f"ds={_day(4)} are not published" if missing == "transactions" else
         f"arriving on ds={_day(4)} are not published")
 
@@ -196,3 +196,13 @@ def test_the_dag_skips_days_that_are_not_over_yet(data_root, monkeypatch):
     with pytest.raises(AirflowSkipException, match=f"ds={today} is not over yet"):
         _features_dag_plan()(params={"start": str(today - dt.timedelta(days=1)), "end": str(today)}, run_id="r")
     assert not (data_root / "_staging").exists()  # nothing planned, nothing recorded
+
+
+def test_the_plan_summary_names_a_few_reasons_per_day_and_counts_the_others(data_root):
+    _lake(data_root, -40, 1)
+    _computed(data_root, _day(1), _day(1), "before")
+    _lake(data_root, -40, 0)  # every input of D+1 but its own day republished (a restore without mtimes)
+    plan = plan_features(str(D), None, [], data_root)
+    assert len(plan.stale[_day(1)]) == 37 + 30
+    summary = plan.summary()["stale"][str(_day(1))]
+    assert len(summary) == 4 and summary[-1] == "and 64 more"
