@@ -326,9 +326,10 @@ def champion_version_on(model_name: str, day: dt.date, timeline: list[dict[str, 
 
 
 def first_promotion(model_name: str) -> dt.date | None:
-    """The as_of of the first promotion (or rollback) of ``model_name``; None without any (the registry's
-    events the table lacks rebuilt first: :func:`reconcile_promotions`)."""
-    reconcile_promotions(model_name)
+    """The as_of of the first promotion (or rollback) of ``model_name``; None without any. Read after
+    :func:`champion_timeline` or :func:`reconcile_promotions` (which rebuild what the table lacks of
+    the registry's events), not on its own: a scoring plan asks it for every day before the first
+    champion, and reads the registry once."""
     with engine().connect() as conn:
         first = conn.execute(select(func.min(promotions.c.as_of)).where(
             promotions.c.model_name == model_name, promotions.c.promoted.is_(True))).scalar()

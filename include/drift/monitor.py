@@ -185,6 +185,7 @@ def before_first_champion(days: list[str], name: str, root: Path | None = None) 
     missing = [d for d in days if not partition_file("predictions", "fraud", d, root).exists()]
     if not missing:
         return []
+    warehouse.reconcile_promotions(name)  # a lost warehouse must not turn "no champion yet" into "scoring late"
     first = warehouse.first_promotion(name)
     return [] if first is None else [d for d in missing if as_date(d) <= first]
 
