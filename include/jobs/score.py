@@ -69,7 +69,7 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None) -> 
     began = time.perf_counter()
     loaded = load_scorers(plans) if scorers is None else scorers
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
-    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the session time zone is UTC
+    scored_at = dt.datetime.now(dt.UTC)  # aware: Spark reads a naive datetime in the JVM's local zone, not UTC
     broadcasts = {uri: spark.sparkContext.broadcast(scorer) for uri, scorer in loaded.items()}
     for plan in plans:
         model = plan["model"]

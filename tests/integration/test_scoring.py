@@ -11,6 +11,7 @@ import pytest
 from include import registry, warehouse
 from include.features.baseline import MODEL_INPUTS
 from include.jobs.score import run as score_job
+from include.run_days import NothingToDo
 from include.scoring import PREDICTIONS, BeforeFirstChampion, model_for_day, plan_scoring, publish_predictions
 from include.storage import partition_file, staging_dir
 from include.training import pipeline
@@ -110,12 +111,13 @@ def test_backfill_uses_the_champion_of_the_day(data_root, feature_lake):
     registry.promote(cfg.registered_model, version)
     assert model_for_day(cfg.registered_model, DAYS[0]).version == "1"  # before the second promotion
     # before the first promotion no model was champion: such days are left unscored (a history load's
-    # features reach scoring too), and a range with no champion at all fails clearly
+    # features reach scoring too), and a range with no champion at all is skipped with the reason
     with pytest.raises(BeforeFirstChampion, match=f"the first promotion of 'fraud-detector' was made as of {TRAINED_AS_OF}"):
         model_for_day(cfg.registered_model, TRAINED_AS_OF)
     plans = plan_scoring([TRAINED_AS_OF, DAYS[0]], cfg.registered_model)
     assert [p["ds"] for p in plans] == [DAYS[0]]
-    with pytest.raises(registry.NoChampionError, match="no model was champion on any of"):
+    with pytest.raises(NothingToDo, match=f"no model was champion on ds={TRAINED_AS_OF}: the first promotion of "
+                                          f"'fraud-detector' was as of {TRAINED_AS_OF} .*these days stay unscored"):
         plan_scoring([TRAINED_AS_OF], cfg.registered_model)
     # a promotion as of D takes effect from D + 1: D was scored before that training ran
     assert model_for_day(cfg.registered_model, later).version == "1"
