@@ -39,7 +39,7 @@ from include.config import REPO_ROOT, data_root, mlflow_tracking_uri
 from include.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
 from include.simulator.landing import write_landing_files
-from include.storage import day_range, parquet_row_count, partition_file
+from include.storage import day_range, landing_file, parquet_row_count, partition_file
 
 DEFAULT_MAGNITUDE = {"amount_shift": 1.5, "night_shift": 0.3, "terminal_wave": 20}
 MIN_HISTORY_DAYS = 72  # first training as of day 71: its reference window starts on day 37
@@ -63,6 +63,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--terminals", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=int(os.environ.get("BATCHML_DEMO_PORT", 8080)))
+    p.add_argument("--no-simulate", action="store_true",
+                   help="run on the landing files already under the data root (delivered by someone else, or "
+                        "simulated beforehand with more days than the demo runs) instead of simulating them")
     args = p.parse_args(argv)
     if args.days < MIN_HISTORY_DAYS:
         p.error(f"--days {args.days}: at least {MIN_HISTORY_DAYS} days of history are needed for a reference "
@@ -88,7 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     history = day_range(cfg.start_date, history_end)
     nights = day_range(history_end + dt.timedelta(days=1), cfg.end_date)
-    simulate_landing(cfg, root)
+    if args.no_simulate:
+        missing = [d.isoformat() for d in history + nights if not landing_file("transactions", d, root).exists()]
+        if missing:
+            print(f"demo: --no-simulate, but no landing file for {missing[0]} ({len(missing)} day(s) missing) "
+                  f"under {root / 'landing'}", file=sys.stderr)
+            return 2
+        print(f"[1/6] landing files of {history[0]}..{nights[-1]} already under {root / 'landing'}", flush=True)
+    else:
+        simulate_landing(cfg, root)
     # the simulated dates lie in the past: no clock schedule may start runs for the real calendar
     airflow = LocalAirflow(home, port=args.port, env={"BATCHML_TIME_SCHEDULES": "off"})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the services on a kill too

@@ -13,6 +13,9 @@ from include.simulator import SimulatorConfig, simulate
 from tests.reliability_report import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
+# the production stack (PostgreSQL, an mlflow server, Spark standalone, a non-UTC zone), once per session
+pytest_plugins = ["tests.production_stack"]
+
 SMALL = SimulatorConfig(n_customers=200, n_terminals=400, n_days=50, start_date=dt.date(2026, 3, 1), seed=7)
 
 

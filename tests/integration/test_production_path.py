@@ -15,71 +15,14 @@ versions and aliases from the MLflow server's REST API, applications from the Sp
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
-from tests.conftest import REPO
-from tests.postgres import fresh_database
-from tests.services import free_port, mlflow_server, spark_standalone
-from tests.training_config import small_config_dict
+from tests.production_stack import DAG_IDS, NIGHT, training_config_dict
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.production]
-
-DAYS, START = 72, "2026-02-01"  # the demo's minimum history (reference window past the feature warm-up)
-NIGHT = "2026-04-14"  # START + DAYS: the one nightly cycle, drifted strongly so that it triggers retraining
-SIM = ["--customers", "800", "--terminals", "1600", "--seed", "3"]
-DAG_IDS = ("ingest", "features", "training", "scoring", "monitoring")
-
-
-def training_config_dict() -> dict:
-    """The tests' small tuning budget, two families: the gate needs a challenger, not the whole zoo."""
-    raw = small_config_dict()
-    raw["models"] = [m for m in raw["models"] if m["name"] in ("logistic", "xgboost")]
-    return raw
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory):
-    """The services, the configuration that points the pipeline at them, and the demo's output."""
-    tmp = tmp_path_factory.mktemp("production")
-    logs = tmp / "logs"
-    training_config = tmp / "training.yaml"
-    training_config.write_text(yaml.safe_dump(training_config_dict()))
-    with fresh_database("batchml_prod_airflow") as airflow_db, fresh_database("batchml_prod_warehouse") as warehouse, \
-            fresh_database("batchml_prod_mlflow") as mlflow_db, \
-            spark_standalone(logs) as spark, \
-            mlflow_server(mlflow_db, tmp / "mlflow-artifacts", logs) as tracking:
-        host, port = spark["master"].rsplit(":", 1)
-        config = {
-            "AIRFLOW_HOME": str(tmp / "airflow-home"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
-            "BATCHML_DATA_ROOT": str(tmp / "lake"),
-            "BATCHML_WAREHOUSE_URL": warehouse,
-            "MLFLOW_TRACKING_URI": tracking,
-            "BATCHML_TRAINING_CONFIG": str(training_config),
-            # scoring's DeadlineAlert at 6 s after queueing: every scoring run misses it, so the real
-            # scheduler and executor must fire the callback (it is 2 hours by default)
-            "BATCHML_SCORING_DEADLINE_MINUTES": "0.1",
-            # an environment connection wins over airflow_settings.yaml's local[*] one in the metadata DB
-            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": host, "port": int(port),
-                                                      "extra": {"deploy-mode": "client"}}),
-        }
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BATCHML_", "MLFLOW_"))}
-        demo = (f"source scripts/airflow-env.sh && scripts/airflow-home.sh && python -m include.demo --days {DAYS} "
-                f"--nights 1 --drift amount_shift --magnitude 3 --drift-night 1 --start {START} --port {free_port()} "
-                + " ".join(SIM))
-        began = time.perf_counter()
-        out = subprocess.run(["bash", "-c", demo], cwd=REPO, env={**env, **config}, capture_output=True, text=True,
-                             timeout=1500)
-        yield {"config": config, "out": out, "spark": spark, "tmp": tmp, "seconds": time.perf_counter() - began,
-               "airflow_db": airflow_db, "warehouse": warehouse, "tracking": tracking, "mlflow_db": mlflow_db}
 
 
 def _fetch(url: str, sql: str, **params) -> list[dict]:
@@ -125,14 +68,14 @@ def test_the_warehouse_is_postgresql(production, reliability):
     raw = pd.read_parquet(lake / "raw" / "transactions" / f"ds={NIGHT}" / "data.parquet")
     wh = production["warehouse"]
     scored = _fetch(wh, "SELECT count(*) AS n, count(DISTINCT transaction_id) AS ids FROM predictions WHERE ds = :ds",
-                    ds=NIGHT)[0]
+                    ds=NIGHT.isoformat())[0]
     assert scored["n"] == scored["ids"] == len(raw)
-    drifted = _fetch(wh, "SELECT column_name FROM drift_metrics WHERE ds = :ds AND drifted", ds=NIGHT)
+    drifted = _fetch(wh, "SELECT column_name FROM drift_metrics WHERE ds = :ds AND drifted", ds=NIGHT.isoformat())
     assert "tx_amount" in {r["column_name"] for r in drifted}
-    alerts = _fetch(wh, "SELECT kind, triggered_training FROM alerts WHERE ds = :ds", ds=NIGHT)
+    alerts = _fetch(wh, "SELECT kind, triggered_training FROM alerts WHERE ds = :ds", ds=NIGHT.isoformat())
     assert any(a["triggered_training"] for a in alerts), alerts
     decisions = _fetch(wh, "SELECT as_of, decision FROM promotions ORDER BY as_of")
-    assert [str(d["as_of"]) for d in decisions] == ["2026-04-13", NIGHT], decisions
+    assert [str(d["as_of"]) for d in decisions] == ["2026-04-13", NIGHT.isoformat()], decisions
     case.observed = (f"{scored['n']:,} predictions = raw rows; drifted columns {sorted(r['column_name'] for r in drifted)}; "
                      f"decisions {[(str(d['as_of']), d['decision']) for d in decisions]}")
 
