@@ -196,6 +196,39 @@ class AirflowAPI:
             time.sleep(poll)
         raise AirflowServiceError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s")
 
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str] | None = None, downstream: bool = True) -> list[dict]:
+        """Clear tasks of a finished run as an operator does in the UI (all of them without
+        ``task_ids``; with their downstream tasks by default): the scheduler runs them again."""
+        body = {"dag_run_id": run_id, "dry_run": False, "only_failed": False, "reset_dag_runs": True,
+                "include_downstream": downstream, **({"task_ids": task_ids} if task_ids else {})}
+        return self._call("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"]
+
+    def asset_events(self, **params) -> list[dict]:
+        """Asset events, newest first (filters: ``source_dag_id``, ``source_task_id``, ``asset_id``...)."""
+        return self._call("GET", "/assets/events", params={"limit": 100, "order_by": "-timestamp", **params})[
+            "asset_events"]
+
+    def settle(self, dag_ids: list[str], since: dt.datetime, quiet: float = 8, timeout: float = 1200) -> dict[str, list]:
+        """Until every run of ``dag_ids`` created after ``since`` has finished and none has been created
+        for ``quiet`` seconds (Asset-triggered runs appear a moment after the event that queues them);
+        the runs by DAG, oldest first."""
+        deadline, stable_since, last = time.monotonic() + timeout, None, None
+        while time.monotonic() < deadline:
+            self.alive()
+            runs = {d: sorted(self.runs(d, run_after_gte=since.isoformat()), key=lambda r: r["run_after"])
+                    for d in dag_ids}
+            key = {d: [(r["dag_run_id"], r["state"]) for r in rs] for d, rs in runs.items()}
+            finished = all(r["state"] in ("success", "failed") for rs in runs.values() for r in rs)
+            if finished and key == last:
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= quiet:
+                    return runs
+            else:
+                stable_since = None
+            last = key
+            time.sleep(2)
+        raise AirflowServiceError(f"runs of {dag_ids} since {since.isoformat()} not settled after {timeout:.0f}s")
+
     def wait_triggered_run(self, dag_id: str, since: dt.datetime, timeout: float = 1800) -> dict:
         """The first run of ``dag_id`` created after ``since`` (an Asset-triggered one), once finished."""
         deadline = time.monotonic() + timeout
