@@ -36,13 +36,14 @@ SESSION_TABLE = ARTIFACTS / "reliability.md"
 # ... and what `make reliability-report` publishes on purpose
 RESULTS = REPO / "docs" / "reliability.json"
 TABLE = REPO / "docs" / "reliability.md"
-SECTIONS = ("production path", "faults", "concurrency", "unreachable services", "bad input", "unusual input",
-            "security")
+SECTIONS = ("production path", "operations", "faults", "concurrency", "unreachable services", "bad input",
+            "unusual input", "security")
 
 HEADER = """# Reliability report
 
-What the tests tried against the pipeline (faults, bad input, concurrency, the production
-services) and whether it held. **Generated** by the tests themselves (`tests/reliability_report.py`)
+What the tests tried against the pipeline (operations through the scheduler, faults, bad input,
+concurrency, the production services) and whether it held. **Generated** by the tests themselves
+(`tests/reliability_report.py`)
 in every `make test` and published here by `make reliability-report`; do not edit by hand. A row's date and commit say when it was last
 observed; *held* is the outcome of the test that tried it.
 """

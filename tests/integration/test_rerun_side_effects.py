@@ -42,7 +42,7 @@ from tests.unit.test_operators import _features
 
 D1, D2, D3, TONIGHT = DAYS
 # docs/reliability.md's section of these cases (an "operations" section does not exist in it yet)
-SECTION = "faults"
+SECTION = "operations"  # docs/operations.md: reruns, episodes, lost state
 
 
 def _context(**extra) -> dict:

@@ -234,7 +234,9 @@ def test_promotion_operator_moves_the_champion_and_links_the_version(accepted):
     assert warehouse.decision_for(NAME, dt.date.fromisoformat(DAY))["promoted"]
     assert context["outlet_events"][CHAMPION_MODEL].extra == {"version": "1", "as_of": DAY}
     assert MLflowLink().url(context["ti"].xcoms["mlflow"]) == "http://localhost:5000/#/models/fraud-detector/versions/1"
-    assert _run(op, _context())["champion"] == "1"  # a rerun finds the alias already moved
+    # a rerun replays nothing: the decision is history, the task skips with the reason
+    with pytest.raises(AirflowSkipException, match="was carried out at"):
+        _run(op, _context())
 
 
 def test_promotion_operator_skips_a_rejection_and_fails_a_malformed_decision(accepted):
