@@ -18,7 +18,7 @@ SEED ?= 0
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback bench bench-scoring bench-drift-library new-pipeline clean
+.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-drift-library new-pipeline clean
 
 venv:
 	scripts/bootstrap.sh
@@ -70,6 +70,12 @@ mlflow: venv
 rollback: venv
 	$(ENV)
 	python -m include.registry rollback
+
+# Reload the warehouse from the lake (predictions, drift rows, alerts) and the registry (promotions)
+# after it was lost or restored from an older copy (docs/operations.md, "State survives")
+warehouse-rebuild: venv
+	$(ENV)
+	python -m include.warehouse rebuild
 
 bench: airflow-home
 	$(ENV)

@@ -4,7 +4,9 @@
 **What it does.** Checks the files the upstream system delivered for day `ds` with Great
 Expectations and publishes them into the raw zone, or keeps them in quarantine.
 
-**Schedule:** `@daily`; run `ds` lands day `ds`. `max_active_runs=1` (the label check and the
+**Schedule:** daily at 00:00 UTC for the day that just ended (a data-interval timetable: the run
+due at D+1 00:00 UTC has `ds` = D, whatever `TZ` or Airflow's `default_timezone` say); run `ds` lands
+day `ds`. `max_active_runs=1` (the label check and the
 row-count band read the days published before). **Rerun:** clear the run of the day; a rerun
 replaces the day's partitions, it never appends. **Initial load of a history:** trigger with params
 `start` and `end`: one run validates every day of the range, then publishes them in day order, and
@@ -24,7 +26,7 @@ range run: `{"start", "end", "rows"}`).
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `days` | the day of the run, or every day of the `start`/`end` params | an `end` without `start`, a range that ends before it starts or spans over ten years, or a malformed date (not retried) | fix the params and trigger again |
+| `days` | the day of the run, or every day of the `start`/`end` params; a day **not over yet** in UTC (a run dated today or later) is **skipped** with the reason, not failed, and nothing is validated or published | an `end` without `start`, a range that ends before it starts or spans over ten years, a malformed date, or a run with neither a logical date nor a `start` param (not retried) | fix the params and trigger again; a skipped future day: trigger it once the day is over |
 | `validate_transactions`, `validate_labels` | the source's checkpoint: exact columns and types, non-null keys, unique ids, amounts in [0, 100,000], timestamps inside the day, row count within the Variables' bounds and the band `transactions.rows` of `plausibility.yaml` (0.5x..2x the last 7 days' median); labels 0/1, one per transaction of `ds - 7`. **Plausibility** (bounds in `include/validation/plausibility.yaml`, learnt from the last 7 published days): replayed content, ids after the previous day's and in time order, the busiest hour's, customer's and terminal's share of the day, distinct customers, the fraud rate of the labels. Checked in the canonical schema (see below) | **bad data** (not retried): the log names the partition, column and expectation with sample values; the file is in `quarantine/landing/<source>/ds=<ds>/` with `failure.json`. **Not a regular file** (not retried): a symbolic link (never followed, wherever it points), a hard link (a file with a second name, maybe outside the zone: deliver a copy), a folder, a FIFO, a device, an empty or unreadable file at the landing path; the log names the path and what is there; quarantine keeps only `failure.json`. **File missing** (retried 2x with backoff): the upstream is late | bad data: open the **Data Docs** link of the task, have the file fixed or redelivered to `landing/`, then clear the task. A **plausibility** failure names the statistic, its value and the bound: if the day is a real change (a promotion, a new market), widen that bound in `plausibility.yaml` and clear the task; otherwise have it redelivered. Missing after the retries: chase the delivery, then clear the task |
 | `publish_transactions`, `publish_labels` | writes the validated file, in the canonical schema, into its raw partition with one atomic rename and emits the Asset | file **changed since it was validated** (checksum differs), or replaced by a link or a folder (not retried), or the raw zone is not writable (retried) | changed file: clear `validate_<source>` (it validates the new file, then publishes). Storage: fix it, clear the task |
 | `report` | summarises what was published | a source failed upstream (`upstream_failed`): the run is red even though the other source was published | see the failed task above it |
@@ -43,6 +45,8 @@ for `publish_transactions` (in a range run those are published by the same run) 
 whatever its outcome: a bad transactions file does not stop the labels. Nothing downstream runs for
 a day whose transactions were not published.
 
+**Operations** (reruns and clears, late and out-of-order days, lost state, time zones, odd dates): [docs/operations.md](../docs/operations.md). A rerun with the same file keeps the raw partition as it is (nothing downstream becomes
+stale); a day published late makes the feature days that read it recompute (`features`).
 **Alerts:** a task that fails after its last try writes a `task_failure` row to the warehouse
 `alerts` table and goes to e-mail (Variable `batchml_alert_emails`) and Slack (connection
 `slack_alerts`) when configured. **Settings:** Variables `batchml_min_daily_transactions`,

@@ -199,6 +199,7 @@ def test_every_doc_is_a_runbook_naming_each_task(bag):
         doc = dag.doc_md
         for heading in ("**What it does.**", "**Schedule:**", "## Tasks, and what to do when one fails", "**Alerts:**"):
             assert heading in doc, f"{dag.dag_id}: doc_md lacks {heading}"
+        assert "docs/operations.md" in doc, f"{dag.dag_id}: doc_md does not link the operator's guide"
         assert "Inputs:" in doc or "input" in doc, f"{dag.dag_id}: doc_md names no input"
         assert "Outputs:" in doc or "output" in doc, f"{dag.dag_id}: doc_md names no output"
         for task_id in dag.task_ids:
