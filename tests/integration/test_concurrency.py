@@ -30,7 +30,7 @@ RUNS = [("backfill-a", DAYS[0], DAYS[14]), ("backfill-b", DAYS[15], DAYS[29]), (
 # write no partition, left out): plan, spark job, publish; one Spark application for both jobs.
 BACKFILL_RUN = """
 import json, sys
-from include.features.pipeline import plan_feature_days, publish_staged_features
+from include.features.pipeline import plan_feature_days, publish_staged_features, record_planned_inputs
 from include.jobs.build_features import run as build_features
 from include.jobs.score import run as score
 from include.scoring import plan_scoring, publish_predictions
@@ -41,6 +41,7 @@ first, last = plan_feature_days(start, end, [])
 spark = get_session(f"backfill {run_id}")
 try:
     staging = staging_dir(run_id, "features")
+    record_planned_inputs(staging, first, last)  # as the DAG's plan does: the days' lineage
     build_features(spark, first, last, staging)
     publish_staged_features(staging, first, last)
     plans = plan_scoring([d.isoformat() for d in day_range(first, last)], model)
