@@ -158,11 +158,13 @@ def configured_model() -> str:
 
 def resolve_window(days: int = DEFAULT_DAYS, end: dt.date | None = None) -> Window:
     """``days`` days ending on ``end``; without ``end``, on the newest day the warehouse has rows for
-    (today when it has none), so that a history replayed for past dates shows without parameters."""
+    (today when it has none), so that a history replayed for past dates shows without parameters. A
+    row dated after today (UTC; a run dated in the future) never moves the default view."""
     from include import warehouse
 
     if end is None:
-        end = warehouse.latest_day() or dt.datetime.now(dt.UTC).date()
+        today = dt.datetime.now(dt.UTC).date()
+        end = warehouse.latest_day(until=today) or today
     return window_ending(end, days)
 
 

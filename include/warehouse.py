@@ -505,10 +505,12 @@ def prediction_days_between(start: dt.date, end: dt.date, model_name: str | None
             for r in rows]
 
 
-def latest_day() -> dt.date | None:
-    """The newest day any monitored table has rows for (predictions, drift, data quality, alerts)."""
+def latest_day(until: dt.date | None = None) -> dt.date | None:
+    """The newest day (up to ``until``, when given) any monitored table has rows for (predictions,
+    drift, data quality, alerts)."""
     with engine().connect() as conn:
-        days = [conn.execute(select(func.max(t.c.ds))).scalar()
+        days = [conn.execute(select(func.max(t.c.ds)).where(t.c.ds <= until) if until else
+                             select(func.max(t.c.ds))).scalar()
                 for t in (predictions, drift_metrics, data_quality, alerts)]
     days = [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days if d is not None]
     return max(days, default=None)

@@ -61,6 +61,22 @@ def _outputs(root, days):
             without(warehouse_frame("prediction_days", days), "scored_at"))
 
 
+def _champion_before(day: str) -> None:
+    """Record in the configured warehouse that version 1 was promoted as of the day before ``day``: the
+    backfilled days had a champion (the shared store's training is as of a later day, and days before a
+    champion's promotion are never scored: docs/operations.md, "Odd dates")."""
+    import datetime as dt
+
+    from include import warehouse
+
+    now = dt.datetime.now(dt.UTC)
+    warehouse.record_decision({
+        "model_name": NAME, "as_of": dt.date.fromisoformat(day) - dt.timedelta(days=1), "challenger_version": "1",
+        "challenger_run_id": "", "champion_version": None, "decision": "promote", "promoted": True,
+        "reason": "test: the champion of the backfilled days", "primary_metric": "average_precision",
+        "decided_at": now, "promoted_at": now})
+
+
 def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_template, tmp_path_factory, tmp_path,
                                                         monkeypatch, reliability):
     case = reliability.case(
@@ -77,6 +93,7 @@ def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_temp
     monkeypatch.setenv("BATCHML_DATA_ROOT", str(serial))
     with fresh_database("batchml_serial") as url:
         monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
+        _champion_before(DAYS[0])
         plans = plan_scoring(DAYS, NAME)
         staging = staging_dir("serial", "scoring", root=serial)
         score_job(spark, plans, staging)
@@ -87,6 +104,7 @@ def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_temp
     monkeypatch.setenv("BATCHML_DATA_ROOT", str(concurrent))
     with fresh_database("batchml_concurrent") as url:
         monkeypatch.setenv("BATCHML_WAREHOUSE_URL", url)
+        _champion_before(DAYS[0])
         env = child_env(concurrent, MLFLOW_TRACKING_URI=tracking_uri, BATCHML_WAREHOUSE_URL=url)
         began = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-c", BACKFILL_RUN, run_id, start, end, NAME], cwd=REPO, env=env,

@@ -254,6 +254,14 @@ def test_end_and_days_choose_the_window(data_root):
     assert ml_monitor.gather(days=10_000, registry_timeout_s=5).window.days == ml_monitor.MAX_DAYS
 
 
+def test_a_row_dated_in_the_future_does_not_move_the_default_window(data_root):
+    fill_history(days=5, rows_per_day=5)
+    before = ml_monitor.resolve_window()
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    warehouse.record_pipeline_alert(tomorrow, "scoring", "deadline_missed", "a run for tomorrow was late")
+    assert ml_monitor.resolve_window() == before  # the newest day up to today (UTC), not tomorrow
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_warehouse(request, data_root, monkeypatch):
     """The test's warehouse on SQLite, then on a fresh database of the local PostgreSQL server."""

@@ -40,7 +40,8 @@ def _copy_repo(root: Path) -> Path:
     for folder in ("dags", "plugins", "include"):
         shutil.copytree(REPO / folder, root / folder, ignore=_ignore)
     (root / "tests").mkdir()
-    for name in ("__init__.py", "conftest.py", "reliability_report.py"):
+    for name in ("__init__.py", "conftest.py", "reliability_report.py", "production_stack.py", "postgres.py",
+                 "services.py", "training_config.py"):
         shutil.copy2(REPO / "tests" / name, root / "tests" / name)
     shutil.copytree(REPO / "tests" / "dags", root / "tests" / "dags", ignore=IGNORE)
     shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
