@@ -236,6 +236,25 @@ def test_runs_dated_in_the_future_are_skipped_with_a_reason(ops, baseline, relia
     case.observed = f"run and first task states: {observed}; nothing written for {tomorrow}"
 
 
+def test_a_run_with_a_future_logical_date_is_held_and_writes_nothing(ops, baseline, reliability):
+    case = reliability.case("operations", "ingest triggered with tomorrow's date (UTC) as its logical date",
+                            expected="Airflow holds the run (no task starts before its date); nothing is "
+                                     "validated, quarantined or published; deleting the run frees the DAG")
+    from include.run_days import today_utc
+
+    tomorrow = today_utc() + dt.timedelta(days=1)
+    run = ops.api.trigger("ingest", None, utc_midnight(tomorrow))
+    time.sleep(20)  # several scheduler loops
+    state = ops.api._call("GET", f"/dags/ingest/dagRuns/{run['dag_run_id']}")["state"]
+    tasks = ops.states("ingest", run["dag_run_id"])
+    started = {t: st for t, st in tasks.items() if st in ("running", "success", "failed", "skipped", "up_for_retry")}
+    assert state in ("queued", "running") and not started, (state, tasks)
+    ops.api._call("DELETE", f"/dags/ingest/dagRuns/{run['dag_run_id']}")
+    assert not list(ops.root.glob(f"*/*/ds={tomorrow.isoformat()}"))
+    assert not list((ops.root / "quarantine").glob(f"**/ds={tomorrow.isoformat()}"))
+    case.observed = f"run {state}, no task started after 20 s; deleted; nothing written for {tomorrow}"
+
+
 def test_a_backfill_before_the_first_champion_is_skipped(ops, baseline, reliability):
     case = reliability.case("operations", "scoring and monitoring backfills of days before the first champion",
                             expected="both runs green with plan / check_drift skipped, naming the first promotion; "
@@ -317,6 +336,39 @@ def test_a_rollback_stands_when_the_training_run_is_cleared(ops, baseline, relia
     assert [d["decision"] for d in decisions].count("rollback") == 1
     case.observed = (f"rollback: {rolled.stdout.strip()[-200:]}; after the clear: promote {tasks['promote']}, "
                      f"champion v{ops.champion()}, {runs_before} MLflow runs and {versions_before} versions unchanged")
+
+
+def test_clearing_the_check_of_the_alerting_night_after_the_rollback_sends_nothing(ops, baseline, reliability):
+    case = reliability.case("operations", "after the rollback, check_drift of the night that raised the drift alert "
+                            "cleared (the demo's monitoring run)",
+                            expected="the run is green again; emit_drift_alert, which ran the first time, is skipped: "
+                                     "no drift_alert event, no retraining, the champion stays")
+    run = next(r for r in ops.api.runs("monitoring") if r["run_type"] == "asset_triggered")
+    assert ops.states("monitoring", run["dag_run_id"])["emit_drift_alert"] == "success"  # the alert it sent
+    runs = ops.clear_chain("monitoring", run["dag_run_id"], ["check_drift"])
+    tasks = ops.states("monitoring", run["dag_run_id"])
+    assert runs["rerun"]["state"] == "success" and tasks["emit_drift_alert"] == "skipped", tasks
+    assert ops.drift_alerts_emitted() == baseline["drift_alerts"] and not runs["training"]
+    assert ops.champion() == "1"
+    case.observed = f"rerun green, emit_drift_alert {tasks['emit_drift_alert']}; no event, no training; champion v1"
+
+
+def test_training_triggered_again_as_of_the_night_after_the_rollback_changes_nothing(ops, baseline, reliability):
+    case = reliability.case("operations", "after the rollback, a new training run as of the night that promoted the "
+                            "rolled-back version (params as_of)",
+                            expected="green; the finished MLflow runs, the version and the recorded decision are "
+                                     "reused; promote skipped; the champion stays the restored version")
+    from include.training import tracking
+
+    client = tracking.client()
+    versions = len(client.search_model_versions(f"name = '{MODEL}'"))
+    runs = ops.run_chain("training", {"as_of": NIGHT.isoformat()})
+    run = runs["training"][-1]
+    tasks = ops.states("training", run["dag_run_id"])
+    assert run["state"] == "success" and tasks["promote"] == "skipped", (run["state"], tasks)
+    assert ops.champion() == "1" and len(client.search_model_versions(f"name = '{MODEL}'")) == versions
+    assert [d["decision"] for d in ops.rows("SELECT decision FROM promotions WHERE as_of = :d", d=NIGHT)] == ["promote"]
+    case.observed = f"run green, promote skipped; champion v1; {versions} versions; one decision as of {NIGHT}"
 
 
 # --- 4. the warehouse restored from an older copy; a day delivered before the day before it ----------------
@@ -478,3 +530,21 @@ def _rows(path: Path) -> int:
     from include.storage import parquet_row_count
 
     return parquet_row_count(path)
+
+
+def test_monitoring_backfill_over_the_episode_sends_nothing(ops, late_day, baseline, reliability):
+    case = reliability.case("operations", "a monitoring backfill of 2026-04-14..16 (the night that started the "
+                            "episode and the two drifted days after it) at the end of the story",
+                            expected="green; one set of drift rows per day; the night keeps its episode; no "
+                                     "drift_alert, no retraining")
+    runs = ops.run_chain("monitoring", {"start": NIGHT.isoformat(), "end": N3.isoformat()})
+    run = runs["monitoring"][-1]
+    assert run["state"] == "success" and ops.states("monitoring", run["dag_run_id"])["emit_drift_alert"] == "skipped"
+    for day in (NIGHT, N2, N3):
+        drift = ops.rows("SELECT column_name, count(*) AS n FROM drift_metrics WHERE ds = :ds GROUP BY column_name",
+                         ds=day)
+        assert drift and {r["n"] for r in drift} == {1}, (day, drift)
+    started = ops.rows("SELECT ds FROM alerts WHERE triggered_training ORDER BY ds")
+    assert {r["ds"] for r in started} == {NIGHT}, started
+    assert ops.drift_alerts_emitted() == baseline["drift_alerts"] and not runs["training"]
+    case.observed = f"green, emit_drift_alert skipped; episode started on {NIGHT} only; no event, no training run"
