@@ -41,8 +41,8 @@ from tests.task_context import FakeTI
 from tests.unit.test_operators import _features
 
 D1, D2, D3, TONIGHT = DAYS
-# docs/reliability.md's section of these cases (an "operations" section does not exist in it yet)
-SECTION = "operations"  # docs/operations.md: reruns, episodes, lost state
+# docs/reliability.md's section of these cases (the promises of docs/operations.md)
+SECTION = "operations"
 
 
 def _context(**extra) -> dict:

@@ -98,6 +98,11 @@ class Ops:
     def states(self, dag_id: str, run_id: str) -> dict[str, str]:
         return {t["task_id"]: t["state"] for t in self.api.task_instances(dag_id, run_id)}
 
+    def drift_rows_per_column(self, day: dt.date) -> list[dict]:
+        """The day's drift rows counted per column: one each when no run appended to another's."""
+        return self.rows("SELECT column_name, count(*) AS n FROM drift_metrics WHERE ds = :ds GROUP BY column_name",
+                         ds=day)
+
     def predictions(self, day: dt.date) -> dict:
         return self.rows("SELECT count(*) AS n, count(DISTINCT transaction_id) AS ids, "
                          "min(model_version) AS lo, max(model_version) AS hi FROM predictions WHERE ds = :ds",
@@ -293,8 +298,7 @@ def test_monitoring_of_the_alerting_night_triggered_twice_at_once(ops, baseline,
         tasks = ops.states("monitoring", run["dag_run_id"])
         emitted[run["dag_run_id"]] = tasks["emit_drift_alert"]
         assert tasks["check_drift"] == "success" and tasks["emit_drift_alert"] == "skipped", tasks
-    drift = ops.rows("SELECT column_name, count(*) AS n FROM drift_metrics WHERE ds = :ds GROUP BY column_name",
-                     ds=NIGHT)
+    drift = ops.drift_rows_per_column(NIGHT)
     assert drift and {r["n"] for r in drift} == {1}, drift
     alerts = ops.rows("SELECT kind, triggered_training FROM alerts WHERE ds = :ds AND kind <> 'deadline_missed'",
                       ds=NIGHT)
@@ -544,8 +548,7 @@ def test_monitoring_backfill_over_the_episode_sends_nothing(ops, late_day, basel
     run = runs["monitoring"][-1]
     assert run["state"] == "success" and ops.states("monitoring", run["dag_run_id"])["emit_drift_alert"] == "skipped"
     for day in (NIGHT, N2, N3):
-        drift = ops.rows("SELECT column_name, count(*) AS n FROM drift_metrics WHERE ds = :ds GROUP BY column_name",
-                         ds=day)
+        drift = ops.drift_rows_per_column(day)
         assert drift and {r["n"] for r in drift} == {1}, (day, drift)
     started = ops.rows("SELECT ds FROM alerts WHERE triggered_training ORDER BY ds")
     assert {r["ds"] for r in started} == {NIGHT}, started
