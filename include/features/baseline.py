@@ -1,8 +1,13 @@
-"""The 15 baseline model inputs of shared/SIMULATOR.md, computed point-in-time correct in Spark.
+"""The model inputs of the fraud pipeline, computed point-in-time correct in Spark.
+
+The 15 baseline inputs of shared/SIMULATOR.md:
 
 - Customer windows over (t - N days, t], the current transaction included.
 - Terminal windows over (t - (d + N) days, t - d days] with the label delay d = 7: the current
   transaction and the last 7 days are excluded, so only labels known at time t are used.
+
+and the groups of :mod:`include.features.groups` that paid on the rolling quality benchmark
+(``MODEL_GROUPS``; the measurement is in docs/benchmarks.md, "Model quality").
 
 Windows are range frames over epoch seconds, so "N days" means exactly N * 86,400 seconds.
 """
@@ -13,21 +18,22 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from include.config import LABEL_DELAY_DAYS
+from include.features.groups import DAY_SECONDS, GROUP_COLUMNS, MODEL_GROUPS, group_columns
 from include.storage import day_range
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-DAY_SECONDS = 86_400
 CUSTOMER_WINDOWS = (1, 7, 30)
 TERMINAL_WINDOWS = (1, 7, 30)
 
-FEATURE_COLUMNS = [
+BASELINE_COLUMNS = [
     "tx_during_weekend",
     "tx_during_night",
     *[f"customer_{kind}_{n}d" for n in CUSTOMER_WINDOWS for kind in ("nb_tx", "avg_amount")],
     *[f"terminal_{kind}_{n}d" for n in TERMINAL_WINDOWS for kind in ("nb_tx", "risk")],
 ]
+FEATURE_COLUMNS = [*BASELINE_COLUMNS, *[c for g in MODEL_GROUPS for c in GROUP_COLUMNS[g]]]
 MODEL_INPUTS = ["tx_amount", *FEATURE_COLUMNS]
 KEY_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id"]
 OUTPUT_COLUMNS = [*KEY_COLUMNS, *MODEL_INPUTS]
@@ -49,11 +55,13 @@ def label_days(start: dt.date, end: dt.date) -> list[dt.date]:
     return day_range(start - dt.timedelta(days=LABEL_LOOKBACK_DAYS), end)
 
 
-def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
-    """Features of every transaction of days [start, end].
+def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date, end: dt.date,
+                      groups: tuple[str, ...] = MODEL_GROUPS) -> DataFrame:
+    """Features of every transaction of days [start, end]: the baseline and ``groups``.
 
     ``transactions`` must cover :func:`transaction_days` and ``labels`` (transaction_id, tx_fraud)
-    the labels that had arrived by ``end``. The session time zone must be UTC.
+    the labels that had arrived by ``end``. The session time zone must be UTC. The columns are
+    :data:`OUTPUT_COLUMNS` for the default ``groups`` (the benchmark passes others).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -83,12 +91,15 @@ def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date
             F.when(nb > 0, frauds / nb).otherwise(F.lit(0.0)).alias(f"terminal_risk_{n}d"),
         ]
 
+    extra = [c for g in groups for c in group_columns(g, delay)]
+
     begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
     stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    out = tx.select(*KEY_COLUMNS, "tx_amount", *cols).where(
+    out = tx.select(*KEY_COLUMNS, "tx_amount", *cols, *extra).where(
         (F.col("tx_datetime") >= F.lit(begin)) & (F.col("tx_datetime") < F.lit(stop))
     )
-    return out.select(*OUTPUT_COLUMNS).withColumn("ds", F.to_date("tx_datetime"))
+    columns = [*KEY_COLUMNS, "tx_amount", *BASELINE_COLUMNS, *[c for g in groups for c in GROUP_COLUMNS[g]]]
+    return out.select(*columns).withColumn("ds", F.to_date("tx_datetime"))
 
 
 def missing_label_count(transactions: DataFrame, labels: DataFrame, end: dt.date) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from include.features.baseline import CUSTOMER_WINDOWS, FEATURE_COLUMNS, OUTPUT_COLUMNS, TERMINAL_WINDOWS
+from include.features.groups import GROUP_BOUNDS
 
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 FLOAT_TYPES = ["float64", "Float64", "float32"]
@@ -134,6 +135,8 @@ def _features_baseline() -> list:
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in terminal_counts],
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in risks],
         *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=MAX_AMOUNT) for c in amounts],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high)
+          for c, (low, high) in GROUP_BOUNDS.items() if c in FEATURE_COLUMNS],
         gxe.ExpectColumnValuesToBeBetween(
             column="tx_datetime", min_value=_param("day_start"), max_value=_param("day_end")
         ),

@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 
 from include.config import LABEL_DELAY_DAYS
-from include.features.baseline import MODEL_INPUTS, OUTPUT_COLUMNS, TRANSACTION_LOOKBACK_DAYS
+from include.features.baseline import (
+    BASELINE_COLUMNS,
+    MODEL_INPUTS,
+    OUTPUT_COLUMNS,
+    TRANSACTION_LOOKBACK_DAYS,
+    baseline_features,
+    label_days,
+    transaction_days,
+)
+from include.features.groups import GROUP_COLUMNS
 from include.jobs.build_features import run as build_features
 from include.simulator.landing import write_raw_partitions
 from include.storage import day_range, partition_file, write_parquet_atomic
@@ -55,6 +64,25 @@ def test_range_equals_pandas_reference(spark, raw_lake, small_sim, tmp_path):
     assert summary["missing_labels"] == 0
     # the first day reads exactly its lookback window, not all 50 days of history
     assert summary["transaction_partitions_read"] == TRANSACTION_LOOKBACK_DAYS + 3
+
+
+def test_every_group_equals_pandas_reference(spark, raw_lake, small_sim):
+    """All groups, the ones the model does not use included (the quality benchmark measures them)."""
+    from include.storage import existing_partitions
+
+    def read(dataset, days):
+        return spark.read.parquet(*map(str, existing_partitions("raw", dataset, days, raw_lake)))
+
+    groups = tuple(GROUP_COLUMNS)
+    got = baseline_features(read("transactions", transaction_days(FIRST, LAST)), read("labels", label_days(FIRST, LAST)),
+                            FIRST, LAST, groups).toPandas().sort_values("transaction_id", ignore_index=True)
+    columns = ["tx_amount", *BASELINE_COLUMNS, *[c for g in groups for c in GROUP_COLUMNS[g]]]
+    assert list(got.columns) == [*OUTPUT_COLUMNS[:4], *columns, "ds"]
+    expected = reference_features(small_sim.transactions, _known_labels(small_sim, LAST), day_range(FIRST, LAST))
+    pd.testing.assert_frame_equal(got[["transaction_id", *columns]].astype("float64"),
+                                  expected[["transaction_id", *columns]].astype("float64"), check_exact=False, rtol=1e-9)
+    # not vacuous: every group column varies over three days of 500 customers
+    assert all(got[c].nunique() > 1 for g in groups for c in GROUP_COLUMNS[g])
 
 
 def test_single_day_equals_the_same_day_of_a_range(spark, raw_lake, tmp_path):
@@ -115,6 +143,47 @@ def test_window_edges_by_hand(spark, data_root, tmp_path):
     assert got.loc[3, "customer_nb_tx_1d"] == 1 and got.loc[3, "customer_avg_amount_1d"] == 40.0  # itself
     assert got.loc[2, "customer_nb_tx_30d"] == 2 and got.loc[2, "customer_avg_amount_30d"] == 20.0
     assert got.loc[2, "customer_nb_tx_7d"] == 1  # tx 0 is 7 days and 1 hour old
+
+
+def test_group_window_edges_by_hand(spark):
+    """Groups describe a transaction by the customer's strictly earlier ones; the label delay is exact."""
+    t0 = pd.Timestamp("2026-05-01 12:00:00", tz="UTC")
+    day, second = pd.Timedelta(days=1), pd.Timedelta(seconds=1)
+    rows = [  # (id, time, customer, terminal, amount, fraud)
+        (0, t0 - 30 * day, 1, 9, 1000.0, 0),      # exactly 30 days before tx 4: outside every window
+        (1, t0 - 8 * day, 1, 9, 10.0, 1),         # 8 days before: in the 30-day windows only; label known
+        (2, t0 - 2 * day, 1, 8, 30.0, 0),
+        (3, t0 - 6 * day - second, 2, 9, 50.0, 1),  # fraud label 6 days old at tx 5: not known yet
+        (4, t0, 1, 9, 100.0, 0),
+        (5, t0, 3, 9, 60.0, 0),                   # same second as tx 4, another customer
+        (6, t0, 1, 7, 20.0, 0),                   # same second as tx 4, same customer
+    ]
+    frame = pd.DataFrame(rows, columns=["transaction_id", "tx_datetime", "customer_id", "terminal_id",
+                                        "tx_amount", "tx_fraud"])
+    frame["tx_datetime"] = frame["tx_datetime"].astype("datetime64[us, UTC]")
+    labels = spark.createDataFrame(frame[["transaction_id", "tx_fraud"]])
+    tx = spark.createDataFrame(frame.drop(columns=["tx_fraud"]))
+    today = t0.date()
+    got = baseline_features(tx, labels, today, today, tuple(GROUP_COLUMNS)).toPandas().set_index("transaction_id")
+
+    # tx 4: earlier amounts of customer 1 are 10 (8 days ago) and 30 (2 days ago); 1000 is 30 days old
+    assert got.loc[4, "customer_amount_ratio_30d"] == pytest.approx(100 / 20)
+    assert got.loc[4, "customer_amount_zscore_30d"] == pytest.approx((100 - 20) / pd.Series([10.0, 30.0]).std())
+    assert got.loc[4, "customer_amount_ratio_7d"] == pytest.approx(100 / 30)  # one earlier amount ...
+    assert got.loc[4, "customer_amount_zscore_7d"] == 0.0                     # ... has no spread
+    assert got.loc[4, "customer_amount_to_max_14d"] == pytest.approx(100 / 30)
+    assert got.loc[4, "customer_hours_since_previous"] == pytest.approx(48.0)
+    assert got.loc[6, "customer_hours_since_previous"] == 0.0  # tx 4, the same second, comes first by id
+    # the same second is not "earlier": tx 6 does not see tx 4's amount
+    assert got.loc[6, "customer_amount_ratio_7d"] == pytest.approx(20 / 30)
+    assert got.loc[4, "customer_terminal_nb_tx_30d"] == 1  # tx 1 at terminal 9; tx 0 is outside
+    assert got.loc[4, "customer_nb_tx_same_hour_30d"] == 2  # tx 1 and tx 2 at 12:00; tx 0 is out
+    # terminal 9 at t0: tx 1 (fraud, 8 days old) counts; tx 3 (fraud, under 7 days old) does not;
+    # tx 0 (genuine, 30 days old) is inside the delayed 30-day window (t - 37 days, t - 7 days]
+    assert got.loc[5, "terminal_nb_fraud_7d"] == 1 and got.loc[5, "terminal_nb_fraud_30d"] == 1
+    assert got.loc[5, "terminal_risk_trend_7d_30d"] == pytest.approx(1 / 1 - 1 / 2)
+    assert got.loc[5, "customer_hours_since_previous"] == 30 * 24.0  # a first transaction gets the cap
+    assert got.loc[5, "customer_amount_ratio_30d"] == 1.0 and got.loc[5, "customer_amount_zscore_30d"] == 0.0
 
 
 def test_missing_raw_day_fails_before_spark_work(spark, raw_lake, tmp_path):
