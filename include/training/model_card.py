@@ -38,8 +38,26 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
 |---|---|
 {rows}
 
-## Limitations
+{_weeks(summary.get("weeks"))}## Limitations
 {LIMITATIONS.format(missed=costs[0], false_alarm=costs[1])}"""
     if decision:
         text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
     return text
+
+
+def _weeks(weeks: dict[str, Any] | None) -> str:
+    """The chosen parameters week by week (tuning folds and evaluation week), as the handbook measures."""
+    if not weeks:  # a version trained before the card had this section
+        return ""
+    names = {"auc_roc": "AUC ROC", "average_precision": "AP", "card_precision": "CP@k"}
+
+    def cell(v: float) -> str:
+        return "n/a" if v != v else f"{v:.4f}"
+
+    lines = [f"| {r['test_window']} | " + " | ".join(cell(r[k]) for k in names) + " |" for r in weeks["rows"]]
+    spread = " | ".join(f"{cell(weeks['summary'][k]['mean'])} ± {cell(weeks['summary'][k]['std'])}" for k in names)
+    return ("## Across test weeks\n"
+            "The chosen parameters on each prequential test week (the tuning folds, then the evaluation week), "
+            "each with known-compromised cards removed day by day as the handbook's protocol does.\n\n"
+            "| test week | " + " | ".join(names.values()) + " |\n|---|---|---|---|\n" + "\n".join(lines)
+            + f"\n| mean ± std | {spread} |\n\n")

@@ -147,12 +147,33 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         "training_window": reference["training_window"],
         "evaluation_window": f"{evaluation_block.test_start}..{evaluation_block.test_end}",
         "train_rows": len(train), "inputs_sha256": data.manifest["inputs_sha256"],
+        "weeks": weekly_metrics(plan, best.fold_metrics, metrics),
     }
+    mlflow.log_metrics({f"weeks_{stat}_{k}": v for k, row in summary["weeks"]["summary"].items()
+                        for stat, v in row.items() if v == v})
     log.info("%s: %s", spec.name, summary["metrics"])
     return summary
 
 
 _HEADLINE = ("auc_roc", "average_precision", "card_precision")
+
+
+def weekly_metrics(plan: dict[str, Any], fold_metrics: list[dict[str, float]], evaluation: dict[str, float]
+                   ) -> dict[str, Any]:
+    """The headline metrics of the chosen parameters on every test week of the plan (the tuning folds,
+    oldest first, then the evaluation week), each on its handbook-style evaluation set, with their mean
+    and standard deviation: one lucky week shows as a wide spread."""
+    blocks = [*plan["folds"][::-1], plan["evaluation"]]
+    measured = [*fold_metrics[::-1], evaluation]
+    rows = [{"test_window": f"{b['test_start']}..{b['test_end']}", **{k: _round(m[k]) for k in _HEADLINE}}
+            for b, m in zip(blocks, measured, strict=True)]
+    summary = {}
+    for k in _HEADLINE:
+        values = np.array([r[k] for r in rows], dtype=float)
+        values = values[~np.isnan(values)]
+        summary[k] = {"mean": _round(float(values.mean())) if len(values) else float("nan"),
+                      "std": _round(float(values.std(ddof=1))) if len(values) > 1 else float("nan")}
+    return {"rows": rows, "summary": summary}
 
 
 def _round(v: float) -> float:

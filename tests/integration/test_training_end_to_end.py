@@ -68,6 +68,11 @@ def test_training_registers_a_champion_and_reruns_without_duplicates(training_da
     assert str(c.get_model_version_by_alias(NAME, "challenger").version) == "1"
     assert champion.description.startswith(f"# {NAME} version 1")
     assert "## Evaluation metrics" in champion.description and "## Limitations" in champion.description
+    # every test week of the plan (one tuning fold here, then the evaluation week), mean and spread
+    weeks = champion.description.split("## Across test weeks")[1].split("## Limitations")[0]
+    week_rows = [line for line in weeks.splitlines() if line.startswith("| 2026-")]
+    assert len(week_rows) == 2 and week_rows[-1].startswith("| 2026-04-08..2026-04-12 |")
+    assert "| mean ± std |" in weeks
     assert champion.tags["gate_decision"] == "promote"
 
     # the run behind it: params, metrics, plots, model card, signature and reference distributions
@@ -76,7 +81,8 @@ def test_training_registers_a_champion_and_reruns_without_duplicates(training_da
     assert model_run.data.params["train_window"] == "2026-03-25..2026-03-31"
     assert "imbalance_handling" in model_run.data.params and len(model_run.data.params["inputs_sha256"]) == 64
     for metric in ("auc_roc", "average_precision", "card_precision", "brier_score", "precision_at_threshold",
-                   "recall_at_threshold", "decision_threshold"):
+                   "recall_at_threshold", "decision_threshold", "weeks_mean_average_precision",
+                   "weeks_std_card_precision"):
         assert metric in model_run.data.metrics
     artifacts = {a.path for a in c.list_artifacts(champion.run_id)} | {
         a.path for d in ("evaluation", "monitoring") for a in c.list_artifacts(champion.run_id, d)}

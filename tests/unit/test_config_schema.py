@@ -114,8 +114,8 @@ MONITORING = [
     ("exclude_columns", ["tx_amount", "tx_amount"], "'exclude_columns' needs each column once, got ['tx_amount', "
                                                     "'tx_amount']"),
     ("exclude_columns", [3], "'exclude_columns[0]' must be a string, got 3"),
-    ("min_drifted_columns", 20, "'min_drifted_columns' must be <= 15 (the monitored columns: 15 model inputs "
-                                "less 1 excluded, plus the score), got 20"),
+    ("min_drifted_columns", 99, f"'min_drifted_columns' must be <= {len(MODEL_INPUTS)} (the monitored columns: "
+                                f"{len(MODEL_INPUTS)} model inputs less 1 excluded, plus the score), got 99"),
     ("psi_alert", 0.05, "'psi_alert' must be >= psi_warn (0.1), got 0.05"),
     ("psi_warn", 0, "'psi_warn' must be > 0, got 0"),
     ("ks_p_value", 5, "'ks_p_value' must lie in (0, 1), got 5"),

@@ -130,6 +130,8 @@ def _features(n: int, seed: int, amount_factor: float = 1.0) -> pd.DataFrame:
         cols[f"customer_avg_amount_{w}d"] = rng.lognormal(3.5, 0.5, n) * amount_factor
         cols[f"terminal_nb_tx_{w}d"] = rng.gamma(3.0, w, n)
         cols[f"terminal_risk_{w}d"] = rng.beta(1, 30, n)
+    for c in MODEL_INPUTS:  # the feature groups beyond the baseline: ratios, counts and hours around 1
+        cols.setdefault(c, rng.gamma(4.0, 0.25, n))
     return pd.DataFrame(cols)[MODEL_INPUTS]
 
 
