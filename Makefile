@@ -17,8 +17,9 @@ TERMINALS ?= 5000
 SEED ?= 0
 PORT ?= 8080
 PYTEST_ARGS ?=
+QUALITY_ARGS ?=
 
-.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-drift-library new-pipeline clean
+.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-quality bench-drift-library new-pipeline clean
 
 venv:
 	scripts/bootstrap.sh
@@ -88,6 +89,12 @@ bench-scoring: venv
 	$(ENV)
 	python bench/bench_scoring.py --root data
 	python bench/bench_drift.py --root data
+
+# Model quality on the handbook's protocol over rolling test weeks and simulator seeds (about 40 min at the
+# defaults; the features are cached in bench/results/quality/): make bench-quality QUALITY_ARGS=--quick
+bench-quality: venv
+	$(ENV)
+	python bench/bench_quality.py $(QUALITY_ARGS)
 
 # Our drift computation against Evidently, installed in its own git-ignored venv (not a dependency)
 bench-drift-library: venv

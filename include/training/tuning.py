@@ -52,17 +52,22 @@ def suggest(trial: optuna.Trial, search: dict[str, SearchSpace]) -> dict[str, An
     return params
 
 
-def fit_and_score(spec: ModelSpec, params: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame, seed: int):
-    """Fit on ``train``; return the estimator and ``test`` with a score column."""
+def fit_and_score(spec: ModelSpec, params: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame, seed: int, *,
+                  inputs: list[str] | None = None):
+    """Fit on the ``inputs`` columns of ``train`` (default :data:`MODEL_INPUTS`, the production set);
+    return the estimator and ``test`` with a score column."""
+    inputs = MODEL_INPUTS if inputs is None else inputs
     y = train[LABEL].to_numpy()
-    model = build_estimator(spec.family, params, seed).fit(train[MODEL_INPUTS], y, sample_weights(y, spec.class_weight))
-    scored = test.assign(score=model.predict_proba(test[MODEL_INPUTS]))
+    model = build_estimator(spec.family, params, seed).fit(train[inputs], y, sample_weights(y, spec.class_weight))
+    scored = test.assign(score=model.predict_proba(test[inputs]))
     return model, scored
 
 
 def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metrics: MetricsConfig, *, trials: int,
-         timeout_seconds: float, seed: int, on_trial: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
-    """Run the search; returns every completed trial (the best has the highest ``value``)."""
+         timeout_seconds: float, seed: int, on_trial: Callable[[TrialResult], None] | None = None,
+         inputs: list[str] | None = None) -> list[TrialResult]:
+    """Run the search on the ``inputs`` columns (default :data:`MODEL_INPUTS`); returns every completed
+    trial (the best has the highest ``value``)."""
     import optuna
     import pandas as pd
 
@@ -74,7 +79,7 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
         params = {**spec.params, **suggest(trial, spec.search)}
         scored, per_fold = [], []
         for train, test in folds:
-            _, s = fit_and_score(spec, params, train, test, seed)
+            _, s = fit_and_score(spec, params, train, test, seed, inputs=inputs)
             scored.append(s)
             per_fold.append(evaluate(s, threshold=0.5, k=metrics.top_k))
         value = float(np.nanmean([m[metrics.primary] for m in per_fold]))
