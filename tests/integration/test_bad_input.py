@@ -29,6 +29,7 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from include.features.baseline import MODEL_INPUTS
 from include.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import landing_file, partition_file, write_parquet_atomic
 from tests.conftest import REPO, SMALL
@@ -392,8 +393,9 @@ MONITORING_CASES = {
         {"exclude_columns": ["tx_during_wekend"]},
         ("'exclude_columns[0]' names an unknown column 'tx_during_wekend'; known: ['tx_amount', 'tx_during_weekend'",)),
     "more drifted columns required than are monitored (min_drifted_columns: 40)": (
-        {"min_drifted_columns": 40}, ("'min_drifted_columns' must be <= 15 (the monitored columns: 15 model inputs "
-                                      "less 1 excluded, plus the score), got 40",)),
+        {"min_drifted_columns": 40}, (f"'min_drifted_columns' must be <= {len(MODEL_INPUTS)} (the monitored "
+                                      f"columns: {len(MODEL_INPUTS)} model inputs less 1 excluded, plus the score), "
+                                      "got 40",)),
 }
 
 

@@ -17,6 +17,7 @@ from include import warehouse
 from include.config import LABEL_DELAY_DAYS
 from include.drift.config import load_monitoring_config
 from include.drift.monitor import monitor_day
+from include.features.baseline import MODEL_INPUTS
 from include.features.pipeline import publish_staged_features
 from include.jobs.build_features import run as build_features
 from include.jobs.score import run as score_job
@@ -92,7 +93,7 @@ def test_injected_drift_is_detected_within_two_days_and_triggers_training_once(s
     assert again["alerts"] == results[first.isoformat()]["alerts"]
     with warehouse.engine().connect() as conn:
         n = conn.execute(warehouse.drift_metrics.select().where(warehouse.drift_metrics.c.ds == first)).all()
-    assert len(n) == 15  # 14 monitored features (tx_during_weekend excluded) + the score
+    assert len(n) == len(MODEL_INPUTS)  # the model inputs less tx_during_weekend (excluded), plus the score
 
 
 def test_terminal_wave_is_detected_within_two_days_of_its_first_labels(spark, data_root):

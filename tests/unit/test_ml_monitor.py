@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from include import ml_monitor, warehouse
+from include.features.baseline import MODEL_INPUTS
 from tests.postgres import fresh_database
 
 MODEL = "fraud-detector"
 END = dt.date(2026, 6, 30)
-COLUMNS = ["tx_amount", "tx_during_night", "tx_during_weekend",
-           *[f"customer_{k}_{n}d" for k in ("nb_tx", "avg_amount") for n in (1, 7, 30)],
-           *[f"terminal_{k}_{n}d" for k in ("nb_tx", "risk") for n in (1, 7, 30)]]  # the 15 model inputs
+COLUMNS = MODEL_INPUTS
+MONITORED = len(COLUMNS) + 1  # the inputs and the score
 DATASETS = ("raw_transactions", "raw_labels", "features_baseline", "predictions")
 pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")]
 
@@ -202,7 +202,7 @@ def test_sections_show_the_warehouse_rows(data_root):
     page = ml_monitor.render_html(data, base="/ml-monitor")
 
     drift = cells(page, "drift-heatmap")
-    assert len(drift) == 30 * 16
+    assert len(drift) == 30 * MONITORED
     amount = {c["ds"]: c for c in drift if c["column"] == "tx_amount"}
     newest = amount[END.isoformat()]
     assert float(newest["psi"]) == pytest.approx(day_psi(364, "tx_amount"), abs=1e-4) and newest["drifted"] == "true"
@@ -237,7 +237,7 @@ def test_json_has_the_same_data(data_root):
     out = ml_monitor.as_json(ml_monitor.gather(days=7, registry_timeout_s=5))
     text = json.dumps(out, allow_nan=False)  # strict JSON: NaN and dates converted
     assert out["window"] == {"start": "2026-06-24", "end": "2026-06-30", "days": 7}
-    assert len(out["drift"]["rows"]) == 7 * 16 and len(out["data_quality"]) == 7 * 4
+    assert len(out["drift"]["rows"]) == 7 * MONITORED and len(out["data_quality"]) == 7 * 4
     assert sum(out["score_histogram"]["days"]["2026-06-30"]) == 20
     assert {r["rows"] for r in out["scoring"]} == {20}
     assert out["promotions"]["total"] == 2 and out["promotions"]["newest"][0]["metrics"]["challenger"]
@@ -443,7 +443,7 @@ def test_registry_refusing_connections_is_shown_not_raised(data_root, monkeypatc
     assert data.registry.error and data.registry.versions == {}
     page = ml_monitor.render_html(data)
     assert 'id="registry-error"' in page and password not in page and "user:***@127.0.0.1" in page
-    assert len(cells(page, "drift-heatmap")) == 3 * 16  # the warehouse sections are unaffected
+    assert len(cells(page, "drift-heatmap")) == 3 * MONITORED  # the warehouse sections are unaffected
 
 
 def test_registry_that_never_answers_costs_the_timeout(data_root, monkeypatch):
@@ -477,7 +477,7 @@ def test_warehouse_down_is_shown_per_section(data_root, monkeypatch):
 
 def test_one_year_of_history_renders_fast(data_root):
     counts = fill_history(days=365, rows_per_day=200, failed_day=100)
-    assert counts["drift"] == 365 * 16 and counts["predictions"] == 365 * 200
+    assert counts["drift"] == 365 * MONITORED and counts["predictions"] == 365 * 200
     ml_monitor.gather(days=7, registry_timeout_s=5)  # first connection (engine, table check) outside the timing
     timings: dict[int, list[float]] = {}
     scoring_ms: dict[int, list[float]] = {}  # the part that read the predictions before prediction_days
@@ -489,7 +489,7 @@ def test_one_year_of_history_renders_fast(data_root):
             body = json.dumps(ml_monitor.as_json(data), allow_nan=False)
             timings.setdefault(days, []).append(time.perf_counter() - started)
             scoring_ms.setdefault(days, []).append(data.timings_ms["predictions"])
-        assert len(cells(page, "drift-heatmap")) == days * 16
+        assert len(cells(page, "drift-heatmap")) == days * MONITORED
         assert len(cells(page, "score-histogram")) == days * 10
         assert len(page) < 3_500_000 and len(body) < 3_000_000
     print(f"\none year in the warehouse ({counts}): gather + HTML + JSON of 90 days "
@@ -523,7 +523,7 @@ def test_plugin_routes(client):
     fill_history(days=20, rows_per_day=10)
     page = client.get("/", params={"days": 14})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert len(cells(page.text, "drift-heatmap")) == 14 * 16
+    assert len(cells(page.text, "drift-heatmap")) == 14 * MONITORED
     assert 'href="/ml-monitor/api/summary?days=14&amp;end=2026-06-30"' in page.text
     summary = client.get("/api/summary", params={"days": 14, "end": "2026-06-25"})
     assert summary.status_code == 200 and summary.json()["window"]["end"] == "2026-06-25"
