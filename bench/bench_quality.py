@@ -29,7 +29,9 @@ seed, ``BATCHML_TRAINING_THREADS`` threads (default: all cores). Besides the fam
 Tables: (1) production inputs (``MODEL_INPUTS``), (2) the 15 baseline inputs and the production gain,
 (3) a feature-group ablation with xgboost, (4) the handbook week alone next to the handbook's published
 figures, (5, ``--tune``) Optuna tuning on ``window.folds`` prequential folds (the block shifted back by
-``test_days``) against the configured parameters. The tables are printed as markdown and saved with
+``test_days``) against the configured parameters, (6) what the data allows: the test frauds by
+scenario, the share no point-in-time feature can see, and the average precision of an oracle that ranks
+every other fraud first (``ceiling``; ``--ceiling-only`` prints just that, without training). The tables are printed as markdown and saved with
 every per-fit record as JSON (and the markdown) in bench/results/quality/.
 
     source scripts/airflow-env.sh && python bench/bench_quality.py             # 2 seeds x 8 weeks
@@ -82,6 +84,7 @@ START = dt.date(2018, 4, 1)
 HANDBOOK_TEST_END = dt.date(2018, 8, 14)
 N_DAYS = (HANDBOOK_TEST_END - START).days + 1  # 136
 TEST_DAYS = 7
+SCENARIO = "tx_fraud_scenario"  # never a model input: it only sorts the frauds for the ceiling
 CODE = ("include/features/baseline.py", "include/features/groups.py", "include/simulator/generator.py")
 ALL_GROUPS = tuple(GROUP_COLUMNS)
 BASELINE_INPUTS = ["tx_amount", *BASELINE_COLUMNS]
@@ -140,8 +143,8 @@ def compute_examples(sim: SimulatorConfig, work: Path) -> pd.DataFrame:
     features = pd.read_parquet(out)
     log(f"  features of {start}..{end} ({len(features):,} rows, groups {', '.join(ALL_GROUPS)}) in Spark in "
         f"{time.perf_counter() - t0:.0f}s")
-    examples = features.drop(columns="ds").merge(transactions[["transaction_id", LABEL]], on="transaction_id",
-                                                 how="left", validate="one_to_one")
+    examples = features.drop(columns="ds").merge(transactions[["transaction_id", LABEL, SCENARIO]],
+                                                 on="transaction_id", how="left", validate="one_to_one")
     if examples[LABEL].isna().any():
         raise RuntimeError("a feature row has no simulated label")
     examples[LABEL] = examples[LABEL].astype("int8")
@@ -160,6 +163,9 @@ def load_examples(seed: int, scale: Scale) -> pd.DataFrame:
         log(f"seed {seed}: cached examples {path.relative_to(REPO_ROOT)}")
         examples = pd.read_parquet(path)
         examples["ds"] = pd.to_datetime(examples["ds"]).dt.date
+        if SCENARIO not in examples:  # cached before the ceiling needed it: the simulation is seconds
+            scenarios = simulate(sim).transactions[["transaction_id", SCENARIO]]
+            examples = examples.merge(scenarios, on="transaction_id", how="left", validate="one_to_one")
         return examples
     log(f"seed {seed}: simulating and computing features (cached as {path.relative_to(REPO_ROOT)})")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -235,7 +241,7 @@ class Runner:
 
 
 def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Block], specs: list[ModelSpec],
-             ablation: dict[str, list[str]], tune_window: WindowConfig | None) -> None:
+             ablation: dict[str, list[str]], tune_window: WindowConfig | None, ceiling_only: bool = False) -> None:
     cfg = runner.cfg
     ablation_spec = next((s for s in specs if s.family == "xgboost"), None)
     for week, block in enumerate(blocks):
@@ -243,6 +249,11 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
         train = rows(examples, block.train_start, block.train_end)
         test = evaluation_rows(examples, block, LABEL_DELAY_DAYS)
         current = week < len(blocks) - 1  # the oldest block only picks the champion of the one after it
+        if current:
+            runner.records.append({"seed": seed, "week": week, "model": "ceiling", "inputs": "oracle",
+                                   **ceiling(test)})
+        if current and ceiling_only:
+            continue
         for inputs_name, inputs in ((PRODUCTION, MODEL_INPUTS), (BASELINE, BASELINE_INPUTS)):
             scores = {}
             for spec in specs:
@@ -252,6 +263,8 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
             if current and len(scores) >= 2:
                 runner.record(seed, week, "ensemble", "+".join(scores), inputs_name,
                               test.assign(score=np.mean(list(scores.values()), axis=0)))
+        if not current and ceiling_only:
+            continue
         if current and ablation and ablation_spec is not None:
             for name, inputs in ablation.items():
                 runner.fit(seed, week, ablation_spec, f"ablation:{name}", inputs, train, test)
@@ -268,6 +281,35 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
         log(f"  seed {seed} week {week} (test {block.test_start}..{block.test_end}): train {len(train):,} rows "
             f"({int(train[LABEL].sum())} frauds), test {len(test):,} rows ({int(test[LABEL].sum())} frauds), "
             f"{time.perf_counter() - t0:.0f}s")
+
+
+def ceiling(test: pd.DataFrame) -> dict[str, float]:
+    """What no point-in-time feature can reach. A compromised terminal (scenario 2) turns all its
+    transactions into fraud, and nothing but their labels shows it: amounts and customers are as
+    usual. Its frauds are invisible while no fraud of the terminal is known yet (no fraud in its
+    delayed 30-day window: the first 7 days of a compromise, or longer on a quiet terminal). Oracle:
+    every other fraud ranked above every genuine transaction, the invisible ones at random among the
+    genuine; its average precision bounds what features can add."""
+    from sklearn.metrics import average_precision_score
+
+    fraud = test[LABEL].to_numpy() == 1
+    blind = fraud & (test[SCENARIO].to_numpy() == 2) & (test["terminal_nb_fraud_30d"].to_numpy() == 0)
+    score = np.where(fraud & ~blind, 2.0, np.random.default_rng(0).random(len(test)))
+    return {"n_frauds": int(fraud.sum()), "blind_frauds": int(blind.sum()), "blind_share": float(blind.sum() / fraud.sum()),
+            "scenario_1": int((fraud & (test[SCENARIO].to_numpy() == 1)).sum()),
+            "scenario_2": int((fraud & (test[SCENARIO].to_numpy() == 2)).sum()),
+            "scenario_3": int((fraud & (test[SCENARIO].to_numpy() == 3)).sum()),
+            "average_precision": float(average_precision_score(fraud, score))}
+
+
+def ceiling_table(records: list[dict], weeks: int) -> str:
+    rs = [r for r in select(records, model="ceiling") if r["week"] < weeks]
+    body = [[f"{statistics.fmean(r['n_frauds'] for r in rs):.0f}",
+             *[f"{statistics.fmean(r[f'scenario_{i}'] for r in rs):.0f}" for i in (1, 2, 3)],
+             f"{statistics.fmean(r['blind_frauds'] for r in rs):.0f}", fmt([r["blind_share"] for r in rs]),
+             fmt([r["average_precision"] for r in rs])]]
+    return markdown(["test frauds / week", "scenario 1", "scenario 2", "scenario 3", "invisible (scenario 2, "
+                     "no known fraud at the terminal)", "invisible share", "oracle AP ceiling"], body, ())
 
 
 def add_champions(records: list[dict[str, Any]], specs: list[ModelSpec], primary: str, weeks: int) -> None:
@@ -411,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="500 customers, 1,000 terminals, seed 0, 2 weeks")
     p.add_argument("--skip-ablation", action="store_true", help="leave out the feature-group ablation")
     p.add_argument("--tune", action="store_true", help="also tune each family with its Optuna budget (slow)")
+    p.add_argument("--ceiling-only", action="store_true", help="only the test sets' make-up and the oracle ceiling "
+                   "(no model is trained; seconds with the examples cached)")
     args = p.parse_args(argv)
     began = time.perf_counter()
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1])
@@ -459,13 +503,18 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(cfg, [])
     for seed in seeds:
         examples = load_examples(seed, scale)
-        run_seed(runner, seed, examples, blocks, specs, ablation, window if args.tune else None)
+        run_seed(runner, seed, examples, blocks, specs, ablation, window if args.tune else None, args.ceiling_only)
         del examples
         save(runner.records, partial=f"after seed {seed}")  # a run cut short keeps its fits
     records = runner.records
+    n = f"{len(seeds)} seed(s) x {weeks} week(s)"
+    ceiling_section = (f"## 6. What the data allows: the test sets' frauds and an oracle ceiling, {n}\n\n"
+                       + ceiling_table(records, weeks))
+    if args.ceiling_only:
+        print("\n" + "\n\n".join([header, ceiling_section]))
+        return 0
     add_champions(records, specs, cfg.metrics.primary, weeks)
 
-    n = f"{len(seeds)} seed(s) x {weeks} week(s)"
     sections = [
         f"## 1. Production inputs (MODEL_INPUTS, {len(MODEL_INPUTS)} columns), {n}\n\n"
         + quality_table(records, PRODUCTION, specs, weeks),
@@ -481,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         sections.append(f"## 5. Tuning ({window.folds} prequential folds, training.yaml budget) vs configured params, "
                         f"production inputs, {n}\n\n" + tuning_table(records, specs, weeks))
+    sections.append(ceiling_section)
     wall = time.perf_counter() - began
     report = "\n\n".join([header, *sections, f"Wall time {wall / 60:.1f} min."])
     print("\n" + report)
