@@ -1,7 +1,7 @@
 """
 # features: point-in-time features of the day, in Spark
 
-**What it does.** Computes the 15 model inputs of every transaction of the day(s) in one Spark
+**What it does.** Computes the 20 model inputs of every transaction of the day(s) in one Spark
 application, checks them with Great Expectations and publishes one partition per day.
 
 **Schedule:** when both `raw_transactions` and `raw_labels` have been published (Assets; the
@@ -16,7 +16,8 @@ Asset `features_baseline` (extra `{"start", "end"}`), which schedules `scoring`.
 
 Features: `tx_amount`, weekend and night flags, customer count and mean amount over 1/7/30 days
 including the transaction, terminal count and fraud risk over 1/7/30 days ending 7 days before the
-transaction (labels are only known after 7 days).
+transaction (labels are only known after 7 days), and the amount against the customer's own earlier
+amounts (ratio and z-score over 7/30 days, ratio to the 14-day maximum; `include/features/groups.py`).
 
 ## Tasks, and what to do when one fails
 
