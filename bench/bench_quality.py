@@ -20,7 +20,9 @@ Models: each family of include/training/training.yaml with its configured ``para
 ``--tune``), fitted by ``include.training.tuning.fit_and_score`` with the configured class weight and
 seed, ``BATCHML_TRAINING_THREADS`` threads (default: all cores). Besides the families:
 
-- ensemble: the mean of the predicted probabilities of the xgboost, lightgbm and pytorch_mlp families;
+- ensemble: the ``mean_ensemble`` model of training.yaml, the mean of its members' predicted
+  probabilities, computed from the members' fits of the same week (what ``MeanEnsemble`` computes; its
+  "fit s" is the sum of theirs);
 - champion: the training DAG registers the family with the best primary metric on the block's own
   evaluation week (``include.training.pipeline.select_challenger``). To stay honest the benchmark picks
   the family on the PREVIOUS (one week older) block's evaluation and reports that family's model of the
@@ -69,7 +71,7 @@ from include.features.groups import GROUP_COLUMNS, MODEL_GROUPS
 from include.simulator.generator import SimulatorConfig, simulate
 from include.simulator.landing import write_raw_partitions
 from include.storage import remove_tree, write_parquet_atomic
-from include.training.config import ModelSpec, TrainingConfig, WindowConfig, load_training_config
+from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig, WindowConfig, load_training_config
 from include.training.dataset import ID_COLUMNS, LABEL, evaluation_rows
 from include.training.metrics import evaluate
 from include.training.models import _threads
@@ -88,7 +90,6 @@ SCENARIO = "tx_fraud_scenario"  # never a model input: it only sorts the frauds 
 CODE = ("include/features/baseline.py", "include/features/groups.py", "include/simulator/generator.py")
 ALL_GROUPS = tuple(GROUP_COLUMNS)
 BASELINE_INPUTS = ["tx_amount", *BASELINE_COLUMNS]
-ENSEMBLE_FAMILIES = ("xgboost", "lightgbm", "pytorch_mlp")
 METRICS = {"auc_roc": "AUC ROC", "average_precision": "AP", "card_precision": "CP@100"}
 # Handbook (Fraud Detection Handbook, baseline features, same protocol), its best published figures
 PUBLISHED = {"XGBoost (handbook)": (0.869, 0.687, 0.303), "feed-forward network (handbook)": (0.876, 0.675, 0.303)}
@@ -255,14 +256,15 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
         if current and ceiling_only:
             continue
         for inputs_name, inputs in ((PRODUCTION, MODEL_INPUTS), (BASELINE, BASELINE_INPUTS)):
-            scores = {}
+            fitted = {spec.name: runner.fit(seed, week, spec, inputs_name, inputs, train, test)
+                      for spec in specs if spec.family != ENSEMBLE}
             for spec in specs:
-                _, s = runner.fit(seed, week, spec, inputs_name, inputs, train, test)
-                if spec.family in ENSEMBLE_FAMILIES:
-                    scores[spec.family] = s
-            if current and len(scores) >= 2:
-                runner.record(seed, week, "ensemble", "+".join(scores), inputs_name,
-                              test.assign(score=np.mean(list(scores.values()), axis=0)))
+                members = [m["name"] for m in spec.params.get("members", [])] if spec.family == ENSEMBLE else []
+                if members and all(m in fitted for m in members):
+                    # the mean of the members' scores is what MeanEnsemble computes from the same fits
+                    runner.record(seed, week, spec.name, spec.family, inputs_name,
+                                  test.assign(score=np.mean([fitted[m][1] for m in members], axis=0)),
+                                  fit_seconds=sum(fitted[m][0]["fit_seconds"] for m in members), members=members)
         if not current and ceiling_only:
             continue
         if current and ablation and ablation_spec is not None:
@@ -271,7 +273,7 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
         if current and tune_window is not None:
             folds = [(rows(examples, b.train_start, b.train_end), evaluation_rows(examples, b, LABEL_DELAY_DAYS))
                      for b in tuning_folds(block, tune_window)]
-            for spec in specs:
+            for spec in (s for s in specs if s.family != ENSEMBLE):  # an ensemble has nothing to tune
                 t1 = time.perf_counter()
                 trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec), timeout_seconds=cfg.timeout_seconds,
                               seed=cfg.seed, inputs=MODEL_INPUTS)
@@ -363,7 +365,7 @@ def markdown(header: list[str], body: list[list[str]], text_columns: tuple[int, 
 def model_rows(records: list[dict], inputs_name: str, specs: list[ModelSpec], weeks: int) -> list[tuple[str, list]]:
     current = [r for r in records if r["inputs"] == inputs_name and r["week"] < weeks]
     out = [(s.name, select(current, model=s.name)) for s in specs]
-    return out + [(m, select(current, model=m)) for m in ("ensemble", "champion") if select(current, model=m)]
+    return out + ([("champion", select(current, model="champion"))] if select(current, model="champion") else [])
 
 
 def quality_table(records: list[dict], inputs_name: str, specs: list[ModelSpec], weeks: int) -> str:
@@ -374,8 +376,8 @@ def quality_table(records: list[dict], inputs_name: str, specs: list[ModelSpec],
             note = "picked " + ", ".join(f"{m} {n}x" for m, n in picks.most_common())
             seconds = "—"
         else:
-            note = f"mean of {rs[0]['family'].replace('+', ', ')}" if name == "ensemble" else rs[0]["family"]
-            seconds = "—" if name == "ensemble" else f"{statistics.fmean(r['fit_seconds'] for r in rs):.1f}"
+            note = f"mean of {', '.join(rs[0]['members'])}" if rs[0].get("members") else rs[0]["family"]
+            seconds = f"{statistics.fmean(r['fit_seconds'] for r in rs):.1f}"
         body.append([name, *[fmt([r[m] for r in rs]) for m in METRICS], seconds, str(len(rs)), note])
     return markdown(["model", *[f"{h} (mean ± std)" for h in METRICS.values()], "fit s", "n", "note"], body, (0, -1))
 
@@ -409,7 +411,7 @@ def ablation_table(records: list[dict], names: list[str], weeks: int) -> str:
 
 def handbook_table(records: list[dict], specs: list[ModelSpec]) -> str:
     body = []
-    for name in [s.name for s in specs] + ["ensemble", "champion"]:
+    for name in [s.name for s in specs] + ["champion"]:
         cells = []
         for inputs_name in (BASELINE, PRODUCTION):
             r = select(records, seed=0, week=0, inputs=inputs_name, model=name)

@@ -2,7 +2,8 @@
 # training: weekly champion/challenger training of the fraud model
 
 **What it does.** Builds the training set with the label delay, trains four model families in
-parallel with tuning, registers the best as `challenger`, compares it with the `champion` on the same
+parallel with tuning and a fifth model, the mean ensemble of three of them (`mean_ensemble` in
+training.yaml), registers the best as `challenger`, compares it with the `champion` on the same
 window and promotes it only when it is better.
 
 **Schedule:** Sundays 03:00 UTC, and whenever monitoring emits `drift_alert` (asset-or-time).

@@ -19,7 +19,8 @@ def small_config_dict() -> dict:
     raw = yaml.safe_load(DEFAULT_PATH.read_text())
     raw.update(copy.deepcopy(SMALL_OVERRIDES))
     for m in raw["models"]:
-        m["params"] = {**m["params"], **({"n_estimators": 40} if m["family"] in ("xgboost", "lightgbm") else {})}
+        if m["family"] in ("xgboost", "lightgbm"):
+            m["params"] = {**m["params"], "n_estimators": 40}
         if m["family"] == "pytorch_mlp":
             m["params"].update(max_epochs=4, hidden=[16])
             m["trials"] = 1

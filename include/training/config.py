@@ -19,7 +19,8 @@ from include.config import ConfigError
 from include.schema import STRICT, Fraction, Invalid, at_least, one_of, read_yaml, validate_config
 
 DEFAULT_PATH = Path(__file__).with_name("training.yaml")
-FAMILIES = ("logistic_regression", "xgboost", "lightgbm", "pytorch_mlp")
+FAMILIES = ("logistic_regression", "xgboost", "lightgbm", "pytorch_mlp", "mean_ensemble")
+ENSEMBLE = "mean_ensemble"  # the mean probability of other models of the file (``members``)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 # metrics of include/training/metrics.py:evaluate where higher is better: the primary metric and the floors
 PRIMARY_METRICS = ("average_precision", "auc_roc", "card_precision")
@@ -106,6 +107,9 @@ class ModelSpec(BaseModel):
     search: dict[str, SearchSpace] = Field(default_factory=dict)
     class_weight: Annotated[str, one_of("class_weight", CLASS_WEIGHTS)] = "sqrt"
     trials: Annotated[int, Field(ge=1)] | None = None
+    # mean_ensemble only: the names of the models it averages, each fitted with its own configured
+    # params and class_weight (the ensemble's own class_weight is unused)
+    members: Annotated[tuple[Name, ...], Field(strict=False)] | None = None
 
 
 class TrainingConfig(BaseModel):
@@ -132,7 +136,7 @@ class TrainingConfig(BaseModel):
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise Invalid(f"needs unique model names, got {names}", show_value=False)
-        return models
+        return tuple(_resolve_members(m, models) for m in models)
 
     @property
     def source(self) -> str:
@@ -154,6 +158,31 @@ class TrainingConfig(BaseModel):
 
     def trials_for(self, spec: ModelSpec) -> int:
         return spec.trials if spec.trials is not None else self.trials
+
+
+def _resolve_members(spec: ModelSpec, models: tuple[ModelSpec, ...]) -> ModelSpec:
+    """An ensemble's ``params`` become its members' families, params and class weights, so that the
+    estimator (include/training/models.py) is built from the spec alone, like every other family."""
+    if spec.family != ENSEMBLE:
+        if spec.members is not None:
+            raise Invalid(f"model {spec.name!r} has members, which only a {ENSEMBLE} model takes", show_value=False)
+        return spec
+    by_name = {m.name: m for m in models}
+    members = spec.members or ()
+    if len(set(members)) < 2:
+        raise Invalid(f"model {spec.name!r} ({ENSEMBLE}) needs members: at least two distinct model names",
+                      show_value=False)
+    for name in members:
+        if name not in by_name or by_name[name].family == ENSEMBLE:
+            raise Invalid(f"model {spec.name!r} names member {name!r}, which is not a model of the file "
+                          f"(or is itself an ensemble); known: {[m.name for m in models if m.family != ENSEMBLE]}",
+                          show_value=False)
+    if spec.search or spec.params:
+        raise Invalid(f"model {spec.name!r} ({ENSEMBLE}) takes no params or search: its members keep their own",
+                      show_value=False)
+    resolved = [{"name": n, "family": by_name[n].family, "params": dict(by_name[n].params),
+                 "class_weight": by_name[n].class_weight} for n in members]
+    return spec.model_copy(update={"params": {"members": resolved}})
 
 
 def config_path() -> Path:

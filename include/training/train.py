@@ -22,7 +22,7 @@ from include.drift.reference import fit_distribution, fit_references
 from include.faults import failpoint
 from include.features.baseline import MODEL_INPUTS
 from include.training import tracking
-from include.training.config import ModelSpec, TrainingConfig
+from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set
 from include.training.metrics import cost_minimising_threshold, evaluate
 from include.training.tuning import TrialResult, best_trial, fit_and_score, tune
@@ -183,6 +183,8 @@ def _round(v: float) -> float:
 def _imbalance_note(spec: ModelSpec, y: np.ndarray) -> str:
     from include.training.models import positive_weight
 
+    if spec.family == ENSEMBLE:
+        return "; ".join(f"{m['name']}: class_weight={m['class_weight']}" for m in spec.params["members"])
     return (f"class_weight={spec.class_weight}: each fraud weighs {positive_weight(y, spec.class_weight):.1f} "
             f"genuine transactions in the loss ({int(y.sum())} frauds of {len(y)} rows)")
 
@@ -234,7 +236,8 @@ def _log_model(spec: ModelSpec, model, train) -> str:
         # the counts are integer columns; the features checkpoint guarantees they are never null
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(sample, model.predict_proba(sample))
-    packages = ["numpy", "pandas", "mlflow", *RUNTIME_PACKAGES[spec.family]]
+    families = [m["family"] for m in spec.params["members"]] if spec.family == ENSEMBLE else [spec.family]
+    packages = ["numpy", "pandas", "mlflow", *dict.fromkeys(p for f in families for p in RUNTIME_PACKAGES[f])]
     info = mlflow.pyfunc.log_model(
         name="model", python_model=FraudScorer(model, MODEL_INPUTS), signature=signature, input_example=example,
         pip_requirements=[f"{p}=={version(p)}" for p in packages],

@@ -58,7 +58,7 @@ def _runs(kind: str) -> list:
 def test_training_registers_a_champion_and_reruns_without_duplicates(training_dag, lake):
     run, states = _run(training_dag, AS_OF)
     assert str(run.state) == "success", states
-    assert [states[f"train_model[{i}]"] for i in range(4)] == ["success"] * 4
+    assert [states[f"train_model[{i}]"] for i in range(5)] == ["success"] * 5
     assert states["promote"] == "success" and states["keep_champion"] == "skipped" and states["approve"] == "skipped"
 
     # registry: one version, champion and challenger on it, a model card as its description
@@ -102,16 +102,17 @@ def test_training_registers_a_champion_and_reruns_without_duplicates(training_da
     assert model.metadata.signature is not None
 
     # every family ran, every Optuna trial is a nested run, the decision is in the warehouse
-    assert sorted(r.data.tags["batchml.model"] for r in _runs("model")) == ["lightgbm", "logistic", "mlp", "xgboost"]
-    trials = _runs("trial")
-    assert len(trials) == 2 + 2 + 2 + 1 and all("mlflow.parentRunId" in r.data.tags for r in trials)
+    assert sorted(r.data.tags["batchml.model"] for r in _runs("model")) == ["ensemble", "lightgbm", "logistic", "mlp",
+                                                                            "xgboost"]
+    trials = _runs("trial")  # the ensemble has nothing to search: one trial of its members' configured params
+    assert len(trials) == 2 + 2 + 2 + 1 + 1 and all("mlflow.parentRunId" in r.data.tags for r in trials)
     history = warehouse.promotion_history(NAME)
     assert len(history) == 1 and history[0]["promoted"] and history[0]["challenger_version"] == "1"
 
     # rerun the same day: no new run, trial, version or decision
     run, states = _run(training_dag, AS_OF)
     assert str(run.state) == "success", states
-    assert len(_runs("model")) == 4 and len(_runs("trial")) == 7
+    assert len(_runs("model")) == 5 and len(_runs("trial")) == 8
     assert [str(v.version) for v in c.search_model_versions(f"name = '{NAME}'")] == ["1"]
     assert len(warehouse.promotion_history(NAME)) == 1
 

@@ -63,7 +63,7 @@ TRAINING = [
     ("window.folds", 0, "'window.folds' must be >= 1 (window needs"),
     ("seed", -1, "'seed' must be >= 0, got -1"),
     ("models.1.family", "xgb", "'models[1].family' names an unknown family 'xgb'; known: ['logistic_regression', "
-                               "'xgboost', 'lightgbm', 'pytorch_mlp']"),
+                               "'xgboost', 'lightgbm', 'pytorch_mlp', 'mean_ensemble']"),
     ("models.0.class_weight", "heavy", "'models[0].class_weight' names an unknown class_weight 'heavy'; known:"),
     ("models.0.search.C.low", 20.0, "'models[0].search.C' needs low <= high, got {'low': 20.0, 'high': 10.0"),
     ("models.0.search.C.low", 0.0, "'models[0].search.C' needs low > 0 on a log scale, got"),
@@ -73,7 +73,14 @@ TRAINING = [
                                   "'log', 'int', 'choices']"),
     ("models.0.search.C", {"choices": []}, "'models[0].search.C.choices' needs at least 1 item(s), got []"),
     ("models.1.name", "logistic", "'models' needs unique model names, got ['logistic', 'logistic', 'lightgbm', "
-                                  "'mlp']"),
+                                  "'mlp', 'ensemble']"),
+    ("models.4.members", ["xgboost"], "'models' model 'ensemble' (mean_ensemble) needs members: at least two "
+                                      "distinct model names"),
+    ("models.4.members", ["xgboost", "catboost"], "'models' model 'ensemble' names member 'catboost', which is not "
+                                                  "a model of the file (or is itself an ensemble); known: ['logistic', "),
+    ("models.4.params", {"C": 1.0}, "'models' model 'ensemble' (mean_ensemble) takes no params or search"),
+    ("models.0.members", ["xgboost", "mlp"], "'models' model 'logistic' has members, which only a mean_ensemble "
+                                             "model takes"),
     ("models", [], "'models' needs at least one model, got []"),
     ("models", ..., "'models' is required"),
     ("experiment", "", "'experiment' is required, got ''"),

@@ -78,4 +78,5 @@ def test_shipped_config_parses():
     from include.training.config import load_training_config
 
     cfg = load_training_config()
-    assert [s.family for s in cfg.models] == ["logistic_regression", "xgboost", "lightgbm", "pytorch_mlp"]
+    assert [s.family for s in cfg.models] == ["logistic_regression", "xgboost", "lightgbm", "pytorch_mlp",
+                                               "mean_ensemble"]
