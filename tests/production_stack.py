@@ -43,6 +43,11 @@ def training_config_dict() -> dict:
     """The tests' small tuning budget, two families: the gate needs a challenger, not the whole zoo."""
     raw = small_config_dict()
     raw["models"] = [m for m in raw["models"] if m["name"] in ("logistic", "xgboost")]
+    # The operations suite rolls back the version the drift retraining promotes, so the gate must
+    # promote it: on a 5,000-row evaluation window the AUC guardrail flips with any change of the
+    # features (AP +0.02 but AUC -0.012 once, against a tolerance of 0.01). The guardrails have their
+    # own tests (tests/unit/test_training_gate.py); here the margin on AP still decides.
+    raw["gate"] = {**raw["gate"], "auc_roc_tolerance": 0.05, "card_precision_tolerance": 0.05}
     return raw
 
 
