@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from include.features.baseline import KEY_COLUMNS, MODEL_INPUTS, OUTPUT_COLUMNS
+from include.features.groups import GROUP_COLUMNS
 from include.storage import partition_file, write_parquet_atomic
 from tests.conftest import SMALL
 
@@ -46,6 +47,9 @@ def stand_in_features(tx: pd.DataFrame) -> pd.DataFrame:
         out[f"customer_avg_amount_{n}d"] = by_customer.transform("mean").astype("float64")
         out[f"terminal_nb_tx_{n}d"] = by_terminal.transform("size").astype("int64") * n
         out[f"terminal_risk_{n}d"] = (out["tx_amount"] % 7 / 70.0).astype("float64")
+    ratio = (out["tx_amount"] / out["customer_avg_amount_30d"]).astype("float64")
+    for column in GROUP_COLUMNS["amount_profile"]:  # the amount against the customer's: a ratio near 1
+        out[column] = ratio if column in OUTPUT_COLUMNS else None
     return out[OUTPUT_COLUMNS]
 
 

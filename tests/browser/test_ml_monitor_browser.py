@@ -225,7 +225,7 @@ def test_ml_monitor_in_airflow_and_chromium(data_root, tmp_path):
 
 
 def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: dict, started: float) -> None:
-    from tests.unit.test_ml_monitor import END
+    from tests.unit.test_ml_monitor import END, MONITORED
 
     with (_api_server(admins, tmp_path / "api-admins.log") as base,
           _api_server(users, tmp_path / "api-users.log") as base_users):
@@ -252,7 +252,7 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
         assert status == 200
         summary = json.loads(body)
         assert summary["registry"]["versions"]["champion"]["version"] == versions["xgboost"]
-        assert summary["window"]["end"] == END.isoformat() and len(summary["drift"]["rows"]) == 90 * 16
+        assert summary["window"]["end"] == END.isoformat() and len(summary["drift"]["rows"]) == 90 * MONITORED
         assert _get(f"{base_users}/ml-monitor/", token=viewer)[0] == 200
         status, _, body = _get(f"{base_users}/ml-monitor/?days=30", cookie=viewer, follow=False)
         assert status == 200 and b'id="champion"' in body

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 import pytest
 
 from include import ml_monitor, warehouse
-from tests.unit.test_ml_monitor import END, MODEL, cells, fill_history
+from tests.unit.test_ml_monitor import END, MODEL, MONITORED, cells, fill_history
 from tests.unit.test_ml_monitor import client as client  # noqa: F401 - the plugin app's fixture, reused
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")]
@@ -345,7 +345,7 @@ def test_unreadable_tags_are_named_on_the_page(client, reliability, what, tags, 
     assert response.status_code == 200
     text = "".join(_Page(response.text).text)
     assert f"unreadable tag{message}" in text, text[:2000]
-    assert 'id="champion"' in response.text and len(cells(response.text, "drift-heatmap")) == 3 * 16
+    assert 'id="champion"' in response.text and len(cells(response.text, "drift-heatmap")) == 3 * MONITORED
     case.observed = f"200: champion card says {message}"
 
 
@@ -362,7 +362,7 @@ def test_text_in_a_numeric_column_of_prediction_days_is_named(client, reliabilit
     assert response.status_code == 200
     message = f"ValueError: prediction_days ds={END} version 1: mean_score 'n/a' is not a number"
     assert message in "".join(_Page(response.text).text)
-    assert len(cells(response.text, "drift-heatmap")) == 3 * 16 and len(cells(response.text, "dq-grid")) == 3 * 4
+    assert len(cells(response.text, "drift-heatmap")) == 3 * MONITORED and len(cells(response.text, "dq-grid")) == 3 * 4
     case.observed = f"200; scoring section: {message}"
 
 
