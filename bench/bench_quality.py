@@ -67,7 +67,7 @@ import numpy as np
 
 from include.config import LABEL_DELAY_DAYS, REPO_ROOT
 from include.features.baseline import BASELINE_COLUMNS, MODEL_INPUTS, TRANSACTION_LOOKBACK_DAYS, baseline_features
-from include.features.groups import GROUP_COLUMNS, MODEL_GROUPS
+from include.features.groups import GROUP_COLUMNS, MODEL_GROUPS, column_names
 from include.simulator.generator import SimulatorConfig, simulate
 from include.simulator.landing import write_raw_partitions
 from include.storage import remove_tree, write_parquet_atomic
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_ablation:
         ablation = {"baseline": BASELINE_INPUTS,
                     **{f"+ {g}": [*BASELINE_INPUTS, *GROUP_COLUMNS[g]] for g in ALL_GROUPS},
-                    "+ all groups": [*BASELINE_INPUTS, *[c for g in ALL_GROUPS for c in GROUP_COLUMNS[g]]],
+                    "+ all groups": [*BASELINE_INPUTS, *column_names(ALL_GROUPS)],
                     f"+ MODEL_GROUPS ({', '.join(MODEL_GROUPS) or 'none'})": MODEL_INPUTS}
 
     command = " ".join(["python bench/bench_quality.py", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()

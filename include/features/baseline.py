@@ -18,7 +18,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from include.config import LABEL_DELAY_DAYS
-from include.features.groups import DAY_SECONDS, GROUP_COLUMNS, MODEL_GROUPS, group_columns
+from include.features.groups import DAY_SECONDS, MODEL_GROUPS, column_names, delayed_terminal_window, group_columns
 from include.storage import day_range
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ BASELINE_COLUMNS = [
     *[f"customer_{kind}_{n}d" for n in CUSTOMER_WINDOWS for kind in ("nb_tx", "avg_amount")],
     *[f"terminal_{kind}_{n}d" for n in TERMINAL_WINDOWS for kind in ("nb_tx", "risk")],
 ]
-FEATURE_COLUMNS = [*BASELINE_COLUMNS, *[c for g in MODEL_GROUPS for c in GROUP_COLUMNS[g]]]
+FEATURE_COLUMNS = [*BASELINE_COLUMNS, *column_names(MODEL_GROUPS)]
 MODEL_INPUTS = ["tx_amount", *FEATURE_COLUMNS]
 KEY_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id"]
 OUTPUT_COLUMNS = [*KEY_COLUMNS, *MODEL_INPUTS]
@@ -83,7 +83,7 @@ def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date
         ]
     delay = LABEL_DELAY_DAYS * DAY_SECONDS
     for n in TERMINAL_WINDOWS:
-        w = Window.partitionBy("terminal_id").orderBy("ts").rangeBetween(-delay - n * DAY_SECONDS + 1, -delay)
+        w = delayed_terminal_window(n, delay)
         nb = F.count(F.lit(1)).over(w)
         frauds = F.coalesce(F.sum("tx_fraud").over(w), F.lit(0))
         cols += [
@@ -98,7 +98,7 @@ def baseline_features(transactions: DataFrame, labels: DataFrame, start: dt.date
     out = tx.select(*KEY_COLUMNS, "tx_amount", *cols, *extra).where(
         (F.col("tx_datetime") >= F.lit(begin)) & (F.col("tx_datetime") < F.lit(stop))
     )
-    columns = [*KEY_COLUMNS, "tx_amount", *BASELINE_COLUMNS, *[c for g in groups for c in GROUP_COLUMNS[g]]]
+    columns = [*KEY_COLUMNS, "tx_amount", *BASELINE_COLUMNS, *column_names(groups)]
     return out.select(*columns).withColumn("ds", F.to_date("tx_datetime"))
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column
+    from pyspark.sql import Column, Window
 
 DAY_SECONDS = 86_400
 HISTORY_DAYS = 30          # the longest customer window of a group (the baseline's lookback holds it)
@@ -57,6 +57,19 @@ GROUP_BOUNDS: dict[str, tuple[float | None, float | None]] = {
 }
 # The groups the model uses, chosen on the rolling benchmark (docs/benchmarks.md, "Model quality").
 MODEL_GROUPS: tuple[str, ...] = ("amount_profile",)
+
+
+def column_names(groups: tuple[str, ...]) -> list[str]:
+    """The output columns of ``groups``, in order."""
+    return [c for g in groups for c in GROUP_COLUMNS[g]]
+
+
+def delayed_terminal_window(days: int, label_delay_seconds: int) -> Window:
+    """The terminal's transactions over (t - (delay + days), t - delay]: only labels known at t."""
+    from pyspark.sql import Window
+
+    return (Window.partitionBy("terminal_id").orderBy("ts")
+            .rangeBetween(-label_delay_seconds - days * DAY_SECONDS + 1, -label_delay_seconds))
 
 
 def group_columns(group: str, label_delay_seconds: int) -> list[Column]:
@@ -95,8 +108,7 @@ def group_columns(group: str, label_delay_seconds: int) -> list[Column]:
     if group == "terminal_fraud":
         risks, cols = {}, []
         for n in (7, 30):
-            w = (Window.partitionBy("terminal_id").orderBy("ts")
-                 .rangeBetween(-label_delay_seconds - n * DAY_SECONDS + 1, -label_delay_seconds))
+            w = delayed_terminal_window(n, label_delay_seconds)
             frauds = F.coalesce(F.sum("tx_fraud").over(w), F.lit(0))
             nb = F.count(F.lit(1)).over(w)
             risks[n] = F.when(nb > 0, frauds / nb).otherwise(F.lit(0.0))

@@ -18,7 +18,7 @@ from include.features.baseline import (
     label_days,
     transaction_days,
 )
-from include.features.groups import GROUP_COLUMNS
+from include.features.groups import GROUP_COLUMNS, column_names
 from include.jobs.build_features import run as build_features
 from include.simulator.landing import write_raw_partitions
 from include.storage import day_range, partition_file, write_parquet_atomic
@@ -76,7 +76,7 @@ def test_every_group_equals_pandas_reference(spark, raw_lake, small_sim):
     groups = tuple(GROUP_COLUMNS)
     got = baseline_features(read("transactions", transaction_days(FIRST, LAST)), read("labels", label_days(FIRST, LAST)),
                             FIRST, LAST, groups).toPandas().sort_values("transaction_id", ignore_index=True)
-    columns = ["tx_amount", *BASELINE_COLUMNS, *[c for g in groups for c in GROUP_COLUMNS[g]]]
+    columns = ["tx_amount", *BASELINE_COLUMNS, *column_names(groups)]
     assert list(got.columns) == [*OUTPUT_COLUMNS[:4], *columns, "ds"]
     expected = reference_features(small_sim.transactions, _known_labels(small_sim, LAST), day_range(FIRST, LAST))
     pd.testing.assert_frame_equal(got[["transaction_id", *columns]].astype("float64"),
