@@ -42,3 +42,19 @@ def test_fit_references_per_column():
     frame = pd.DataFrame({"a": np.linspace(0, 1, 100), "flag": [0, 1] * 50})
     refs = fit_references(frame, ["a", "flag"])
     assert refs["a"]["kind"] == "numeric" and refs["flag"]["kind"] == "categorical"
+
+
+@pytest.mark.parametrize("n_bins", [10, 100])  # 9 edges: one comparison per edge; 99: searchsorted
+def test_bin_counts_match_a_binary_search_of_every_value(n_bins):
+    rng = np.random.default_rng(6)
+    ref = fit_distribution(np.round(rng.lognormal(0, 1, 20_000), 2), n_bins=n_bins)
+    values = np.concatenate([np.round(rng.lognormal(0.1, 1, 50_000), 2), ref.edges,  # values on the edges
+                             [np.nan] * 5, [np.inf, -np.inf]])
+    finite = values[~np.isnan(values)]
+    want = np.bincount(np.searchsorted(ref.edges, finite, side="left"), minlength=len(ref.edges) + 1)
+    assert ref.bin_counts(values).tolist() == want.tolist()
+
+
+def test_sample_is_stored_sorted():
+    ref = fit_distribution(np.random.default_rng(7).normal(0, 1, 20_000))
+    assert len(ref.sample) == 5_000 and ref.sample == sorted(ref.sample)
