@@ -45,8 +45,8 @@ def load_reference(run_id: str) -> dict:
 
 def column_drift(name: str, reference: dict, values, cfg: MonitoringConfig) -> dict[str, Any]:
     ref = ReferenceDistribution.from_dict(reference)
-    p = psi(ref, values, cfg.psi_warn, cfg.psi_alert)
-    k = ks(ref, values, cfg.ks_p_value, cfg.ks_statistic) if ref.kind == "numeric" else None
+    p = psi(ref, values, warn=cfg.psi_warn, alert=cfg.psi_alert)
+    k = ks(ref, values, p_threshold=cfg.ks_p_value, statistic_threshold=cfg.ks_statistic) if ref.kind == "numeric" else None
     # KS on a 0/1 flag says nothing PSI does not; for numeric columns both must agree beyond a warning
     drifted = p.level == "alert" or (k is not None and k.drifted and p.level == "warn")
     return {"column_name": name, "kind": ref.kind, "psi": _finite(p.psi), "psi_level": p.level,
