@@ -18,7 +18,7 @@ include/simulator/generator.py: a rerun skips simulation and Spark.
 
 Models: each family of include/training/training.yaml with its configured ``params`` (no tuning unless
 ``--tune``), fitted by ``include.training.tuning.fit_and_score`` with the configured class weight and
-seed, ``BATCHML_TRAINING_THREADS`` threads (default: all cores). Besides the families:
+seed, training.yaml's ``threads``. Besides the families:
 
 - ensemble: the ``mean_ensemble`` model of training.yaml, the mean of its members' predicted
   probabilities, computed from the members' fits of the same week (what ``MeanEnsemble`` computes; its
@@ -74,7 +74,6 @@ from include.storage import remove_tree, write_parquet_atomic
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig, WindowConfig, load_training_config
 from include.training.dataset import ID_COLUMNS, LABEL, evaluation_rows
 from include.training.metrics import evaluate
-from include.training.models import _threads
 from include.training.tuning import best_trial, fit_and_score, tune
 from include.training.windows import Block
 
@@ -225,7 +224,7 @@ class Runner:
             return record, record["_scores"]
         t0 = time.perf_counter()
         _, scored = fit_and_score(spec, spec.params if params is None else params, train, test, self.cfg.seed,
-                                  inputs=inputs)
+                                  inputs=inputs, threads=self.cfg.threads)
         seconds = time.perf_counter() - t0
         record = self.record(seed, week, spec.name, spec.family, inputs_name, scored, fit_seconds=seconds, **extra)
         record["_scores"] = scored["score"].to_numpy()
@@ -275,8 +274,9 @@ def run_seed(runner: Runner, seed: int, examples: pd.DataFrame, blocks: list[Blo
                      for b in tuning_folds(block, tune_window)]
             for spec in (s for s in specs if s.family != ENSEMBLE):  # an ensemble has nothing to tune
                 t1 = time.perf_counter()
-                trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec), timeout_seconds=cfg.timeout_seconds,
-                              seed=cfg.seed, inputs=MODEL_INPUTS)
+                trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec),
+                              safety_timeout_seconds=cfg.safety_timeout_seconds, seed=cfg.seed, threads=cfg.threads,
+                              inputs=MODEL_INPUTS)
                 best = best_trial(trials)
                 runner.fit(seed, week, spec, "tuned", MODEL_INPUTS, train, test, params=best.params,
                            tuning_seconds=time.perf_counter() - t1, trials=len(trials), best_params=best.params)
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"+ MODEL_GROUPS ({', '.join(MODEL_GROUPS) or 'none'})": MODEL_INPUTS}
 
     command = " ".join(["python bench/bench_quality.py", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
-    header = (f"`{command}`\n\n{os.cpu_count()} cores, BATCHML_TRAINING_THREADS {_threads()}; "
+    header = (f"`{command}`\n\n{os.cpu_count()} cores, threads {cfg.threads}; "
               f"{scale.customers:,} customers, {scale.terminals:,} terminals, seeds {seeds}, {weeks} test weeks "
               f"{blocks[weeks - 1].test_start}..{blocks[0].test_end} (plus {blocks[weeks].test_start}.."
               f"{blocks[weeks].test_end} for the champion's pick), train {window.train_days} days, "
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"quality-{stamp}{'-quick' if args.quick else ''}"
-    meta = {"command": command, "cores": os.cpu_count(), "threads": _threads(), "seeds": seeds, "weeks": weeks,
+    meta = {"command": command, "cores": os.cpu_count(), "threads": cfg.threads, "seeds": seeds, "weeks": weeks,
             "scale": scale.__dict__, "features_hash": code_hash(), "model_groups": list(MODEL_GROUPS),
             "blocks": [b.as_dict() for b in blocks]}
 

@@ -10,7 +10,7 @@ from include.training.config import DEFAULT_PATH, TrainingConfig, parse_training
 
 SMALL_OVERRIDES = {
     "window": {"train_days": 7, "gap_days": 7, "test_days": 5, "folds": 1},
-    "tuning": {"trials": 2, "timeout_seconds": 60},
+    "tuning": {"trials": 2, "safety_timeout_seconds": 600},
     "gate": {"min_eval_frauds": 10, "floor": {"average_precision": 0.1, "auc_roc": 0.6}},
 }
 

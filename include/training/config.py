@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from include.config import ConfigError
 from include.schema import STRICT, Fraction, Invalid, at_least, one_of, read_yaml, validate_config
@@ -29,6 +29,9 @@ WINDOW_RULE = "window needs train_days, test_days and folds >= 1 and gap_days >=
 # an OverflowError that was retried)
 MAX_WINDOW_DAYS, MAX_FOLDS = 3660, 52
 NEGATIVE_MARGIN = "a negative margin promotes a challenger worse than the champion"
+# threads per model family: a fixed number, not the machine's core count, so that the same data gives
+# the same models on any machine and under any load (include/training/models.py says what is pinned)
+DEFAULT_THREADS, MAX_THREADS = 2, 256
 
 Name = Annotated[str, Field(min_length=1)]
 Metric = Annotated[str, one_of("metric", PRIMARY_METRICS)]
@@ -64,10 +67,23 @@ class GateConfig(BaseModel):
 
 
 class TuningConfig(BaseModel):
+    """The search budget is ``trials``; ``safety_timeout_seconds`` only stops a search that runs far
+    longer than expected (a trial never stops midway: the cap is checked between trials). A capped
+    search is logged as a warning and recorded on the run, since it depends on the machine's speed.
+    ``timeout_seconds``, the name of the key when it was a budget, is still read as this cap."""
+
     model_config = STRICT
 
     trials: Annotated[int, Field(ge=1)] = 8
-    timeout_seconds: Annotated[float, Field(gt=0)] = 240.0
+    safety_timeout_seconds: Annotated[float, Field(gt=0, validation_alias=AliasChoices(
+        "safety_timeout_seconds", "timeout_seconds"))] = 3600.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_the_cap(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and {"safety_timeout_seconds", "timeout_seconds"} <= raw.keys():
+            raise Invalid("takes safety_timeout_seconds or its old name timeout_seconds, not both", show_value=False)
+        return raw
 
 
 class SearchSpace(BaseModel):
@@ -120,6 +136,7 @@ class TrainingConfig(BaseModel):
     experiment: Name
     registered_model: Name
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
+    threads: Annotated[int, Field(ge=1, le=MAX_THREADS)] = DEFAULT_THREADS
     window: WindowConfig = WindowConfig()
     metrics: MetricsConfig = MetricsConfig()
     gate: GateConfig = GateConfig()
@@ -147,8 +164,8 @@ class TrainingConfig(BaseModel):
         return self.tuning.trials
 
     @property
-    def timeout_seconds(self) -> float:
-        return float(self.tuning.timeout_seconds)
+    def safety_timeout_seconds(self) -> float:
+        return float(self.tuning.safety_timeout_seconds)
 
     def spec(self, name: str) -> ModelSpec:
         for spec in self.models:

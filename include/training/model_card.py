@@ -30,7 +30,7 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
 | training window | {summary['training_window']} ({summary['train_rows']:,} transactions) |
 | evaluation window | {summary['evaluation_window']} (known-compromised cards removed) |
 | input partitions (sha256) | `{summary['inputs_sha256'][:16]}` |
-| tuning | {summary['trials']} Optuna trials, {summary['tuning_seconds']} s; best: {params} |
+| tuning | {summary['trials']} Optuna trials, {summary['tuning_seconds']} s; best: {params}{_capped(summary)} |
 | decision threshold | {summary['threshold']:.6f} (flag when score >= threshold) |
 
 ## Evaluation metrics
@@ -43,6 +43,14 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
     if decision:
         text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
     return text
+
+
+def _capped(summary: dict[str, Any]) -> str:
+    """A search the safety cap shortened depends on the machine's speed: the card says so."""
+    if not summary.get("tuning_capped"):  # also a version trained before the cap was recorded
+        return ""
+    return (f" (**stopped by the safety cap** of {summary['safety_timeout_seconds']:.0f} s after "
+            f"{summary['trials']} of {summary['trials_planned']} trials: not reproducible on another machine)")
 
 
 def _weeks(weeks: dict[str, Any] | None) -> str:

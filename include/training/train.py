@@ -25,7 +25,8 @@ from include.training import tracking
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set
 from include.training.metrics import cost_minimising_threshold, evaluate
-from include.training.tuning import TrialResult, best_trial, fit_and_score, tune
+from include.training.models import pinned_threads
+from include.training.tuning import TrialResult, best_trial, capped, fit_and_score, planned_trials, tune
 from include.training.windows import Block
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def train_family(name: str, as_of: str, cfg: TrainingConfig, root: Path | None =
             "evaluation_window": f"{plan['evaluation']['test_start']}..{plan['evaluation']['test_end']}",
             "validation_folds": len(plan["folds"]), "inputs_sha256": data.manifest["inputs_sha256"],
             "features": ",".join(MODEL_INPUTS), "tuning_trials_budget": cfg.trials_for(spec),
-            "tuning_timeout_seconds": cfg.timeout_seconds,
+            "tuning_safety_timeout_seconds": cfg.safety_timeout_seconds, "threads": cfg.threads,
         })
         summary = _train_and_log(spec, data, cfg, as_of, run.info.run_id, experiment_id)
         mlflow.set_tag(f"{tracking.TAG_PREFIX}summary", json.dumps(summary))
@@ -99,9 +100,15 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
             mlflow.log_metric("seconds", trial.seconds)
 
     t0 = time.perf_counter()
-    trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec), timeout_seconds=cfg.timeout_seconds,
-                  seed=cfg.seed, on_trial=log_trial)
+    trials = tune(spec, folds, cfg.metrics, trials=cfg.trials_for(spec),
+                  safety_timeout_seconds=cfg.safety_timeout_seconds, seed=cfg.seed, threads=cfg.threads,
+                  on_trial=log_trial)
     tuning_seconds = time.perf_counter() - t0
+    tuning_capped = capped(spec, cfg.trials_for(spec), trials)
+    # recorded on every run, so that a search the safety cap shortened (not reproducible) can be found
+    mlflow.set_tags(tracking.tags(tuning_capped=str(tuning_capped).lower()))
+    mlflow.log_params({"tuning_trials_planned": planned_trials(spec, cfg.trials_for(spec)),
+                       "tuning_trials_done": len(trials)})
     best = best_trial(trials)
     # the decision threshold minimises expected cost on the validation folds, never on the evaluation window
     choice = cost_minimising_threshold(best.validation[LABEL], best.validation[SCORE],
@@ -109,11 +116,13 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
 
     train, test = data.train_rows(evaluation_block), data.test_rows(evaluation_block)
     t0 = time.perf_counter()
-    model, scored = fit_and_score(spec, best.params, train, test, cfg.seed)
+    model, scored = fit_and_score(spec, best.params, train, test, cfg.seed, threads=cfg.threads)
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate(scored, choice.threshold, cfg.metrics.top_k, cfg.metrics.missed_fraud_cost,
                        cfg.metrics.false_alarm_cost)
-    train_scores = model.predict_proba(train[MODEL_INPUTS])
+    with pinned_threads(cfg.threads):  # the reference distribution and the importances, as reproducible
+        train_scores = model.predict_proba(train[MODEL_INPUTS])
+        importance = permutation_importance(model, test, cfg.seed)
 
     mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
     mlflow.log_params({"imbalance_handling": _imbalance_note(spec, train[LABEL].to_numpy()),
@@ -127,7 +136,6 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         mlflow.log_metric("epochs", model.epochs_)
         mlflow.log_param("device", model.device_)
 
-    importance = permutation_importance(model, test, cfg.seed)
     _log_figures(spec, scored, importance)
     reference = {
         "features": fit_references(train, MODEL_INPUTS),
@@ -143,6 +151,8 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         "model": spec.name, "family": spec.family, "run_id": run_id, "model_uri": model_uri, "as_of": as_of,
         "metrics": {k: _round(v) for k, v in metrics.items()}, "threshold": _round(choice.threshold),
         "validation_primary": _round(best.value), "best_params": best.params, "trials": len(trials),
+        "trials_planned": planned_trials(spec, cfg.trials_for(spec)), "tuning_capped": tuning_capped,
+        "safety_timeout_seconds": cfg.safety_timeout_seconds, "threads": cfg.threads,
         "tuning_seconds": round(tuning_seconds, 1), "fit_seconds": round(fit_seconds, 1),
         "training_window": reference["training_window"],
         "evaluation_window": f"{evaluation_block.test_start}..{evaluation_block.test_end}",

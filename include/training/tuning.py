@@ -2,7 +2,12 @@
 
 Each trial fits the family on every fold's training window and scores the fold's test window
 (known-compromised cards removed); the objective is the mean of the primary metric over folds.
-The budget is a number of trials and a number of seconds, whichever ends first.
+
+The budget is a number of trials, so the search is the same on any machine: the seeded TPE sampler
+proposes the same parameters in the same order, and every fit runs with the configured fixed thread
+count (include/training/models.py). A wall-clock safety cap stops a search that runs far too long
+(checked between trials); when it fires the search is shorter than configured and depends on the
+machine's speed, so it is logged as a warning and the caller records it on the run (:func:`capped`).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from include.features.baseline import MODEL_INPUTS
+from include.training.config import DEFAULT_THREADS
 from include.training.dataset import LABEL
 from include.training.metrics import evaluate
-from include.training.models import build_estimator, sample_weights
+from include.training.models import build_estimator, pinned_threads, sample_weights
 
 if TYPE_CHECKING:
     import optuna
@@ -53,24 +59,43 @@ def suggest(trial: optuna.Trial, search: dict[str, SearchSpace]) -> dict[str, An
 
 
 def fit_and_score(spec: ModelSpec, params: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame, seed: int, *,
-                  inputs: list[str] | None = None):
-    """Fit on the ``inputs`` columns of ``train`` (default :data:`MODEL_INPUTS`, the production set);
-    return the estimator and ``test`` with a score column."""
+                  inputs: list[str] | None = None, threads: int = DEFAULT_THREADS):
+    """Fit on the ``inputs`` columns of ``train`` (default :data:`MODEL_INPUTS`, the production set)
+    with ``threads`` threads; return the estimator and ``test`` with a score column."""
     inputs = MODEL_INPUTS if inputs is None else inputs
     y = train[LABEL].to_numpy()
-    model = build_estimator(spec.family, params, seed).fit(train[inputs], y, sample_weights(y, spec.class_weight))
-    scored = test.assign(score=model.predict_proba(test[inputs]))
+    with pinned_threads(threads):
+        model = build_estimator(spec.family, params, seed, threads).fit(train[inputs], y,
+                                                                        sample_weights(y, spec.class_weight))
+    with pinned_threads(threads):  # again: the fit may have imported torch, whose pool is pinned only if loaded
+        scored = test.assign(score=model.predict_proba(test[inputs]))
     return model, scored
 
 
+def planned_trials(spec: ModelSpec, trials: int) -> int:
+    """The trials a search runs when no safety cap stops it: one evaluates the configured parameters
+    when nothing is searched."""
+    return max(1, trials) if spec.search else 1
+
+
+def capped(spec: ModelSpec, trials: int, results: list[TrialResult]) -> bool:
+    """Whether the safety cap stopped the search before its ``trials``."""
+    return len(results) < planned_trials(spec, trials)
+
+
 def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metrics: MetricsConfig, *, trials: int,
-         timeout_seconds: float, seed: int, on_trial: Callable[[TrialResult], None] | None = None,
-         inputs: list[str] | None = None) -> list[TrialResult]:
-    """Run the search on the ``inputs`` columns (default :data:`MODEL_INPUTS`); returns every completed
-    trial (the best has the highest ``value``)."""
+         safety_timeout_seconds: float, seed: int, threads: int = DEFAULT_THREADS,
+         on_trial: Callable[[TrialResult], None] | None = None, inputs: list[str] | None = None) -> list[TrialResult]:
+    """Run ``trials`` trials on the ``inputs`` columns (default :data:`MODEL_INPUTS`), each fit with
+    ``threads`` threads; returns every completed trial (the best has the highest ``value``). A search
+    still running after ``safety_timeout_seconds`` stops after its current trial (the first trial always
+    runs), with a warning."""
     import optuna
     import pandas as pd
 
+    if not (trials >= 1 and safety_timeout_seconds > 0):  # training.yaml refuses these; a caller gets their names
+        raise ValueError(f"{spec.name}: tuning needs trials >= 1 and safety_timeout_seconds > 0, got trials={trials}, "
+                         f"safety_timeout_seconds={safety_timeout_seconds}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results: list[TrialResult] = []
 
@@ -79,7 +104,7 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
         params = {**spec.params, **suggest(trial, spec.search)}
         scored, per_fold = [], []
         for train, test in folds:
-            _, s = fit_and_score(spec, params, train, test, seed, inputs=inputs)
+            _, s = fit_and_score(spec, params, train, test, seed, inputs=inputs, threads=threads)
             scored.append(s)
             per_fold.append(evaluate(s, threshold=0.5, k=metrics.top_k))
         value = float(np.nanmean([m[metrics.primary] for m in per_fold]))
@@ -100,11 +125,17 @@ def tune(spec: ModelSpec, folds: list[tuple[pd.DataFrame, pd.DataFrame]], metric
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    # with nothing to search, one trial evaluates the configured parameters
-    study.optimize(objective, n_trials=max(1, trials) if spec.search else 1, timeout=timeout_seconds)
-    if not results:  # training.yaml refuses such a budget; a caller passing one gets its name, not max() of nothing
-        raise ValueError(f"{spec.name}: no tuning trial ran with trials={trials}, timeout_seconds={timeout_seconds} "
-                         "(both must be > 0)")
+    planned = planned_trials(spec, trials)
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=1)  # the cap never leaves a search without a trial
+    left = safety_timeout_seconds - (time.perf_counter() - t0)
+    if planned > 1 and left > 0:
+        study.optimize(objective, n_trials=planned - 1, timeout=left)
+    if capped(spec, trials, results):
+        log.warning("%s: tuning stopped by the safety cap (tuning.safety_timeout_seconds=%s) after %d of %d trials "
+                    "and %.0f s: the best parameters depend on this machine's speed and load, so this run is not "
+                    "reproducible; raise the cap, or lower the trials or the data", spec.name,
+                    safety_timeout_seconds, len(results), planned, time.perf_counter() - t0)
     return results
 
 

@@ -337,8 +337,8 @@ TRAINING_CASES = {
                                                         ("models[1]", "unknown family 'xgb'")),
     "not valid YAML": ("window:\n  train_days: [14\n", ("not valid YAML",)),
     # what: (edit of the shipped file, what the message must name besides the file)
-    "a negative timeout (tuning.timeout_seconds: -5)": (
-        _set("tuning", "timeout_seconds", -5), ("'tuning.timeout_seconds' must be > 0, got -5",)),
+    "a negative timeout (tuning.safety_timeout_seconds: -5)": (
+        _set("tuning", "safety_timeout_seconds", -5), ("'tuning.safety_timeout_seconds' must be > 0, got -5",)),
     "no trials (tuning.trials: 0)": (_set("tuning", "trials", 0), ("'tuning.trials' must be >= 1, got 0",)),
     "a negative trial count for one model (models[3].trials: -1)": (
         _set("models", 3, "trials", -1), ("'models[3].trials' must be >= 1, got -1",)),

@@ -41,8 +41,12 @@ TRAINING = [
     # key, value, what the one-line message must say after "<file>: "
     ("gate.min_improvement", -1.0, "'gate.min_improvement' must be >= 0 (a negative margin promotes a challenger "
                                    "worse than the champion), got -1.0"),
-    ("tuning.timeout_seconds", -5, "'tuning.timeout_seconds' must be > 0, got -5"),
-    ("tuning.timeout_seconds", 0, "'tuning.timeout_seconds' must be > 0, got 0"),
+    ("tuning.safety_timeout_seconds", -5, "'tuning.safety_timeout_seconds' must be > 0, got -5"),
+    ("tuning.safety_timeout_seconds", 0, "'tuning.safety_timeout_seconds' must be > 0, got 0"),
+    ("tuning.timeout_seconds", 60, "'tuning' takes safety_timeout_seconds or its old name timeout_seconds, not both"),
+    ("threads", 0, "'threads' must be >= 1, got 0"),
+    ("threads", 1000, "'threads' must be <= 256, got 1000"),
+    ("threads", 2.0, "'threads' must be an int, got 2.0"),
     ("tuning.trials", 0, "'tuning.trials' must be >= 1, got 0"),
     ("tuning.trials", -3, "'tuning.trials' must be >= 1, got -3"),
     ("models.3.trials", -1, "'models[3].trials' must be >= 1, got -1"),
@@ -103,14 +107,14 @@ def test_a_training_rule_names_file_key_value_and_rule(tmp_path, key, value, say
 
 
 def test_every_broken_rule_is_one_line(tmp_path):
-    raw = _edit(_edit(_edit(_shipped(TRAINING_YAML), "gate.min_improvement", -1.0), "tuning.timeout_seconds", -5),
+    raw = _edit(_edit(_edit(_shipped(TRAINING_YAML), "gate.min_improvement", -1.0), "tuning.safety_timeout_seconds", -5),
                 "window.train_dayz", 3)
     with pytest.raises(ConfigError) as refused:
         parse_training_config(raw, source="training.yaml")
     lines = str(refused.value).splitlines()
     assert len(lines) == 3 and all(line.startswith("training.yaml: ") for line in lines), lines
     assert any("'gate.min_improvement' must be >= 0" in line for line in lines)
-    assert any("'tuning.timeout_seconds' must be > 0, got -5" in line for line in lines)
+    assert any("'tuning.safety_timeout_seconds' must be > 0, got -5" in line for line in lines)
     assert any("unknown key(s) ['train_dayz'] in 'window'" in line for line in lines)
 
 
@@ -164,7 +168,8 @@ def test_malformed_or_missing_files_are_named(tmp_path):
 def test_the_shipped_files_and_their_defaults():
     assert load_monitoring_config().exclude_columns == ("tx_during_weekend",)
     cfg = load_training_config()
-    assert cfg.source == str(TRAINING_YAML) and cfg.trials == 8 and cfg.timeout_seconds == 240.0
+    assert cfg.source == str(TRAINING_YAML) and cfg.trials == 8 and cfg.safety_timeout_seconds == 3600.0
+    assert cfg.threads == 2  # a fixed number, not the core count
     assert cfg.trials_for(cfg.spec("mlp")) == 4 and cfg.models[0].search["C"].log is True
 
 
@@ -174,6 +179,7 @@ def test_a_minimal_file_relies_on_defaults(tmp_path):
                     "registered_model: m\nexperiment: e\n")
     cfg = load_training_config(path)
     assert (cfg.gate, cfg.trials, cfg.seed, cfg.models[0].class_weight) == (GateConfig(), 8, 42, "sqrt")
+    assert (cfg.threads, cfg.safety_timeout_seconds) == (2, 3600.0)
     empty = tmp_path / "monitoring.yaml"
     empty.write_text("# every threshold at its default\n")
     assert load_monitoring_config(empty) == MonitoringConfig()
@@ -197,12 +203,24 @@ def test_objects_built_in_code_are_validated_too():
 
 def test_a_budget_that_runs_no_trial_is_named_not_max_of_nothing():
     """What a negative timeout did before training.yaml refused it: Optuna ran no trial and training
-    crashed with "max() arg is an empty sequence"."""
+    crashed with "max() arg is an empty sequence". A caller passing one gets the names of the values."""
     from include.training.tuning import tune
 
     cfg = load_training_config()
-    with pytest.raises(ValueError, match="logistic: no tuning trial ran with trials=2, timeout_seconds=-1"):
-        tune(cfg.spec("logistic"), [], cfg.metrics, trials=2, timeout_seconds=-1, seed=0)
+    with pytest.raises(ValueError, match=r"logistic: tuning needs trials >= 1 and safety_timeout_seconds > 0, "
+                                         r"got trials=2, safety_timeout_seconds=-1"):
+        tune(cfg.spec("logistic"), [], cfg.metrics, trials=2, safety_timeout_seconds=-1, seed=0)
+    with pytest.raises(ValueError, match="got trials=0, safety_timeout_seconds=60"):
+        tune(cfg.spec("logistic"), [], cfg.metrics, trials=0, safety_timeout_seconds=60, seed=0)
+
+
+def test_the_old_name_of_the_tuning_cap_is_still_read(tmp_path):
+    """``tuning.timeout_seconds`` (when the cap was a budget) is read as ``safety_timeout_seconds``;
+    its errors name the key the file wrote."""
+    raw = _edit(_shipped(TRAINING_YAML), "tuning", {"trials": 3, "timeout_seconds": 90})
+    assert parse_training_config(raw).safety_timeout_seconds == 90.0
+    with pytest.raises(ConfigError, match="'tuning.timeout_seconds' must be > 0, got -5"):
+        parse_training_config(_edit(raw, "tuning.timeout_seconds", -5), source="training.yaml")
 
 
 def test_a_blank_config_variable_is_unset_for_every_file(monkeypatch, reliability):
