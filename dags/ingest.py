@@ -93,31 +93,38 @@ def days(params: dict | None = None, ds: str | None = None) -> list[str]:
 
 @task
 def publish(source: str, validation: dict) -> dict:
-    """Publish the validated landing files of ``source`` in day order; tag the Asset event with the days."""
+    """Publish the validated landing files of ``source`` in day order (include.ingest.publish_validated);
+    tag the Asset event with the days and rows."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.ingest import publish_landing
+    from include.ingest import publish_validated
     from include.storage import UnusableFileError
 
     context = get_current_context()
-    published = []
-    for partition in validation["partitions"]:
-        try:
-            published.append(publish_landing(source, partition["ds"], partition["sha256"]))
-        except (RuntimeError, UnusableFileError) as exc:  # the file changed after validation, or is no longer
-            raise AirflowFailException(str(exc)) from None  # a regular file: only a new validation can help
-    first, last, rows = validation["partitions"][0]["ds"], validation["partitions"][-1]["ds"], \
-        sum(p["rows"] for p in published)
-    extra = {"ds": first, "rows": rows} if first == last else {"start": first, "end": last, "rows": rows}
+    try:
+        summary, extra = publish_validated(source, validation)
+    except (RuntimeError, UnusableFileError) as exc:  # the file changed after validation, or is no longer
+        raise AirflowFailException(str(exc)) from None  # a regular file: only a new validation can help
     for outlet in context["task"].outlets:
         context["outlet_events"][outlet].extra = extra
-    return published[0] if len(published) == 1 else {"days": len(published), "rows": rows, **extra}
+    return summary
 
 
 @task
 def report(transactions: dict, labels: dict) -> dict:
     """What the run published (and the run's final state: it fails when either source failed)."""
     return {"transactions": transactions, "labels": labels}
+
+
+def _validate(source: str, run_days, **kwargs) -> GXCheckpointOperator:
+    """The checkpoint of ``raw_<source>`` on the run's days, row-count bounds from the Variables."""
+    return GXCheckpointOperator(
+        task_id=f"validate_{source}",
+        dataset=f"raw_{source}",
+        partitions=run_days,
+        overrides={key: f"{{{{ var.value.get('{name}', '') }}}}" for key, name in ROW_COUNT_VARIABLES.items()},
+        **kwargs,
+    )
 
 
 @dag(
@@ -138,24 +145,15 @@ def report(transactions: dict, labels: dict) -> dict:
 )
 def ingest():
     run_days = days()
-    published, outputs = None, []
-    for source, asset in (("transactions", RAW_TRANSACTIONS), ("labels", RAW_LABELS)):
-        validation = GXCheckpointOperator(
-            task_id=f"validate_{source}",
-            dataset=f"raw_{source}",
-            partitions=run_days,
-            overrides={key: f"{{{{ var.value.get('{name}', '') }}}}" for key, name in ROW_COUNT_VARIABLES.items()},
-            # labels are checked against the published transactions of ds - 7: in a range run those
-            # are published by this run, so wait for them, whatever happened to them (a bad
-            # transactions file of ds says nothing about the labels arriving on ds), as long as
-            # `days` succeeded (all_done_min_one_success)
-            **({"trigger_rule": "all_done_min_one_success"} if published is not None else {}),
-        )
-        if published is not None:
-            published >> validation
-        published = publish.override(task_id=f"publish_{source}", outlets=[asset])(source, validation.output)
-        outputs.append(published)
-    report(*outputs)
-
+    validate_transactions = _validate("transactions", run_days)
+    publish_transactions = publish.override(task_id="publish_transactions", outlets=[RAW_TRANSACTIONS])(
+        "transactions", validate_transactions.output)
+    # labels are checked against the published transactions of ds - 7: in a range run those are
+    # published by this run, so wait for them, whatever happened to them (a bad transactions file of
+    # ds says nothing about the labels arriving on ds), as long as `days` succeeded
+    validate_labels = _validate("labels", run_days, trigger_rule="all_done_min_one_success")
+    publish_transactions >> validate_labels
+    publish_labels = publish.override(task_id="publish_labels", outlets=[RAW_LABELS])("labels", validate_labels.output)
+    report(publish_transactions, publish_labels)
 
 ingest()

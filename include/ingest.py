@@ -95,3 +95,28 @@ def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root:
         log.info("%s already holds these %d %s rows (same sha256): kept as it was, nothing turns stale",
                  dest, len(frame), source)
     return {"source": source, "ds": str(as_date(ds)), "path": str(dest), "rows": len(frame), "changed": changed}
+
+
+def publish_validated(source: str, validation: dict[str, Any],
+                      root: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Publish every partition a checkpoint of ``source`` validated (``validation``: the checkpoint's
+    summary, ``{"partitions": [{"ds", "sha256", ...}, ...]}`` in day order), with
+    :func:`publish_landing`, in day order.
+
+    Returns ``(summary, extra)``: ``summary`` is what the publish task reports (the one partition of a
+    single-day run, else ``{"days", "rows", **extra}``); ``extra`` is the extra of the source's Asset
+    event (:func:`include.run_days.event_extra`: ``{"ds", "rows"}`` for one day, ``{"start", "end",
+    "rows"}`` for a range), which include.run_days.event_days reads back. Raises what
+    :func:`publish_landing` raises: RuntimeError (a file changed after validation) or
+    :class:`include.storage.UnusableFileError` (no longer a regular file) stop at the first such day;
+    the days before it stay published (each day is atomic, and a rerun replaces it)."""
+    from include.run_days import event_extra
+
+    partitions = validation.get("partitions") or []
+    if not partitions:
+        raise ValueError(f"nothing to publish for {source}: the validation summary lists no partitions ({validation!r})")
+    published = [publish_landing(source, partition["ds"], partition["sha256"], root) for partition in partitions]
+    rows = sum(p["rows"] for p in published)
+    extra = event_extra([p["ds"] for p in published], rows=rows)
+    summary = published[0] if len(published) == 1 else {"days": len(published), "rows": rows, **extra}
+    return summary, extra

@@ -119,3 +119,13 @@ def event_days(triggering_asset_events) -> list[dt.date]:
             elif extra and extra.get("ds"):
                 days.add(as_date(extra["ds"]))
     return sorted(days)
+
+
+def event_extra(days: list[str] | list[dt.date], **fields: Any) -> dict[str, Any]:
+    """The extra of an Asset event carrying ``days`` (in order), the inverse of :func:`event_days`:
+    ``{"ds": day}`` for one day, ``{"start": first, "end": last}`` for a range, then ``fields``
+    (counts, versions). ValueError when there is no day: an event must carry one."""
+    if not days:
+        raise ValueError("an Asset event must carry a day: no days given")
+    first, last = as_date(days[0]).isoformat(), as_date(days[-1]).isoformat()
+    return {"ds": first, **fields} if first == last else {"start": first, "end": last, **fields}
