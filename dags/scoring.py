@@ -64,15 +64,13 @@ SPARK_CONN = "spark_default"
 
 @task(retries=3, retry_delay=dt.timedelta(minutes=1))
 def plan(params: dict | None = None, triggering_asset_events=None, run_id: str | None = None) -> dict:
-    import json
-
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from batchml.connections import require_connection
 
     from include.config import ConfigError
     from include.registry import RegistryStateError
     from include.run_days import NothingToDo, check_not_future, days_to_process
-    from include.scoring import FeatureInputError, plan_scoring
+    from include.scoring import FeatureInputError, plan_scoring, write_plan
     from include.storage import staging_dir
     from include.training.config import load_training_config
 
@@ -92,33 +90,20 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
         # invalid training.yaml: retries cannot help. A missing partition or an unreachable registry
         # or warehouse raise other errors, and are retried.
         raise AirflowFailException(str(exc)) from exc
-    staging = staging_dir(run_id, "scoring")
-    staging.mkdir(parents=True, exist_ok=True)
-    (staging / "plans.json").write_text(json.dumps(plans, indent=2))
-    return {"days": [p["ds"] for p in plans], "staging": str(staging), "plans": str(staging / "plans.json"),
-            "models": {p["ds"]: p["model"]["version"] for p in plans}}
+    return write_plan(staging_dir(run_id, "scoring"), plans)  # plans.json, read by score and publish
 
 
 @task(outlets=[PREDICTIONS])
 def publish(plan: dict, outlet_events=None) -> dict:
-    import json
-    from pathlib import Path
-
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.scoring import StagedPredictionsMissing, publish_predictions
-    from include.storage import finish_staging, published_before
+    from include.scoring import StagedPredictionsMissing, publish_staged
 
-    staging = Path(plan["staging"])
-    result = published_before(staging)  # a retry after the task died once the staging was gone
-    if result is None:
-        try:
-            plans = json.loads(Path(plan["plans"]).read_text())
-            result = publish_predictions(staging, plans)
-        except (StagedPredictionsMissing, FileNotFoundError) as exc:  # staging gone: a retry cannot help
-            raise AirflowFailException(str(exc)) from exc
-        finish_staging(staging, result)
-    outlet_events[PREDICTIONS].extra = {"start": plan["days"][0], "end": plan["days"][-1]}
+    try:  # once: a retry after the staging was published and deleted returns the recorded result
+        result, extra = publish_staged(plan)
+    except (StagedPredictionsMissing, FileNotFoundError) as exc:  # staging gone: a retry cannot help
+        raise AirflowFailException(str(exc)) from exc
+    outlet_events[PREDICTIONS].extra = extra
     return result
 
 

@@ -22,7 +22,9 @@ Output per day: ``predictions/fraud/ds=<D>/data.parquet`` (staged by the Spark j
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +33,11 @@ from include.faults import failpoint
 from include.storage import (
     MissingInputError,
     as_date,
+    finish_staging,
     parquet_row_count,
     partition_file,
     publish_copy,
+    published_before,
     staged_partition_file,
 )
 
@@ -276,3 +280,37 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
         failpoint("scoring.publish.partition")
     failpoint("scoring.publish.done")
     return {"rows": rows, "models": {p["ds"]: p["model"]["version"] for p in plans}}
+
+def write_plan(staging: Path, plans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write the plans of :func:`plan_scoring` to ``<staging>/plans.json`` (what the score job and
+    publish read; written whole or not at all) and return the plan task's XCom: the days, the staging
+    folder, the plan file and each day's model version (small JSON only)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    path = staging / "plans.json"
+    tmp = staging / f".plans.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(plans, indent=2))
+    os.replace(tmp, path)
+    return {"days": [p["ds"] for p in plans], "staging": str(staging), "plans": str(path),
+            "models": {p["ds"]: p["model"]["version"] for p in plans}}
+
+
+def publish_staged(plan: dict[str, Any], root: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Publish a scoring run once: :func:`publish_predictions` from the staging folder and the plan
+    file named by ``plan`` (the XCom of :func:`write_plan`), then record the result and delete the
+    staging (include.storage.finish_staging). A retry of a publish that died after that finds the
+    recorded result (include.storage.published_before) and publishes nothing twice.
+
+    Returns ``(result, extra)``: the publish's result and the extra of the predictions Asset event,
+    ``{"start", "end"}`` of the planned days. StagedPredictionsMissing, naming the days and the
+    folder, when a staged day or the plan file is gone (a retry cannot help: rescore from plan)."""
+    staging = Path(plan["staging"])
+    result = published_before(staging)  # a retry after the task died once the staging was gone
+    if result is None:
+        try:
+            plans = json.loads(Path(plan["plans"]).read_text())
+        except FileNotFoundError:
+            raise StagedPredictionsMissing(f"the plan file {plan['plans']} of ds={', '.join(plan['days'])} is gone "
+                                           f"(staging {staging}); rescore: clear the run from plan") from None
+        result = publish_predictions(staging, plans, root)
+        finish_staging(staging, result)
+    return result, {"start": plan["days"][0], "end": plan["days"][-1]}
