@@ -62,15 +62,14 @@ def _config():
 def prepare(params: dict | None = None, triggering_asset_events=None, logical_date=None) -> dict:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from include.run_days import NothingToDo, check_not_future
+    from include.run_days import NothingToDo, check_not_future, event_days
     from include.storage import MissingInputError
     from include.training.dataset import TrainingDataError
     from include.training.pipeline import prepare as prepare_training
     from include.training.schedule import resolve_as_of
 
-    triggered = [e.extra["ds"] for events in (triggering_asset_events or {}).values() for e in events
-                 if e.extra and e.extra.get("ds")]
-    try:
+    try:  # the as_of param, else the newest day of the triggering drift alerts, else the day before the run
+        triggered = [d.isoformat() for d in event_days(triggering_asset_events)]
         as_of = resolve_as_of((params or {}).get("as_of"), triggered, logical_date)
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc  # no or malformed as_of: a retry cannot help
