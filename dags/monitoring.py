@@ -44,7 +44,9 @@ from include.assets import DRIFT_ALERT, PREDICTIONS
 
 @task.short_circuit
 def should_retrain(results: list[dict]) -> bool:
-    return any(r["triggers_training"] for r in results)
+    from include.drift.alerts import triggers_training
+
+    return triggers_training(results)
 
 
 @task(outlets=[DRIFT_ALERT])
@@ -52,13 +54,13 @@ def emit_drift_alert(results: list[dict], outlet_events=None) -> dict:
     from airflow.sdk import get_current_context
     from batchml.notifiers import AlertNotifier
 
-    alert = [r for r in results if r["triggers_training"]][-1]
-    notifier = AlertNotifier(subject=f"drift alert ds={alert['ds']}: model version {alert['model_version']}",
-                             message="\n".join([*alert["alerts"], f"report: {alert['report']}",
-                                                "the training DAG is scheduled by this alert"]))
+    from include.drift.alerts import drift_alert
+
+    alert = drift_alert(results)  # the newest day that starts a drift episode, and its text
+    notifier = AlertNotifier(subject=alert.subject, message=alert.message)
     notifier.notify(get_current_context())
-    outlet_events[DRIFT_ALERT].extra = {"ds": alert["ds"], "model_version": alert["model_version"]}
-    return {"ds": alert["ds"], "alerts": alert["alerts"], "notified": notifier.delivered}
+    outlet_events[DRIFT_ALERT].extra = alert.event_extra
+    return alert.summary(notifier.delivered)
 
 
 @dag(
