@@ -96,12 +96,14 @@ bench-quality: venv
 	$(ENV)
 	python bench/bench_quality.py $(QUALITY_ARGS)
 
-# Our drift computation against Evidently, installed in its own git-ignored venv (not a dependency)
+# Our drift computation against Evidently, installed in its own git-ignored venv (not a dependency); without a
+# `make demo` data root: make bench-drift-library DRIFT_LIBRARY_ARGS="--synthetic --rows 1000000"
+DRIFT_LIBRARY_ARGS ?= --root data
 bench-drift-library: venv
 	[ -x bench/.venv-evidently/bin/python ] || python3.11 -m venv bench/.venv-evidently
 	bench/.venv-evidently/bin/pip install --quiet -r bench/requirements-evidently.txt
 	$(ENV)
-	python bench/bench_drift_library.py --root data
+	python bench/bench_drift_library.py $(DRIFT_LIBRARY_ARGS)
 
 # Scaffold a new pipeline from the reference one (docs/adding-a-pipeline.md): make new-pipeline NAME=churn
 new-pipeline: venv
