@@ -233,6 +233,7 @@ def run_nights(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
 
 def print_summary(nights: list[dt.date]) -> None:
     from include import warehouse
+    from include.drift.config import load_monitoring_config
     from include.training.config import load_training_config
 
     start, end = nights[0], nights[-1]
@@ -245,7 +246,9 @@ def print_summary(nights: list[dt.date]) -> None:
     drift = warehouse.drift_between(start, end)
     columns = list(dict.fromkeys(r["column_name"] for r in drift))
     psi = {(r["ds"], r["column_name"]): r for r in drift}
-    print("\n      PSI per night against the scoring version's reference (* drifted: PSI >= 0.2, or >= 0.1 with KS):")
+    cfg = load_monitoring_config()  # the levels check_drift used: the monitoring configuration's
+    print("\n      PSI per night against the scoring version's reference (* drifted: PSI >= "
+          f"{cfg.psi_alert:g}, or >= {cfg.psi_warn:g} with KS):")
     print("      | column | " + " | ".join(d.strftime("%m-%d") for d in nights) + " |")
     print("      |---|" + "---|" * len(nights))
     for c in columns:

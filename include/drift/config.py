@@ -30,16 +30,19 @@ class PerformanceConfig(BaseModel):
 
 
 class MonitoringConfig(BaseModel):
-    """monitoring.yaml. Validated with the context ``{"columns": [...]}`` (the model inputs of the
+    """monitoring.yaml. ``psi_warn``, ``psi_alert``, ``ks_p_value`` and ``ks_statistic`` are required.
+    Validated with the context ``{"columns": [...]}`` (the model inputs of the
     pipeline monitored), ``exclude_columns`` must name some of them and ``min_drifted_columns`` must
     be reachable; built in code without it, only the shape is checked."""
 
     model_config = STRICT
 
-    psi_warn: Annotated[float, Field(gt=0)] = 0.1
-    psi_alert: float = 0.2
-    ks_p_value: Annotated[float, lies_in(0, 1, open_ends=True)] = 0.05
-    ks_statistic: Fraction = 0.1
+    # The drift thresholds have no default here nor anywhere else: the file holds them (a file without
+    # one is refused naming the key), and include.drift.stats and the ML monitor page take them from it.
+    psi_warn: Annotated[float, Field(gt=0)]
+    psi_alert: float
+    ks_p_value: Annotated[float, lies_in(0, 1, open_ends=True)]
+    ks_statistic: Fraction
     # a list in the file (strict mode would want a Python tuple); a bare string is refused, never split
     exclude_columns: Annotated[tuple[Annotated[str, one_of("column", _columns)], ...], Field(strict=False)] = ()
     # after exclude_columns: its bound depends on them

@@ -180,15 +180,27 @@ def test_a_minimal_file_relies_on_defaults(tmp_path):
     cfg = load_training_config(path)
     assert (cfg.gate, cfg.trials, cfg.seed, cfg.models[0].class_weight) == (GateConfig(), 8, 42, "sqrt")
     assert (cfg.threads, cfg.safety_timeout_seconds) == (2, 3600.0)
+    thresholds = {"psi_warn": 0.1, "psi_alert": 0.2, "ks_p_value": 0.05, "ks_statistic": 0.1}  # no defaults
+    minimal = tmp_path / "monitoring.yaml"
+    minimal.write_text("# only the drift thresholds: everything else at its default\n"
+                       + "".join(f"{k}: {v}\n" for k, v in thresholds.items()))
+    assert load_monitoring_config(minimal) == MonitoringConfig(**thresholds)
+
+
+def test_the_drift_thresholds_have_no_default(tmp_path):
+    """The monitoring file is their only source: a file without them is refused, naming each."""
     empty = tmp_path / "monitoring.yaml"
-    empty.write_text("# every threshold at its default\n")
-    assert load_monitoring_config(empty) == MonitoringConfig()
+    empty.write_text("# no thresholds\n")
+    with pytest.raises(ConfigError) as refused:
+        load_monitoring_config(empty)
+    for key in ("psi_warn", "psi_alert", "ks_p_value", "ks_statistic"):
+        assert f"{empty}: '{key}' is required" in str(refused.value), str(refused.value)
 
 
 def test_columns_are_checked_against_the_pipeline_given(tmp_path):
     """A scaffolded pipeline names its own columns; without a list, the reference pipeline's inputs."""
     path = tmp_path / "monitoring.yaml"
-    path.write_text("exclude_columns: [age_days]\n")
+    path.write_text("exclude_columns: [age_days]\npsi_warn: 0.1\npsi_alert: 0.2\nks_p_value: 0.05\nks_statistic: 0.1\n")
     with pytest.raises(ConfigError, match="unknown column 'age_days'"):
         load_monitoring_config(path)
     assert load_monitoring_config(path, columns=["age_days", "n_orders"]).exclude_columns == ("age_days",)
@@ -198,7 +210,8 @@ def test_columns_are_checked_against_the_pipeline_given(tmp_path):
 def test_objects_built_in_code_are_validated_too():
     with pytest.raises(ValueError, match="min_improvement"):
         GateConfig(min_improvement=-0.5)
-    assert MonitoringConfig(exclude_columns=["a"]).exclude_columns == ("a",)  # no column list: shape only
+    thresholds = load_monitoring_config().model_dump(include={"psi_warn", "psi_alert", "ks_p_value", "ks_statistic"})
+    assert MonitoringConfig(exclude_columns=["a"], **thresholds).exclude_columns == ("a",)  # no column list: shape only
 
 
 def test_a_budget_that_runs_no_trial_is_named_not_max_of_nothing():

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.drift.config import MonitoringConfig, PerformanceConfig, load_monitoring_config
+from include.drift.config import PerformanceConfig, load_monitoring_config
 from include.drift.monitor import performance_verdict, render_html
 
 EXPECTED = {"auc_roc": 0.90, "average_precision": 0.60}
-CFG = MonitoringConfig(performance=PerformanceConfig(auc_roc_drop=0.05, average_precision_drop=0.15, min_frauds=10))
+CFG = load_monitoring_config().model_copy(
+    update={"performance": PerformanceConfig(auc_roc_drop=0.05, average_precision_drop=0.15, min_frauds=10)})
 
 
 def _rows(informative: bool, frauds: int = 50, n: int = 3000):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from include.drift.config import MonitoringConfig
+from include.drift.config import load_monitoring_config
 from include.drift.reference import REFERENCE_SAMPLE, ReferenceDistribution, fit_distribution
 from include.drift.stats import KS_EXACT_MAX_N, PSI_EPSILON, ks, ks_statistic, psi, psi_from_proportions
 
-CFG = MonitoringConfig()  # the thresholds of the shipped defaults, passed as monitor.py passes them
+CFG = load_monitoring_config()  # the shipped thresholds (the file is their only source), passed as monitor.py passes them
 
 
 def psi_(ref, values):
