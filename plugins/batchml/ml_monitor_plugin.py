@@ -1,7 +1,7 @@
 """The "ML monitor" view of the Airflow UI: a FastAPI app the Airflow API server mounts at
 ``/ml-monitor``, and an external view that puts it in the UI's navigation (rendered inside the UI).
 
-Routes (the page and its data come from :mod:`include.ml_monitor`):
+Routes (the page and its data come from :mod:`include.ml_monitor`: its data, render and static parts):
 
 - ``GET /ml-monitor/?days=90&end=YYYY-MM-DD&model=NAME``: the HTML page;
 - ``GET /ml-monitor/api/summary`` with the same parameters: the same data as JSON.
@@ -31,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
 URL_PREFIX = "/ml-monitor"
-MAX_DAYS = 731  # include.ml_monitor.MAX_DAYS (not imported here: it would load the library at parse time)
+MAX_DAYS = 731  # include.ml_monitor.data.MAX_DAYS (not imported here: it would load the library at parse time)
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 31)  # the ``end`` a window can have
 MAX_MODEL_NAME = 200  # warehouse model_name columns are String(200)
 # responses other than the page (JSON, errors, redirects) load nothing and are framed by nobody

@@ -8,6 +8,7 @@ answers."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 import secrets
@@ -20,6 +21,7 @@ import pytest
 
 from include import ml_monitor, warehouse
 from include.features.baseline import MODEL_INPUTS
+from include.ml_monitor import render
 from tests.postgres import fresh_database
 
 MODEL = "fraud-detector"
@@ -83,13 +85,14 @@ def fill_history(days: int = 365, end: dt.date = END, rows_per_day: int = 200, f
                "decided_at": dt.datetime.combine(start, dt.time(3), dt.UTC),
                "promoted_at": dt.datetime.combine(start, dt.time(3, 5), dt.UTC)}]
     scores = day_scores(rows_per_day)
+    warn, alert = ml_monitor.psi_thresholds()  # the levels the monitoring DAG writes with: the configuration's
     predictions = 0
     for i in range(days):
         ds = start + dt.timedelta(days=i)
         j = i + 365 - days  # the pattern is anchored on the end of the history
         for column in [*COLUMNS, "score"]:
             psi = day_psi(j, column)
-            level = "alert" if psi >= 0.2 else "warn" if psi >= 0.1 else "ok"
+            level = "alert" if psi >= alert else "warn" if psi >= warn else "ok"
             drift.append({"ds": ds, "model_name": MODEL, "model_version": version, "column_name": column,
                           "kind": "numeric", "psi": psi, "psi_level": level, "ks_statistic": 0.05,
                           "ks_p_value": 0.5, "drifted": level == "alert"})
@@ -207,10 +210,15 @@ def test_sections_show_the_warehouse_rows(data_root):
     newest = amount[END.isoformat()]
     assert float(newest["psi"]) == pytest.approx(day_psi(364, "tx_amount"), abs=1e-4) and newest["drifted"] == "true"
     assert amount[(END - dt.timedelta(days=20)).isoformat()]["drifted"] == "false"
-    # the colour follows the PSI: red from the alert threshold, amber in between, green below
-    assert ml_monitor.psi_colour(0.25) == ml_monitor._mix((0xe5, 0x39, 0x35), (0x8b, 0, 0), 0.25)
-    assert ml_monitor.psi_colour(0.05).startswith("#") and ml_monitor.psi_colour(None) == "#d0d0d0"
-    assert re.search(rf'fill="{ml_monitor.psi_colour(float(newest["psi"]))}" data-column="tx_amount" data-ds="{END}"', page)
+    # the colour follows the PSI: red from the alert threshold, amber in between, green below; the levels
+    # are the monitoring configuration's
+    warn, alert = data.psi_warn, data.psi_alert
+    assert (warn, alert) == ml_monitor.psi_thresholds() and not data.errors
+    assert ml_monitor.psi_colour(1.25 * alert, warn, alert) == render._mix((0xe5, 0x39, 0x35), (0x8b, 0, 0), 0.25)
+    assert ml_monitor.psi_colour(warn / 2, warn, alert).startswith("#")
+    assert ml_monitor.psi_colour(None, warn, alert) == render.NO_VALUE == "#d0d0d0"
+    assert re.search(rf'fill="{ml_monitor.psi_colour(float(newest["psi"]), warn, alert)}" data-column="tx_amount" '
+                     rf'data-ds="{END}"', page)
 
     dq = cells(page, "dq-grid")
     assert len(dq) == 30 * 4
@@ -230,6 +238,103 @@ def test_sections_show_the_warehouse_rows(data_root):
     assert 'href="/ml-monitor/?days=365&amp;end=2026-06-30"' in page
     # self-contained: no script, no stylesheet or image from elsewhere
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+
+
+# the PSI levels: the monitoring configuration's, and no other
+
+
+FILL = r'fill="(#[0-9a-f]{6})" data-column="([^"]+)" data-ds="([^"]+)" data-psi="([^"]*)"'
+
+
+def _monitoring_file(tmp_path: Path, **changes: object) -> Path:
+    """The shipped monitoring.yaml with ``changes`` (None: the key left out), as a new file."""
+    import yaml
+
+    from include.drift.config import DEFAULT_PATH
+
+    raw = yaml.safe_load(DEFAULT_PATH.read_text())
+    for key, value in changes.items():
+        if value is None:
+            raw.pop(key)
+        else:
+            raw[key] = value
+    path = tmp_path / f"monitoring-{len(list(tmp_path.glob('monitoring-*')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_the_heatmap_colours_follow_the_monitoring_config(data_root, tmp_path, monkeypatch):
+    """psi_warn / psi_alert of the file named by BATCHML_MONITORING_CONFIG colour the cells and the legend:
+    the quiet days (PSI 0.01 to 0.03) are green with the shipped levels, amber and red with lower ones."""
+    fill_history(days=10, rows_per_day=10)
+    shipped = ml_monitor.gather(registry_timeout_s=5)
+    monkeypatch.setenv("BATCHML_MONITORING_CONFIG", str(_monitoring_file(tmp_path, psi_warn=0.015, psi_alert=0.025)))
+    tight = ml_monitor.gather(registry_timeout_s=5)
+    assert (tight.psi_warn, tight.psi_alert) == (0.015, 0.025) and not tight.errors
+    assert ml_monitor.as_json(tight)["drift"]["psi_warn"] == 0.015
+    colours = {}
+    for data in (shipped, tight):
+        page = ml_monitor.render_html(data)
+        fills = re.findall(FILL, page)
+        assert len(fills) == 10 * MONITORED
+        for fill, _, _, psi in fills:  # every cell coloured with the levels of its data
+            assert fill == ml_monitor.psi_colour(float(psi), data.psi_warn, data.psi_alert)
+        colours[data.psi_alert] = {(column, ds): fill for fill, column, ds, _ in fills}
+        assert f"&gt;= {data.psi_alert:g} alert" in page
+    shipped_c, tight_c = colours[shipped.psi_alert], colours[0.025]
+    changed = [k for k in shipped_c if shipped_c[k] != tight_c[k]]
+    assert len(changed) > 5 * MONITORED, "lower levels must recolour most quiet cells"
+    reds = [k for k, fill in tight_c.items() if fill == ml_monitor.psi_colour(0.028, 0.015, 0.025)]
+    assert reds and all(shipped_c[k] == ml_monitor.psi_colour(0.028, shipped.psi_warn, shipped.psi_alert) for k in reds)
+
+
+@pytest.mark.parametrize("what, changes, message", [
+    ("psi_warn left out", {"psi_warn": None}, "'psi_warn' is required"),
+    ("psi_alert left out", {"psi_alert": None}, "'psi_alert' is required"),
+    ("psi_alert below psi_warn", {"psi_alert": 0.05}, "'psi_alert' must be >= psi_warn (0.1), got 0.05"),
+])
+def test_an_invalid_monitoring_config_is_an_error_on_the_page_not_a_default(data_root, tmp_path, monkeypatch,
+                                                                           what, changes, message):
+    """No code default stands in for the file: the drift section names the file and the rule, its cells
+    stay grey (their PSI still in the tooltips), every other section is shown as usual."""
+    fill_history(days=5, rows_per_day=10)
+    path = _monitoring_file(tmp_path, **changes)
+    monkeypatch.setenv("BATCHML_MONITORING_CONFIG", str(path))
+    data = ml_monitor.gather(registry_timeout_s=5)
+    assert (data.psi_warn, data.psi_alert) == (None, None) and list(data.errors) == ["thresholds"]
+    assert str(path) in data.errors["thresholds"] and message in data.errors["thresholds"], data.errors
+    page = ml_monitor.render_html(data)
+    box = re.search(r'<div class="error" data-section="the monitoring configuration">(.*?)</div>', page)
+    assert box and html.unescape(message) in html.unescape(box.group(1))
+    fills = re.findall(FILL, page)
+    assert len(fills) == 5 * MONITORED and {f for f, *_ in fills} == {render.NO_VALUE}
+    assert len(cells(page, "dq-grid")) == 5 * 4 and 'data-rows="10"' in page  # the rest as usual
+    out = ml_monitor.as_json(data)
+    assert out["drift"]["psi_warn"] is None and message in out["errors"]["thresholds"]
+    monkeypatch.setenv("BATCHML_MONITORING_CONFIG", str(tmp_path / "missing.yaml"))
+    data = ml_monitor.gather(registry_timeout_s=5)
+    assert "missing.yaml" in data.errors["thresholds"] and data.psi_warn is None
+
+
+def test_no_code_default_for_the_drift_thresholds():
+    """The monitoring configuration is the only source of the PSI and KS thresholds: the schema requires
+    them, and the statistics, the page's data and its colours take them without a default."""
+    import dataclasses
+    import inspect
+
+    from include.drift import stats
+    from include.drift.config import MonitoringConfig
+
+    for key in ("psi_warn", "psi_alert", "ks_p_value", "ks_statistic"):
+        assert MonitoringConfig.model_fields[key].is_required(), key
+    fields = {f.name: f for f in dataclasses.fields(ml_monitor.MonitorData)}
+    for key in ("psi_warn", "psi_alert"):
+        assert fields[key].default is dataclasses.MISSING and fields[key].default_factory is dataclasses.MISSING
+    for function, names in ((ml_monitor.psi_colour, ("warn", "alert")), (stats.psi, ("warn", "alert")),
+                            (stats.ks, ("p_threshold", "statistic_threshold"))):
+        parameters = inspect.signature(function).parameters
+        for name in names:
+            assert parameters[name].default is inspect.Parameter.empty, f"{function.__qualname__}({name}=...)"
 
 
 def test_json_has_the_same_data(data_root):

@@ -165,6 +165,7 @@ def test_rendering_escapes_every_string_it_is_given():
     store cannot hold, like error messages quoting a value, the tracking URI or the warehouse note, too)."""
     day = END
     strings = iter(range(1000))
+    WARN, ALERT = ml_monitor.psi_thresholds()  # noqa: N806 - the monitoring configuration's levels
 
     def x() -> str:  # a fresh payload each time, numbered so that a leak names its field's place
         n = next(strings)
@@ -182,7 +183,7 @@ def test_rendering_escapes_every_string_it_is_given():
                  "challenger_value": x(), "champion_value": x(), "reason": x()}
     data = ml_monitor.MonitorData(
         model_name=registry.model_name, window=ml_monitor.window_ending(day, 3), generated_at=dt.datetime.now(dt.UTC),
-        registry=registry, promotions=[promotion], promotions_total=1,
+        registry=registry, psi_warn=WARN, psi_alert=ALERT, promotions=[promotion], promotions_total=1,
         drift=[{"ds": day, "column_name": x(), "model_version": x(), "kind": "numeric", "psi": x(), "psi_level": x(),
                 "ks_statistic": x(), "ks_p_value": x(), "drifted": True}],
         data_quality=[{"ds": day, "dataset": x(), "success": False, "failed": x(), "evaluated": x(), "rows": x(),
@@ -197,10 +198,11 @@ def test_rendering_escapes_every_string_it_is_given():
     assert_inert(page, payloads)
     # every section in its error state, with messages that quote what they could not read
     registry_down = ml_monitor.RegistryState(model_name=x(), tracking_uri=x(), error=x())
-    errors = {section: x() for section in ("window", "registry", "promotions", "drift", "data_quality",
-                                            "predictions", "alerts")}
+    errors = {section: x() for section in ("window", "registry", "thresholds", "promotions", "drift",
+                                            "data_quality", "predictions", "alerts")}
     broken = ml_monitor.MonitorData(model_name=registry_down.model_name, window=ml_monitor.window_ending(day, 3),
-                                    generated_at=dt.datetime.now(dt.UTC), registry=registry_down, errors=errors)
+                                    generated_at=dt.datetime.now(dt.UTC), registry=registry_down, psi_warn=None,
+                                    psi_alert=None, errors=errors)
     payloads = {str(i): SHAPES[i % len(SHAPES)].format(f" [{i}]") for i in range(n_data + 1, next(strings))}
     assert_inert(ml_monitor.render_html(broken), payloads)
 
