@@ -88,3 +88,28 @@ def test_the_mlp_and_the_ensemble_members_get_the_configured_threads(cfg):
     ensemble.fit(frame[MODEL_INPUTS], frame[LABEL].to_numpy(), np.ones(len(frame)))
     members = [getattr(e, "model", e) for e in ensemble.estimators_]
     assert [m.threads if hasattr(m, "threads") else m.get_params()["n_jobs"] for m in members] == [3, 3, 3]
+
+
+def test_the_mlp_gives_the_same_scores_whatever_torch_threads_the_process_had():
+    """torch's intra-op pool follows OMP_NUM_THREADS or the core count; sums split over another number
+    of threads round differently (1 and 7 threads: scores up to 1.8e-7 apart). The MLP fits with its
+    own count, and fit_and_score scores with it, so the process's setting does not matter."""
+    import torch
+
+    from include.training.models import pinned_threads
+
+    frame = _frame(4, rows=3000)
+    x, y = frame[MODEL_INPUTS], frame[LABEL].to_numpy()
+    before = torch.get_num_threads()
+    scores = []
+    try:
+        for ambient in (1, 7):
+            torch.set_num_threads(ambient)
+            model = build_estimator("pytorch_mlp", {"hidden": [32, 16], "max_epochs": 2, "batch_size": 256},
+                                    seed=5, threads=2).fit(x, y, np.where(y == 1, 3.0, 1.0))
+            assert torch.get_num_threads() == ambient  # the fit put the process's setting back
+            with pinned_threads(2):
+                scores.append(model.predict_proba(x))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(scores[0], scores[1])
