@@ -20,6 +20,7 @@ from include.pipelines.churn.simulator import (
     PLANS,
     SUPPORT_KINDS,
     ChurnSimulatorConfig,
+    HazardModel,
     PriceIncrease,
     active_customers,
     main,
@@ -71,6 +72,12 @@ def test_same_config_and_seed_give_identical_frames_another_seed_does_not():
 def test_invalid_config_is_refused_naming_the_field(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(BASE, **change)
+
+
+def test_invalid_hazard_model_is_refused():
+    with pytest.raises(ValueError, match=r"HazardModel: recover_per_day must be a chance in \[0, 1\], got 1.5; "
+                                         r"disengage_days must be \(low, high\)"):
+        HazardModel(recover_per_day=1.5, disengage_days=(30.0, 10.0))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -148,7 +155,8 @@ def test_churners_usage_declines_before_they_cancel(sim):
 def test_monthly_contracts_churn_more_than_annual_and_two_year_ones(sim):
     snaps = pd.concat([weekly_snapshot(sim, d) for d in snapshot_dates(BASE, labelled_only=True)])
     rate = snaps.groupby("contract_type")["churned_30d"].mean()
-    assert rate["monthly"] > 1.5 * rate["annual"] > 1.5 * rate["two_year"] > 0
+    assert rate["monthly"] > 2 * rate["annual"]
+    assert rate["annual"] > 1.3 * rate["two_year"] > 0
 
 
 def test_labels_are_cancellations_in_the_30_days_after_the_snapshot_only(sim):
@@ -201,13 +209,14 @@ def test_the_price_increase_raises_fees_and_churn_from_its_start_only(sim, raise
     assert cancellations(raised, *after_window) > 1.3 * cancellations(sim, *after_window)
     affected = set(changes["customer_id"])
     window = raised.cancellations[raised.cancellations["cancel_date"].between(*after_window)]
-    assert window["customer_id"].isin(affected).mean() > 0.7  # mostly among the customers whose fee went up
+    share_of_base = len(affected) / len(after)  # about 0.78: basic and standard customers
+    assert window["customer_id"].isin(affected).mean() > share_of_base + 0.05  # over-represented among leavers
 
 
 def test_a_simple_model_learns_the_mechanisms_on_a_later_week(sim):
-    began = time.perf_counter()
+    began = time.process_time()  # CPU seconds: the wall clock depends on what else the machine runs
     result = learnability(sim, train_weeks=6)
-    assert time.perf_counter() - began < 10
+    assert time.process_time() - began < 10
     assert result["test_churners"] > 50
     assert 0.7 < result["auc"] < 0.95
     assert result["recall_at_0.1"] > 0.2  # about 2.5 times better than calling customers at random

@@ -6,6 +6,7 @@ failures), computed point-in-time from the events before each snapshot, so that 
 docs/churn.md can measure the simulator's learnability and the business metric honestly.
 
     python -m include.pipelines.churn.diagnostics [--customers 5000 --weeks 26 --seed 0 --fraction 0.1]
+    python -m include.pipelines.churn.diagnostics --tests 6 --families logistic,boosting
 """
 
 from __future__ import annotations
@@ -88,32 +89,45 @@ def fraction_for_recall(y: np.ndarray, score: np.ndarray, target: float) -> floa
     return float((np.searchsorted(found, target) + 1) / len(y))
 
 
-def learnability(sim: ChurnSimulation, train_weeks: int = 8, fraction: float = 0.1, target: float = 0.85) -> dict:
-    """Logistic regression trained on ``train_weeks`` labelled snapshots, tested on the last labelled
-    snapshot at least 30 days after the last training one (its labels were unknown at training time)."""
+def _model(family: str):
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if family == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000))
+    if family == "boosting":
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+    raise ValueError(f"unknown model family {family!r}: use logistic or boosting")
+
+
+def learnability(sim: ChurnSimulation, train_weeks: int = 8, fraction: float = 0.1, target: float = 0.85,
+                 test_date: dt.date | None = None, family: str = "logistic") -> dict:
+    """A model trained on ``train_weeks`` labelled snapshots, tested on ``test_date`` (default: the last
+    labelled snapshot); the training snapshots end at least 30 days before the test one, so that their
+    labels were known when it was scored."""
+    from sklearn.metrics import roc_auc_score
+
     dates = snapshot_dates(sim.config, labelled_only=True)
-    test_date = dates[-1]
+    test_date = test_date or dates[-1]
+    if test_date not in dates:
+        raise ValueError(f"test snapshot {test_date} is not a labelled snapshot of the simulation")
     train_dates = [d for d in dates if d + dt.timedelta(days=30) <= test_date][-train_weeks:]
     if not train_dates:
-        raise ValueError(f"{sim.config.n_weeks} weeks leave no training snapshot 30 days before the test one")
+        raise ValueError(f"no labelled snapshot 30 days before the test one {test_date}")
     train = pd.concat([snapshot_features(sim, d) for d in train_dates], ignore_index=True)
     test = snapshot_features(sim, test_date)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000))
-    model.fit(train[FEATURES], train["churned_30d"])
+    model = _model(family).fit(train[FEATURES], train["churned_30d"])
     score = model.predict_proba(test[FEATURES])[:, 1]
     y = test["churned_30d"].to_numpy()
-    return {"train_snapshots": [str(d) for d in train_dates], "test_snapshot": str(test_date),
+    return {"family": family, "train_snapshots": [str(d) for d in train_dates], "test_snapshot": str(test_date),
             "test_customers": len(y), "test_churners": int(y.sum()), "auc": float(roc_auc_score(y, score)),
             f"recall_at_{fraction:g}": recall_at_top_fraction(y, score, fraction),
             f"fraction_for_recall_{target:g}": fraction_for_recall(y, score, target)}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> pd.DataFrame:
     from include.pipelines.churn.simulator import monthly_churn_rate, parse_price_increase
 
     defaults = ChurnSimulatorConfig()
@@ -122,15 +136,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--weeks", type=int, default=defaults.n_weeks)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--fraction", type=float, default=0.1, help="share of customers the retention team calls")
+    p.add_argument("--tests", type=int, default=1, help="test on each of the last N labelled snapshots")
+    p.add_argument("--families", default="logistic", help="comma-separated: logistic, boosting")
     p.add_argument("--price-increase", type=parse_price_increase, action="append", default=[])
     args = p.parse_args(argv)
     increases: tuple[PriceIncrease, ...] = tuple(args.price_increase)
     sim = simulate(ChurnSimulatorConfig(n_customers=args.customers, n_weeks=args.weeks, seed=args.seed,
                                         price_increases=increases))
-    result = {"monthly_churn_rate": monthly_churn_rate(sim), **learnability(sim, fraction=args.fraction)}
-    for key, value in result.items():
-        print(f"{key:>28}: {value:.4f}" if isinstance(value, float) else f"{key:>28}: {value}")
-    return result
+    print(f"monthly churn rate (30-day label rate over the labelled snapshots): {monthly_churn_rate(sim):.4f}")
+    rows = [learnability(sim, fraction=args.fraction, test_date=d, family=f)
+            for f in args.families.split(",") for d in snapshot_dates(sim.config, labelled_only=True)[-args.tests:]]
+    table = pd.DataFrame(rows).drop(columns="train_snapshots")
+    print(table.round(3).to_string(index=False))
+    print(table.drop(columns=["test_snapshot"]).groupby("family").mean().round(3).to_string())
+    return table
 
 
 if __name__ == "__main__":

@@ -99,6 +99,21 @@ class HazardModel:
     recover_per_day: float = 0.01  # chance a day that a disengaging customer starts to recover
     disengage_days: tuple[float, float] = (20.0, 60.0)  # d goes 0 -> 1 over this many days (uniform)
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be a chance in [0, 1], got {getattr(self, name)}"
+                    for name in ("disengage_per_day", "recover_per_day") if not 0 <= getattr(self, name) <= 1]
+        problems += [f"{name} must be > 0, got {getattr(self, name)}"
+                     for name in ("early_tenure_days", "price_increase_decay_days") if getattr(self, name) <= 0]
+        if self.frailty_sd < 0:
+            problems.append(f"frailty_sd must be >= 0, got {self.frailty_sd}")
+        if len(self.contract) != 3 or len(self.plan) != 3:
+            problems.append("contract and plan must have 3 coefficients each (in the order of CONTRACTS and PLANS)")
+        low, high = self.disengage_days
+        if not 0 < low <= high:
+            problems.append(f"disengage_days must be (low, high) with 0 < low <= high, got {self.disengage_days}")
+        if problems:
+            raise ValueError("HazardModel: " + "; ".join(problems))
+
 
 @dataclass(frozen=True)
 class ChurnSimulatorConfig:
@@ -140,6 +155,8 @@ class ChurnSimulatorConfig:
             fail(f"list_fees must be 3 positive fees (basic, standard, premium), got {self.list_fees!r}")
         if not 0 <= self.signups_per_month <= 1:
             fail(f"signups_per_month is a share of n_customers in [0, 1], got {self.signups_per_month}")
+        if not isinstance(self.hazard, HazardModel):
+            fail(f"hazard must be a HazardModel, got {self.hazard!r}")
         if not all(isinstance(p, PriceIncrease) for p in self.price_increases):
             fail(f"price_increases must be PriceIncrease objects, got {self.price_increases!r}")
         for p in self.price_increases:
