@@ -110,14 +110,19 @@ def days_to_process(params: dict[str, Any] | None, triggering_asset_events, what
 
 
 def event_days(triggering_asset_events) -> list[dt.date]:
-    """Every day the triggering Asset events carry, sorted and once each."""
+    """Every day the triggering Asset events carry, sorted and once each. ValueError naming the asset
+    and the extra when one carries something that is not a day (YYYY-MM-DD) or a reversed range."""
     days = set()
-    for events in (triggering_asset_events or {}).values():
+    for asset, events in (triggering_asset_events or {}).items():
         for extra in (e.extra for e in events):
-            if extra and extra.get("start"):
-                days.update(day_range(extra["start"], extra.get("end") or extra["start"]))
-            elif extra and extra.get("ds"):
-                days.add(as_date(extra["ds"]))
+            try:
+                if extra and extra.get("start"):
+                    days.update(day_range(extra["start"], extra.get("end") or extra["start"]))
+                elif extra and extra.get("ds"):
+                    days.add(as_date(extra["ds"]))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"an Asset event of {getattr(asset, 'name', asset)} carries {extra!r}, not a day "
+                                 f"(YYYY-MM-DD) or a range of days: {exc}") from None
     return sorted(days)
 
 

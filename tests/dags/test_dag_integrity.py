@@ -247,3 +247,21 @@ def test_every_doc_is_a_runbook_naming_each_task(bag):
         assert "Outputs:" in doc or "output" in doc, f"{dag.dag_id}: doc_md names no output"
         for task_id in dag.task_ids:
             assert f"`{task_id}`" in doc, f"{dag.dag_id}: doc_md does not say what to do when {task_id} fails"
+
+
+def test_training_prepare_reads_the_drift_alert_days_with_event_days(bag):
+    """The newest day of the triggering drift alerts is the run's as_of (include.run_days.event_days): one
+    not over yet skips the run naming it; a malformed one fails without retry. Neither reads any data."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    prepare = bag.get_dag("training").get_task("prepare").python_callable
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    events = {"drift_alert": [SimpleNamespace(extra={"ds": "2026-03-01", "model_version": "2"}),
+                              SimpleNamespace(extra={"ds": tomorrow.isoformat(), "model_version": "3"})]}
+    with pytest.raises(AirflowSkipException, match=f"nothing to train as of: ds={tomorrow.isoformat()}"):
+        prepare(params={}, triggering_asset_events=events, logical_date=None)
+    with pytest.raises(AirflowFailException, match="drift_alert carries .*2026-02-30.* not a day"):
+        prepare(params={}, triggering_asset_events={"drift_alert": [SimpleNamespace(extra={"ds": "2026-02-30"})]},
+                logical_date=None)

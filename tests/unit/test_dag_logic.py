@@ -52,8 +52,10 @@ def test_the_newest_drift_alert_day_is_what_training_reads():
     assert triggered == ["2026-03-09", "2026-03-12"]
     assert resolve_as_of(None, triggered, None) == "2026-03-12"
     assert resolve_as_of("2026-03-01", triggered, None) == "2026-03-01"  # the param wins
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"asset carries {'ds': '2026-13-01'}, not a day .YYYY-MM-DD."):
         event_days(_events({"ds": "2026-13-01"}))  # a malformed day fails: prepare turns it into a failure
+    with pytest.raises(ValueError, match=r"asset carries {.start.: .2026-03-09., .end.: .2026-03-01.}"):
+        event_days(_events({"start": "2026-03-09", "end": "2026-03-01"}))
 
 
 # --- include.ingest.publish_validated: ingest's publish loop ------------------------------------------------
