@@ -100,5 +100,8 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, logs: Path) -> Iterat
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with service("mlflow server", args, logs / "mlflow-server.log", lambda: _answers(f"{url}/health"), timeout=180):
+    # no job runner: its eight Huey processes (GenAI jobs, which the pipeline never submits) import mlflow
+    # at start and poll for the whole session on a 2-core machine
+    with service("mlflow server", args, logs / "mlflow-server.log", lambda: _answers(f"{url}/health"), timeout=180,
+                 env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         yield url
