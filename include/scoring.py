@@ -42,7 +42,8 @@ from include.storage import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import numpy as np
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -242,16 +243,50 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     return plans
 
 
-def score_batch(scorer, features: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Keys, score and flag of a batch of feature rows (what each Spark task runs on its batches).
+def feature_matrix(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
+    """The ``columns`` of an Arrow batch as one float32 matrix, straight from Arrow (no pandas frame).
 
-    The lineage columns are constant for a day and are added by Spark, not per batch in pandas."""
-    from include.features.baseline import MODEL_INPUTS
+    Column-major, as pandas' ``DataFrame.to_numpy(np.float32)`` lays it out, and cast by numpy as
+    that call casts, so the scorer sees the same values as through its pandas ``predict``."""
+    import numpy as np
 
-    out = features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]].copy()
-    out["score"] = scorer.predict(None, features[MODEL_INPUTS]).astype("float64")
-    out["flagged"] = (out["score"] >= threshold).astype("int8")
-    return out
+    matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float32, order="F")
+    for j, name in enumerate(columns):
+        matrix[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def predict_matrix(scorer, matrix: np.ndarray) -> np.ndarray:
+    """P(fraud) per row of ``matrix`` (the scorer's inputs, in ``scorer.inputs`` order), as float64: the
+    estimator's numpy entry point (include.training.models ``predict_matrix``), else the pyfunc's own
+    ``predict`` on a frame over the same matrix (an estimator class without one)."""
+    import numpy as np
+
+    estimator = getattr(scorer, "estimator", None)
+    if hasattr(estimator, "predict_matrix"):
+        return np.asarray(estimator.predict_matrix(matrix), dtype=np.float64)
+    import pandas as pd
+
+    return np.asarray(scorer.predict(None, pd.DataFrame(matrix, columns=scorer.inputs, copy=False)), dtype=np.float64)
+
+
+def score_batch(scorer, batch: pa.RecordBatch, threshold: float) -> pa.RecordBatch:
+    """Keys, score and flag of an Arrow batch of feature rows (what each Spark task of the scoring job
+    runs on its batches, ``mapInArrow``): the key columns passed through as they are, ``score`` the
+    scorer's P(fraud) (float64), ``flagged`` ``score >= threshold`` (int8).
+
+    The lineage columns are constant for a day and are added by Spark, not per batch."""
+    import numpy as np
+    import pyarrow as pa
+
+    keys = PREDICTION_COLUMNS[:4]  # transaction_id, tx_datetime, customer_id, terminal_id
+    scores = predict_matrix(scorer, feature_matrix(batch, scorer.inputs))
+    if len(scores) != batch.num_rows:
+        raise ValueError(f"the scorer returned {len(scores)} scores for a batch of {batch.num_rows} rows")
+    return pa.RecordBatch.from_arrays(
+        [*(batch.column(k) for k in keys), pa.array(scores, pa.float64()),
+         pa.array((scores >= threshold).astype(np.int8), pa.int8())],
+        names=[*keys, "score", "flagged"])
 
 
 def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path | None = None) -> dict[str, Any]:

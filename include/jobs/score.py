@@ -5,7 +5,12 @@
 ``plans.json`` is the scoring plan (include.scoring.plan_scoring): per day the feature partition and
 the model (registry URI, version, run id, threshold). The driver loads each model once from the
 registry, before it starts Spark, and broadcasts the fitted scorer, so executors need no registry access; each Spark task
-scores its rows with ``mapInPandas``. Every day is staged as one parquet file.
+scores its rows with ``mapInArrow``: each Arrow batch's model inputs become one float32 numpy matrix
+for the estimator's numpy entry point and the keys, score and flag go back as an Arrow batch, with
+no pandas frame on the way (include.scoring.score_batch). Every day is staged as one parquet file: a
+day read as one Spark partition (a nightly day) is scored and written by that one task; a larger one
+is scored by as many tasks as it has partitions, then gathered into one writer (``repartition(1)``,
+where ``coalesce(1)`` would score it all in one task).
 
 Model files that do not load (bad registry state: a retry cannot fix them) end the job with one
 ``BATCHML-ERROR`` line naming the version and a sysexits code (include.spark.JobFailure), which the
@@ -29,8 +34,9 @@ from include.scoring import PREDICTION_COLUMNS, score_batch
 from include.spark import JobFailure, get_session, report_failure
 from include.storage import parquet_row_count
 
-BATCH_SCHEMA = ("transaction_id long, tx_datetime timestamp, customer_id long, terminal_id long, score double, "
-                "flagged byte")
+KEY_SCHEMA = {"transaction_id": "long", "tx_datetime": "timestamp", "customer_id": "long", "terminal_id": "long"}
+BATCH_SCHEMA = ", ".join(f"{name} {type_}" for name, type_ in {**KEY_SCHEMA, "score": "double",
+                                                                "flagged": "byte"}.items())
 # Rows per Arrow batch handed to the scorer: fewer, larger batches amortise the per-call cost.
 ARROW_BATCH_ROWS = 100_000
 
@@ -76,16 +82,20 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None) -> 
         broadcast, threshold = broadcasts[model["uri"]], float(model["threshold"])
 
         def predict(batches, broadcast=broadcast, threshold=threshold):
+            scorer = broadcast.value
             for batch in batches:
-                yield score_batch(broadcast.value, batch, threshold)
+                yield score_batch(scorer, batch, threshold)
 
         lineage = {"model_name": F.lit(model["name"]), "model_version": F.lit(str(model["version"])),
                    "run_id": F.lit(model["run_id"]), "threshold": F.lit(threshold),
                    "scored_at": F.lit(scored_at).cast("timestamp")}
-        day_out = output / f"ds={plan['ds']}"
-        (spark.read.parquet(plan["features"]).mapInPandas(predict, BATCH_SCHEMA)
-         .withColumns(lineage).select(*PREDICTION_COLUMNS)
-         .coalesce(1).write.mode("overwrite").parquet(str(day_out)))
+        features = spark.read.parquet(plan["features"])
+        scored = features.select(*(F.col(c).cast(t) for c, t in KEY_SCHEMA.items()),
+                                 *loaded[model["uri"]].inputs).mapInArrow(predict, BATCH_SCHEMA)
+        # one file per day: a day of one input partition stays one task; a larger one is scored in parallel
+        one = scored.coalesce(1) if features.rdd.getNumPartitions() == 1 else scored.repartition(1)
+        one.withColumns(lineage).select(*PREDICTION_COLUMNS).write.mode("overwrite").parquet(
+            str(output / f"ds={plan['ds']}"))
     failpoint("scoring.staged")
     summary = {
         "rows_per_day": {p["ds"]: sum(parquet_row_count(f) for f in (output / f"ds={p['ds']}").glob("*.parquet"))

@@ -1,4 +1,4 @@
-"""Scoring with the real Spark job (mapInPandas, broadcast scorer), the real predictions checkpoint,
+"""Scoring with the real Spark job (mapInArrow, broadcast scorer), the real predictions checkpoint,
 and the warehouse on SQLite and on the PostgreSQL server of the machine."""
 
 from __future__ import annotations
@@ -157,3 +157,46 @@ def test_scoring_dag_end_to_end(data_root, feature_lake):
     for day in DAYS:
         preds = pd.read_parquet(partition_file(*PREDICTIONS, day, feature_lake))
         assert len(preds) == warehouse.prediction_counts(dt.date.fromisoformat(day))["rows"] > 0
+
+
+def test_arrow_path_scores_as_each_family_predicts(spark, tmp_path):
+    """The job's mapInArrow path (float32 matrix straight from Arrow, the estimator's numpy entry
+    point) writes, row for row, the scores of the fitted model's own pandas ``predict``, for every
+    family of training.yaml, the ensemble included: one job, one day per family."""
+    import numpy as np
+
+    from include.jobs.score import BATCH_SCHEMA
+    from include.scoring import PREDICTION_COLUMNS
+    from include.training.models import build_estimator, sample_weights
+    from include.training.scorer import FraudScorer
+
+    cfg = parse_training_config(small_config_dict())
+    rng = np.random.default_rng(3)
+    n = 3_000
+    frame = pd.DataFrame({"transaction_id": np.arange(n, dtype=np.int64),
+                          "tx_datetime": pd.Timestamp("2026-04-01", tz="UTC") + pd.to_timedelta(np.arange(n), "s"),
+                          "customer_id": rng.integers(0, 50, n), "terminal_id": rng.integers(0, 80, n)})
+    for column in MODEL_INPUTS:  # counts and 0/1 flags as integers, the rest floats, as the feature job writes
+        frame[column] = (rng.poisson(4, n) if "nb_tx" in column or "during" in column else rng.gamma(2.0, 20.0, n))
+    y = (frame["tx_amount"].to_numpy() + rng.normal(0, 20, n) > 80).astype(int)
+    features = tmp_path / "features.parquet"
+    frame.to_parquet(features, row_group_size=1_000)
+    scorers, plans = {}, []
+    for i, spec in enumerate(cfg.models):
+        estimator = build_estimator(spec.family, spec.params, cfg.seed, cfg.threads)
+        scorers[spec.name] = FraudScorer(estimator.fit(frame[MODEL_INPUTS], y, sample_weights(y, spec.class_weight)),
+                                         MODEL_INPUTS)
+        plans.append({"ds": f"2026-04-{i + 1:02d}", "features": str(features), "model": {
+            "name": "fraud-detector", "version": str(i + 1), "run_id": spec.name, "uri": spec.name, "threshold": 0.5}})
+    out = tmp_path / "staging"
+    score_job(spark, plans, out, scorers)
+    assert BATCH_SCHEMA.startswith("transaction_id long, tx_datetime timestamp")
+    for plan in plans:
+        got = pd.read_parquet(next((out / f"ds={plan['ds']}").glob("*.parquet"))).sort_values("transaction_id")
+        assert list(got.columns) == PREDICTION_COLUMNS and len(got) == n
+        assert [str(t) for t in got.dtypes[:6]] == ["int64", "datetime64[us, UTC]", "int64", "int64", "float64", "int8"]
+        expected = scorers[plan["model"]["uri"]].predict(None, frame)
+        np.testing.assert_allclose(got["score"].to_numpy(), expected, rtol=0, atol=1e-12,
+                                   err_msg=f"family of {plan['model']['run_id']}")
+        assert (got["flagged"].to_numpy() == (expected >= 0.5)).all()
+        assert (got["tx_datetime"].to_numpy() == frame["tx_datetime"].to_numpy()).all()
