@@ -44,7 +44,8 @@ test: venv
 	$(ENV)
 	scripts/airflow-home.sh
 	ruff check .
-	python -m pytest $(PYTEST_ARGS)
+	# two workers: the production stack's group beside the rest (tests/conftest.py); PYTEST_ARGS="-n 0" runs serially
+	python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Publish the reliability report of the last `make test` (test-artifacts/) to docs/reliability.md
 reliability-report: venv
