@@ -9,11 +9,13 @@ Only pydantic and PyYAML are imported: the training DAG reads this at run time.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from include.config import ConfigError
 from include.schema import STRICT, Fraction, Invalid, at_least, one_of, read_yaml, validate_config
@@ -64,6 +66,105 @@ class GateConfig(BaseModel):
     min_eval_frauds: Annotated[int, Field(ge=0)] = 30
     floor: dict[Metric, Fraction] = Field(default_factory=lambda: {"average_precision": 0.3, "auc_roc": 0.8})
     require_approval: bool = False
+
+
+# per-slice figures shown beside AUC and AP as the pipeline's business metric (include/training/metrics.py:evaluate)
+BUSINESS_METRICS = ("expected_cost", "card_precision", "recall_at_threshold", "precision_at_threshold")
+# slice and band names become MLflow metric names (slice_<name>_<band>_ap)
+SLICE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+SLICE_NAME_RULE = "must be lower-case letters, digits and _ starting with a letter (it names MLflow metrics)"
+
+
+def _slice_name(value: str) -> str:
+    if not SLICE_NAME.match(value):
+        raise Invalid(SLICE_NAME_RULE)
+    return value
+
+
+SliceName = Annotated[str, AfterValidator(_slice_name)]
+
+
+class SliceSpec(BaseModel):
+    """One way of cutting the evaluation window: a ``column`` of the evaluation frame, or an
+    ``expression`` over its columns (pandas ``DataFrame.eval``, e.g. ``tx_datetime.dt.hour``), cut at
+    ``edges`` into len(edges) + 1 bands: band i holds edges[i-1] <= value < edges[i]. ``labels`` name
+    the bands (default: the ranges)."""
+
+    model_config = STRICT
+
+    name: SliceName
+    column: Annotated[str, Field(min_length=1)] | None = None
+    expression: Annotated[str, Field(min_length=1)] | None = None
+    edges: Annotated[tuple[float, ...], Field(strict=False, min_length=1)]
+    labels: Annotated[tuple[SliceName, ...], Field(strict=False)] | None = None
+
+    @field_validator("expression")
+    @classmethod
+    def _an_expression(cls, expression: str | None) -> str | None:
+        if expression is None:
+            return None
+        if "@" in expression:
+            raise Invalid("may only name columns of the evaluation frame (no @variables)")
+        try:
+            ast.parse(expression, mode="eval")
+        except SyntaxError as exc:
+            raise Invalid(f"is not an expression ({exc.msg})") from None
+        return expression
+
+    @field_validator("edges")
+    @classmethod
+    def _increasing(cls, edges: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise Invalid("must be strictly increasing")
+        return edges
+
+    @model_validator(mode="after")
+    def _one_source_and_labels(self) -> SliceSpec:
+        if (self.column is None) == (self.expression is None):
+            raise Invalid(f"slice {self.name!r} needs exactly one of column and expression", show_value=False)
+        if self.labels is not None:
+            if len(self.labels) != len(self.edges) + 1:
+                raise Invalid(f"slice {self.name!r} has {len(self.edges)} edge(s), so {len(self.edges) + 1} bands: "
+                              f"labels needs {len(self.edges) + 1} names, got {list(self.labels)}", show_value=False)
+            if len(set(self.labels)) != len(self.labels):
+                raise Invalid(f"slice {self.name!r} needs unique labels, got {list(self.labels)}", show_value=False)
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.column if self.column is not None else self.expression  # type: ignore[return-value]
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        if self.labels is not None:
+            return self.labels
+        cuts = [_edge(e) for e in self.edges]
+        return (f"lt_{cuts[0]}", *[f"{a}_{b}" for a, b in zip(cuts, cuts[1:], strict=False)], f"ge_{cuts[-1]}")
+
+
+def _edge(value: float) -> str:
+    return (str(int(value)) if float(value).is_integer() else str(value)).replace("-", "m").replace(".", "p")
+
+
+class SlicesConfig(BaseModel):
+    """Per-slice evaluation of every candidate and the champion, and the gate on it: a challenger whose
+    primary metric drops by more than ``tolerance`` below the champion's on any slice band holding at
+    least ``min_positives`` frauds is refused; thinner bands are reported, not gated."""
+
+    model_config = STRICT
+
+    tolerance: Fraction = 0.1
+    min_positives: Annotated[int, Field(ge=1)] = 50
+    business_metric: Annotated[str, one_of("business metric", BUSINESS_METRICS)] = "expected_cost"
+    definitions: Annotated[tuple[SliceSpec, ...], Field(strict=False)] = ()
+
+    @field_validator("definitions")
+    @classmethod
+    def _unique_names(cls, definitions: tuple[SliceSpec, ...]) -> tuple[SliceSpec, ...]:
+        names = [d.name for d in definitions]
+        if len(set(names)) != len(names):
+            raise Invalid(f"needs unique slice names, got {names}", show_value=False)
+        return definitions
 
 
 class TuningConfig(BaseModel):
@@ -141,6 +242,7 @@ class TrainingConfig(BaseModel):
     metrics: MetricsConfig = MetricsConfig()
     gate: GateConfig = GateConfig()
     tuning: TuningConfig = TuningConfig()
+    slices: SlicesConfig = SlicesConfig()
     # a list in the file (strict mode would want a Python tuple)
     models: Annotated[tuple[ModelSpec, ...], Field(strict=False)]
     _source: str = PrivateAttr(default="")

@@ -20,6 +20,11 @@ class ThresholdChoice:
     flagged: int
 
 
+def rounded(v: float) -> float:
+    """Six decimals for summaries and tables; NaN stays NaN."""
+    return float(round(v, 6)) if v == v else v
+
+
 def card_precision_at_k(frame: pd.DataFrame, k: int = 100, score: str = "score", label: str = "tx_fraud",
                         card: str = "customer_id", day: str = "ds") -> float:
     """CP@k as SIMULATOR.md defines it (mean over test days, in day order).
