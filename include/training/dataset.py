@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 ID_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id"]
 LABEL = "tx_fraud"
+# for the evaluation slices only (never a model input): days since the customer's first transaction in
+# the training set, which reaches back to the plan's first day (``customer_history_days``)
+HISTORY = "customer_history_days"
 
 
 class TrainingDataError(ValueError):
@@ -154,7 +157,20 @@ def load_training_set(as_of: str | dt.date, root: Path | None = None) -> Trainin
         raise TrainingDataError(f"{path} changed after its manifest was written; rebuild the training set")
     examples = pd.read_parquet(path)
     examples["ds"] = pd.to_datetime(examples["ds"]).dt.date
+    examples[HISTORY] = customer_history_days(examples)
     return TrainingSet(examples, manifest)
+
+
+def customer_history_days(examples: pd.DataFrame) -> pd.Series:
+    """Days from the customer's first transaction in ``examples`` to each transaction (0 on the first).
+
+    Only earlier transactions count (the first one is never after the row), so no label and nothing of
+    the future enters. The history seen is the training set's span (the plan's first day onwards): a
+    customer is "established" at t when seen at or before t - 30 days; one dormant through the span's
+    start reads as new. The evaluation window starts train_days + gap_days + folds x test_days after
+    that day (35 with the shipped windows), so a 30-day cut is observable there."""
+    first = examples.groupby("customer_id")["tx_datetime"].transform("min")
+    return (examples["tx_datetime"] - first).dt.total_seconds() / 86_400.0
 
 
 def evaluation_rows(examples: pd.DataFrame, block: Block, label_delay: int = LABEL_DELAY_DAYS) -> pd.DataFrame:

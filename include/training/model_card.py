@@ -3,7 +3,10 @@ and what it cannot be trusted for. It is the version's description in the regist
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from include.training.config import SlicesConfig
 
 LIMITATIONS = """\
 - Trained and evaluated on simulated card transactions (shared/SIMULATOR.md); figures on real data will differ.
@@ -18,7 +21,7 @@ LIMITATIONS = """\
 
 
 def render(summary: dict[str, Any], version: str, registered_model: str, costs: tuple[float, float],
-           decision: dict[str, Any] | None = None) -> str:
+           decision: dict[str, Any] | None = None, slices: SlicesConfig | None = None) -> str:
     m = summary["metrics"]
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in m.items())
     params = ", ".join(f"{k}={v}" for k, v in summary["best_params"].items())
@@ -38,7 +41,7 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
 |---|---|
 {rows}
 
-{_weeks(summary.get("weeks"))}## Limitations
+{_weeks(summary.get("weeks"))}{_slices(summary, decision, slices)}## Limitations
 {LIMITATIONS.format(missed=costs[0], false_alarm=costs[1])}"""
     if decision:
         text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
@@ -69,3 +72,33 @@ def _weeks(weeks: dict[str, Any] | None) -> str:
             "each with known-compromised cards removed day by day as the handbook's protocol does.\n\n"
             "| test week | " + " | ".join(names.values()) + " |\n|---|---|---|---|\n" + "\n".join(lines)
             + f"\n| mean ± std | {spread} |\n\n")
+
+
+def _slices(summary: dict[str, Any], decision: dict[str, Any] | None, slices: SlicesConfig | None) -> str:
+    """The evaluation window per slice band (docs/slices.md); after the gate, with the champion's
+    primary metric on the same band, the drop and the gate's verdict on it."""
+    rows = (decision or {}).get("slices") or summary.get("slices")
+    if not rows:  # no slices configured, or a version trained before slices
+        return ""
+    business = slices.business_metric if slices is not None else "expected_cost"
+    primary = decision["primary"] if decision else None
+    gated = primary is not None and any(f"champion_{primary}" in r for r in rows)
+
+    def cell(v: Any) -> str:
+        return "n/a" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    head = ["slice", "band", "transactions", "frauds", "AUC ROC", "AP", business]
+    if gated:
+        head += [f"champion {primary}", "drop", "gate"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        values = [r["slice"], r["band"], r["n_transactions"], r["n_frauds"], r["auc_roc"], r["average_precision"],
+                  r[business]]
+        if gated:
+            values += [r[f"champion_{primary}"], r["drop"], r["verdict"]]
+        lines.append("| " + " | ".join(cell(v) for v in values) + " |")
+    rule = (f" The gate refuses a challenger whose {primary or 'primary metric'} drops by more than "
+            f"{slices.tolerance} below the champion's on a band with at least {slices.min_positives} frauds; "
+            "thinner bands are reported, not gated." if slices is not None else "")
+    return ("## By slice\nThe evaluation window cut by the slices of the training configuration, at the decision "
+            f"threshold.{rule}\n\n" + "\n".join(lines) + "\n\n")

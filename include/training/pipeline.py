@@ -23,6 +23,7 @@ from include.training.dataset import build_training_set, load_training_set
 from include.training.gate import Decision, decide
 from include.training.metrics import evaluate
 from include.training.model_card import render
+from include.training.slices import band_frauds, evaluate_slices
 from include.training.train import run_key
 from include.training.windows import Block, plan_training
 
@@ -41,12 +42,16 @@ def prepare(as_of: str, cfg: TrainingConfig, root: Path | None = None,
         raise ValueError(f"models {unknown} are not in the training configuration (it has {configured})")
     plan = plan_training(as_of, cfg.window)
     manifest = build_training_set(plan, root)
+    # every slice of the configuration on the real evaluation rows: a slice over a column the frame lacks
+    # fails here (SliceError, not retried) rather than in every model task
+    evaluation = load_training_set(plan.as_of, root).test_rows(plan.evaluation)
+    slice_frauds = band_frauds(evaluation, cfg.slices, cfg.source)
     tracking.ensure_experiment(cfg.experiment)
     registry.ensure_registered_model(cfg.registered_model)
     return {"as_of": plan.as_of.isoformat(), "models": [m for m in configured if not models or m in models],
             "rows": manifest["rows"],
             "frauds": manifest["frauds"], "inputs_sha256": manifest["inputs_sha256"], "blocks": manifest["blocks"],
-            "evaluation": plan.evaluation.as_dict()}
+            "evaluation": plan.evaluation.as_dict(), "slice_frauds": slice_frauds}
 
 
 def _primary(summary: dict[str, Any], primary: str) -> float:
@@ -66,7 +71,7 @@ def select_challenger(summaries: list[dict[str, Any]], cfg: TrainingConfig) -> d
     failpoint("registry.challenger_set")
     if "gate_decision" not in (registered.tags or {}):
         # a rerun after the gate keeps the card the gate wrote: this one, without the decision, would replace it
-        card = render(best, version, cfg.registered_model, _costs(cfg))
+        card = render(best, version, cfg.registered_model, _costs(cfg), slices=cfg.slices)
         tracking.client().update_model_version(cfg.registered_model, version, description=card)
         with mlflow.start_run(run_id=best["run_id"]):
             mlflow.log_text(card, "model_card.md")
@@ -80,8 +85,10 @@ def _costs(cfg: TrainingConfig) -> tuple[float, float]:
     return cfg.metrics.missed_fraud_cost, cfg.metrics.false_alarm_cost
 
 
-def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path | None = None) -> dict[str, float]:
-    """Metrics of a registered version on the evaluation window of ``as_of``, at its own threshold."""
+def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path | None = None
+                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics of a registered version on the evaluation window of ``as_of``, at its own threshold, and
+    its rows per slice band (include/training/slices.py), as the candidates of the run are measured."""
     import mlflow
 
     from include.features.baseline import MODEL_INPUTS
@@ -92,7 +99,8 @@ def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path |
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registered_model}/{version}")
     scored = rows.assign(score=model.predict(rows[MODEL_INPUTS]))
     threshold = registry.parse_threshold(mv.tags.get("threshold"), f"version {version} of {cfg.registered_model}")
-    return evaluate(scored, threshold, cfg.metrics.top_k, *_costs(cfg))
+    return (evaluate(scored, threshold, cfg.metrics.top_k, *_costs(cfg)),
+            evaluate_slices(scored, threshold, cfg.slices, cfg.metrics, cfg.source))
 
 
 def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = "",
@@ -114,10 +122,11 @@ def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = 
         return _decision_xcom(recorded, challenger)
 
     champion = registry.alias_version(name, registry.CHAMPION)
-    champion_metrics = None
+    champion_metrics = champion_slices = None
     if champion is not None:
-        champion_metrics = evaluate_version(cfg, str(champion.version), challenger["as_of"], root)
-    decision = decide(challenger["metrics"], champion_metrics, cfg.gate, cfg.metrics.primary)
+        champion_metrics, champion_slices = evaluate_version(cfg, str(champion.version), challenger["as_of"], root)
+    decision = decide(challenger["metrics"], champion_metrics, cfg.gate, cfg.metrics.primary, cfg.slices,
+                      challenger.get("slices") or [], champion_slices)
     _record(decision, challenger, champion, champion_metrics, cfg, dag_run_id)
     return _decision_xcom(warehouse.decision_for(name, as_of), challenger)
 
@@ -155,7 +164,10 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         "decision": "promote" if decision.promote else "reject", "promoted": False, "reason": decision.reason,
         "primary_metric": decision.primary, "challenger_value": decision.challenger_value,
         "champion_value": decision.champion_value, "dag_run_id": dag_run_id,
-        "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": champion_metrics}),
+        # slices: the bands with both models' figures and the gate's verdict on each (the ML monitor shows them)
+        "metrics_json": json.dumps({"challenger": challenger["metrics"], "champion": champion_metrics,
+                                    "slices": list(decision.slices), "slice_tolerance": cfg.slices.tolerance,
+                                    "slice_min_positives": cfg.slices.min_positives}),
         "decided_at": dt.datetime.now(dt.UTC),
     }
     c = tracking.client()
@@ -164,7 +176,7 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
     for k, v in gate_tags.items():
         c.set_tag(challenger["run_id"], f"{tracking.TAG_PREFIX}{k}", v)
         c.set_model_version_tag(name, challenger["version"], k, v)
-    card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict())
+    card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict(), cfg.slices)
     c.update_model_version(name, challenger["version"], description=card)
     # the last tag: the decision is complete in the registry (a rerun after warehouse loss reuses it)
     c.set_model_version_tag(name, challenger["version"], "gate_decided_at", row["decided_at"].isoformat())

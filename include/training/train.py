@@ -25,7 +25,10 @@ from include.training import tracking
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set
 from include.training.metrics import cost_minimising_threshold, evaluate
+from include.training.metrics import rounded as _round
 from include.training.models import pinned_threads
+from include.training.slices import evaluate_slices
+from include.training.slices import mlflow_metrics as slice_metrics
 from include.training.tuning import TrialResult, best_trial, capped, fit_and_score, planned_trials, tune
 from include.training.windows import Block
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 PIPELINE = "training"
 SCORE = "score"
 REFERENCE_ARTIFACT = "monitoring/reference.json"
+SLICES_ARTIFACT = "evaluation/slices.json"
 IMPORTANCE_SAMPLE_ROWS = 30_000
 # what a model version needs to load; pinned to the versions it was trained with
 RUNTIME_PACKAGES = {
@@ -58,7 +62,8 @@ def train_family(name: str, as_of: str, cfg: TrainingConfig, root: Path | None =
     existing = tracking.find_run(experiment_id, run_key(as_of, spec.name))
     if existing is not None and existing.info.status == "FINISHED":
         log.info("%s for as_of=%s already trained in run %s: reusing it", name, as_of, existing.info.run_id)
-        return json.loads(existing.data.tags[f"{tracking.TAG_PREFIX}summary"])
+        summary = json.loads(existing.data.tags[f"{tracking.TAG_PREFIX}summary"])
+        return {**summary, "slices": logged_slices(existing.info.run_id)}
     if existing is not None:
         tracking.delete_run_tree(existing)
 
@@ -77,9 +82,21 @@ def train_family(name: str, as_of: str, cfg: TrainingConfig, root: Path | None =
             "tuning_safety_timeout_seconds": cfg.safety_timeout_seconds, "threads": cfg.threads,
         })
         summary = _train_and_log(spec, data, cfg, as_of, run.info.run_id, experiment_id)
-        mlflow.set_tag(f"{tracking.TAG_PREFIX}summary", json.dumps(summary))
+        # the slice rows live in their artifact: with them the tag could pass MLflow's 8,000 characters
+        mlflow.set_tag(f"{tracking.TAG_PREFIX}summary", json.dumps({k: v for k, v in summary.items() if k != "slices"}))
     failpoint("training.run_logged")
     return summary
+
+
+def logged_slices(run_id: str) -> list[dict[str, Any]]:
+    """The slice rows a finished run logged (``SLICES_ARTIFACT``); [] for a run trained before slices."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{SLICES_ARTIFACT}")["rows"]
+    except (OSError, MlflowException):
+        return []
 
 
 def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_of: str, run_id: str,
@@ -120,6 +137,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate(scored, choice.threshold, cfg.metrics.top_k, cfg.metrics.missed_fraud_cost,
                        cfg.metrics.false_alarm_cost)
+    slices = evaluate_slices(scored, choice.threshold, cfg.slices, cfg.metrics, cfg.source)
     with pinned_threads(cfg.threads):  # the reference distribution and the importances, as reproducible
         train_scores = model.predict_proba(train[MODEL_INPUTS])
         importance = permutation_importance(model, test, cfg.seed)
@@ -136,6 +154,9 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         mlflow.log_metric("epochs", model.epochs_)
         mlflow.log_param("device", model.device_)
 
+    mlflow.log_metrics(slice_metrics(slices))
+    mlflow.log_dict({"threshold": choice.threshold, "business_metric": cfg.slices.business_metric,
+                     "rows": slices}, SLICES_ARTIFACT)
     _log_figures(spec, scored, importance)
     reference = {
         "features": fit_references(train, MODEL_INPUTS),
@@ -158,6 +179,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         "evaluation_window": f"{evaluation_block.test_start}..{evaluation_block.test_end}",
         "train_rows": len(train), "inputs_sha256": data.manifest["inputs_sha256"],
         "weeks": weekly_metrics(plan, best.fold_metrics, metrics),
+        "slices": slices,
     }
     mlflow.log_metrics({f"weeks_{stat}_{k}": v for k, row in summary["weeks"]["summary"].items()
                         for stat, v in row.items() if v == v})
@@ -184,10 +206,6 @@ def weekly_metrics(plan: dict[str, Any], fold_metrics: list[dict[str, float]], e
         summary[k] = {"mean": _round(float(values.mean())) if len(values) else float("nan"),
                       "std": _round(float(values.std(ddof=1))) if len(values) > 1 else float("nan")}
     return {"rows": rows, "summary": summary}
-
-
-def _round(v: float) -> float:
-    return float(round(v, 6)) if v == v else v  # NaN stays NaN
 
 
 def _imbalance_note(spec: ModelSpec, y: np.ndarray) -> str:

@@ -92,6 +92,19 @@ def test_training_registers_a_champion_and_reruns_without_duplicates(training_da
     assert set(reference["features"]) == set(MODEL_INPUTS) and reference["score"]["kind"] == "numeric"
     assert reference["features"]["tx_during_night"]["kind"] == "categorical"
 
+    # per slice band of training.yaml: the artifact, the metrics, the card's table; the first model's not gated
+    cfg = parse_training_config(small_config_dict())
+    slices = json.loads(tracking_artifact(champion.run_id, "evaluation/slices.json").read_text())["rows"]
+    bands = [(s.name, b) for s in cfg.slices.definitions for b in s.bands]
+    assert [(r["slice"], r["band"]) for r in slices] == bands
+    assert sum(r["n_frauds"] for r in slices if r["slice"] == "time_of_day") == model_run.data.metrics["n_frauds"]
+    assert model_run.data.metrics["slice_time_of_day_day_positives"] > 0
+    assert "slice_time_of_day_day_ap" in model_run.data.metrics
+    card = champion.description.split("## By slice")[1].split("## Limitations")[0]
+    assert "| time_of_day | night |" in card and card.count("| not gated: no champion to compare with |") == len(bands)
+    recorded = json.loads(warehouse.promotion_history(NAME)[0]["metrics_json"])
+    assert [r["verdict"] for r in recorded["slices"]] == ["not gated: no champion to compare with"] * len(bands)
+
     # the champion loads from the registry by alias and scores probabilities
     import mlflow
 
@@ -123,6 +136,11 @@ def test_training_registers_a_champion_and_reruns_without_duplicates(training_da
     decision = warehouse.decision_for(NAME, dt.date.fromisoformat(later))
     assert decision["champion_version"] == "1" and decision["challenger_version"] == "2"
     assert decision["champion_value"] is not None and "champion" in decision["reason"]
+    # both models' figures per band on the same window, and the gate's verdict on each
+    recorded = json.loads(decision["metrics_json"])["slices"]
+    assert len(recorded) == len(bands) and all(r["verdict"] in ("holds", "refused") or r["verdict"].startswith(
+        "not gated: ") for r in recorded)
+    assert all("champion_average_precision" in r for r in recorded)
     expected_champion = "2" if decision["promoted"] else "1"
     assert str(c.get_model_version_by_alias(NAME, "champion").version) == expected_champion
 
