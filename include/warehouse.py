@@ -5,7 +5,7 @@ It is a serving copy (docs/operations.md): the lake and the registry are the sou
 what it holds, except the data-quality rows and the task-failure alerts, which live only here. A
 lost warehouse, or one restored from an older copy, is rebuilt from them:
 
-    python -m include.warehouse rebuild      # predictions, drift, drift alerts, promotions
+    python -m include.warehouse rebuild      # predictions, drift, alerts, live performance, promotions
 
 Every write replaces the rows of its key in one transaction (delete + insert), so a rerun never
 duplicates rows; on PostgreSQL the transaction first takes an advisory lock on its key, so that two
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -140,6 +142,43 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("triggered_training", Boolean, nullable=False),
     Column("raised_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Live performance of a model, one row per label-arrival day ``ds``, model and ``role`` (champion; a
+# shadow model would add its own rows): the realised figures on the labels arriving that day (of the
+# transactions scored on ``scored_day`` = ds - the label delay), and the CBPE estimate made from the
+# scores alone when that day was scored (include.drift.performance), with the estimate's error once both
+# are there (``err_*`` = estimate - realised). ``estimated`` is true while the labels have not arrived:
+# the row holds the estimate only. Monitoring writes the realised half of today's row and the estimate
+# half of the row its labels will arrive on, each replacing its own columns (replace_monitoring_day);
+# ``reference_json`` holds the version's offline evaluation figures (its ``metrics`` tag).
+PERFORMANCE_FIGURES = ("precision_at_threshold", "recall_at_threshold", "auc_roc", "average_precision",
+                       "expected_cost", "expected_frauds")  # include.drift.performance.ESTIMATED
+REALISED_COLUMNS = ("n_labelled", "n_frauds", "auc_roc", "average_precision", "card_precision",
+                    "precision_at_threshold", "recall_at_threshold", "expected_cost", "alerts", "verdict")
+ESTIMATE_COLUMNS = ("n_scored", "calibration", "estimate_note", *(f"est_{k}" for k in PERFORMANCE_FIGURES))
+performance_days = Table(
+    "performance_days", metadata,
+    Column("ds", Date, nullable=False),  # the day the labels arrive (arrived)
+    Column("scored_day", Date, nullable=False),  # the day the transactions were scored
+    Column("model_name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),  # champion | shadow
+    Column("model_version", String(20), nullable=False),
+    Column("threshold", Float),
+    Column("estimated", Boolean, nullable=False),  # no labels yet: only the estimate
+    # realised, on the arrived labels
+    Column("n_labelled", BigInteger), Column("n_frauds", BigInteger), Column("auc_roc", Float),
+    Column("average_precision", Float), Column("card_precision", Float), Column("precision_at_threshold", Float),
+    Column("recall_at_threshold", Float), Column("expected_cost", Float), Column("alerts", Text),
+    Column("verdict", Text), Column("realised_at", DateTime(timezone=True)),
+    # estimated from the scores (CBPE) on the scoring day
+    Column("n_scored", BigInteger), Column("calibration", Text), Column("estimate_note", Text),
+    *(Column(f"est_{k}", Float) for k in PERFORMANCE_FIGURES), Column("estimated_at", DateTime(timezone=True)),
+    *(Column(f"err_{k}", Float) for k in PERFORMANCE_FIGURES),  # estimate - realised
+    Column("reference_json", Text),
+    UniqueConstraint("ds", "model_name", "role", name="uq_performance_days_ds_model_role"),
+    Index("ix_performance_days_model_scored", "model_name", "scored_day"),
 )
 
 
@@ -396,10 +435,12 @@ DRIFT_FIELDS = ("column_name", "kind", "psi", "psi_level", "ks_statistic", "ks_p
 
 
 def replace_monitoring_day(day: dt.date, model_name: str, model_version: str, columns: list[dict[str, Any]],
-                           day_alerts: list[dict[str, Any]]) -> None:
+                           day_alerts: list[dict[str, Any]], performance: list[dict[str, Any]] | None = None) -> None:
     """A day's drift rows (one per column result of ``columns``) and its alerts, replaced in one
     transaction: a reader never sees the drift of one run beside the alerts of another, and a rerun of
-    the day replaces both."""
+    the day replaces both. ``performance``: the day's halves of ``performance_days`` rows
+    (include.drift.performance.parts), each replacing its own columns in the same transaction; None
+    leaves that table alone."""
     now = dt.datetime.now(dt.UTC)
     with engine().begin() as conn:
         _lock(conn, "monitoring", day, model_name)
@@ -412,7 +453,52 @@ def replace_monitoring_day(day: dt.date, model_name: str, model_version: str, co
         if day_alerts:
             conn.execute(alerts.insert(), [{**a, "ds": day, "model_name": model_name, "raised_at": now}
                                            for a in day_alerts])
+        for part in performance or ():
+            _replace_performance_part(conn, model_name, part, now)
         failpoint("monitoring.warehouse.before_commit")
+
+
+def _replace_performance_part(conn, model_name: str, part: dict[str, Any], now: dt.datetime) -> None:
+    """Replace the realised or the estimate columns of one ``performance_days`` row with ``part``
+    (include.drift.performance.parts), keeping the other half; recompute the errors; a row left with
+    neither half is deleted. The caller holds the monitoring lock of the day that writes it, and the
+    row is locked by its own key (two days write halves of one row)."""
+    import json
+
+    key = (performance_days.c.ds == part["ds"], performance_days.c.model_name == model_name,
+           performance_days.c.role == part["role"])
+    _lock(conn, "performance_days", part["ds"], model_name, part["role"])
+    old = conn.execute(select(performance_days).where(*key)).mappings().first()
+    row = dict(old) if old else {"ds": part["ds"], "model_name": model_name, "role": part["role"]}
+    realised = part["part"] == "realised"
+    if part["part"] not in ("realised", "estimate"):
+        raise ValueError(f"performance_days: part {part['part']!r} is neither 'realised' nor 'estimate'")
+    figures = part["figures"]
+    if realised:
+        row.update({c: (figures or {}).get(c) for c in REALISED_COLUMNS}, realised_at=now if figures else None)
+    else:
+        row.update({f"est_{k}": (figures or {}).get(k) for k in PERFORMANCE_FIGURES},
+                   n_scored=(figures or {}).get("n_scored"), calibration=(figures or {}).get("calibration"),
+                   estimate_note=part.get("note"), estimated_at=now if figures or part.get("note") else None)
+    has_realised, has_estimate = row.get("realised_at") is not None, row.get("estimated_at") is not None
+    conn.execute(delete(performance_days).where(*key))
+    if not (has_realised or has_estimate):
+        return
+    if figures or part.get("note") or not old:  # the half written names the day's version and threshold
+        row.update(scored_day=part["scored_day"], model_version=str(part["model_version"] or row.get("model_version")),
+                   threshold=part["threshold"] if part["threshold"] is not None else row.get("threshold"))
+        if part.get("reference") is not None:  # NaN (a Brier score of a family without one) is no figure
+            row["reference_json"] = json.dumps({k: v for k, v in part["reference"].items()
+                                                if not (isinstance(v, float) and not math.isfinite(v))})
+    row["estimated"] = not has_realised
+    row.update({f"err_{k}": None if row.get(f"est_{k}") is None or row.get(_realised_of(k)) is None
+                else float(row[f"est_{k}"]) - float(row[_realised_of(k)]) for k in PERFORMANCE_FIGURES})
+    conn.execute(performance_days.insert().values(**row))
+
+
+def _realised_of(figure: str) -> str:
+    """The realised column an estimated figure is compared with (the expected frauds: the frauds)."""
+    return "n_frauds" if figure == "expected_frauds" else figure
 
 
 def training_triggered_days(model_name: str, start: dt.date, end: dt.date) -> list[dt.date]:
@@ -450,6 +536,16 @@ def alerts_between(start: dt.date, end: dt.date, model_name: str | None = None) 
         rows = conn.execute(select(alerts).where(
             alerts.c.ds.between(start, end), *([alerts.c.model_name == model_name] if model_name else []))
             .order_by(alerts.c.ds, alerts.c.id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def performance_between(start: dt.date, end: dt.date, model_name: str) -> list[dict[str, Any]]:
+    """The ``performance_days`` rows of ``model_name`` whose transactions were scored in [start, end],
+    every role, by scored day and role: one query on the (model_name, scored_day) index."""
+    with engine().connect() as conn:
+        rows = conn.execute(select(performance_days).where(
+            performance_days.c.model_name == model_name, performance_days.c.scored_day.between(start, end))
+            .order_by(performance_days.c.scored_day, performance_days.c.role)).mappings().all()
     return [dict(r) for r in rows]
 
 
@@ -541,7 +637,8 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
     import pandas as pd
 
     from include import registry
-    from include.config import data_root
+    from include.config import LABEL_DELAY_DAYS, data_root
+    from include.drift.performance import parts as perf_parts
 
     root = root or data_root()
     scored, failed = [], []
@@ -562,8 +659,13 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
             day_alerts = [{"kind": a["kind"], "message": a["message"], "model_version": report["model_version"],
                            "triggered_training": bool(a.get("triggered_training", report.get("started_episode")))}
                           for a in report["alerts"]]
-            replace_monitoring_day(dt.date.fromisoformat(report["ds"]), report["model_name"],
-                                   str(report["model_version"]), columns, day_alerts)
+            day = dt.date.fromisoformat(report["ds"])
+            # the live performance halves, as monitoring wrote them; a report from before they existed
+            # (no "estimate" key) leaves that table alone
+            live = perf_parts(day, report.get("performance"), report["estimate"], LABEL_DELAY_DAYS) \
+                if "estimate" in report else None
+            replace_monitoring_day(day, report["model_name"], str(report["model_version"]), columns, day_alerts,
+                                   performance=live)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("drift report %s cannot be reloaded (%s: %s): its day keeps the rows it has",
                         path, type(exc).__name__, exc)

@@ -22,11 +22,20 @@ def _columns(info: ValidationInfo) -> list[str] | None:
 
 
 class PerformanceConfig(BaseModel):
+    """The ``performance`` section: alerts on the labels arriving each day, the cost model and the
+    estimate of the days whose labels have not arrived. No key has a default in code: a section
+    without one is refused naming it (a file without the section monitors no performance)."""
+
     model_config = STRICT
 
-    auc_roc_drop: Fraction = 0.05
-    average_precision_drop: Fraction = 0.15
-    min_frauds: Annotated[int, Field(ge=0)] = 10
+    auc_roc_drop: Fraction  # alert when the day's AUC ROC is this much below the version's evaluation figure
+    average_precision_drop: Fraction
+    min_precision: Fraction  # alert when the day's precision at the decision threshold is below this
+    min_frauds: Annotated[int, Field(ge=0)]  # fewer labelled frauds that day: no verdict
+    missed_fraud_cost: Annotated[float, Field(ge=0)]  # the cost model of the expected cost per day
+    false_alarm_cost: Annotated[float, Field(ge=0)]
+    calibration_days: Annotated[int, Field(ge=1)]  # newest labelled days of the version the estimate is calibrated on
+    calibration_min_frauds: Annotated[int, Field(ge=1)]  # fewer labelled frauds there: no estimate
 
 
 class MonitoringConfig(BaseModel):
@@ -47,7 +56,7 @@ class MonitoringConfig(BaseModel):
     exclude_columns: Annotated[tuple[Annotated[str, one_of("column", _columns)], ...], Field(strict=False)] = ()
     # after exclude_columns: its bound depends on them
     min_drifted_columns: Annotated[int, Field(ge=1)] = 1
-    performance: PerformanceConfig = PerformanceConfig()
+    performance: PerformanceConfig | None = None  # None: the file has no performance section
     cooldown_days: Annotated[int, Field(ge=0)] = 7
 
     @field_validator("psi_alert")

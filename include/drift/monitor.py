@@ -23,6 +23,7 @@ from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, data_root
 from include.drift.config import MonitoringConfig
+from include.drift.performance import parts as perf_parts
 from include.drift.reference import ReferenceDistribution
 from include.drift.stats import ks, psi
 from include.faults import failpoint
@@ -60,44 +61,104 @@ def _finite(v: float) -> float | None:
     return None if v is None or math.isnan(v) else float(v)
 
 
-def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
-    """Metrics of the labels arriving on ``day`` against the predictions made for their day."""
-    import pandas as pd
-
+def _version(name: str, version: str) -> tuple[dict[str, float], float]:
+    """The version's evaluation metrics (its ``metrics`` tag) and decision threshold (registry)."""
     from include.training import tracking
 
-    labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
-    preds_file = partition_file("predictions", "fraud", labelled_day, root)
-    labels_file = partition_file("raw", "labels", day, root)
+    mv = tracking.client().get_model_version(name, version)
+    return json.loads(mv.tags.get("metrics", "{}")), float(mv.tags["threshold"])
+
+
+def _labelled(scored_day: dt.date, root: Path, columns: list[str]):
+    """The predictions of ``scored_day`` (``columns`` and model_version) joined with their labels, which
+    arrive LABEL_DELAY_DAYS later, as (version, rows); None when either partition is missing."""
+    import pandas as pd
+
+    preds_file = partition_file("predictions", "fraud", scored_day, root)
+    labels_file = partition_file("raw", "labels", scored_day + dt.timedelta(days=LABEL_DELAY_DAYS), root)
     if not preds_file.exists() or not labels_file.exists():
         return None
-    preds = pd.read_parquet(preds_file, columns=["transaction_id", "customer_id", "score", "model_version"])
+    preds = pd.read_parquet(preds_file, columns=[*columns, "model_version"])
     labels = pd.read_parquet(labels_file, columns=["transaction_id", "tx_fraud"])
-    rows = preds.merge(labels, on="transaction_id", how="inner").assign(ds=labelled_day)
-    version = str(preds["model_version"].iloc[0])
-    mv = tracking.client().get_model_version(name, version)
-    verdict = performance_verdict(rows, json.loads(mv.tags.get("metrics", "{}")), float(mv.tags["threshold"]), cfg)
-    return {"labelled_day": labelled_day.isoformat(), "model_version": version, **verdict}
+    version = str(preds["model_version"].iloc[0]) if len(preds) else None
+    return version, preds.merge(labels, on="transaction_id", how="inner").assign(ds=scored_day)
+
+
+def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
+    """Metrics of the labels arriving on ``day`` against the predictions made for their day; None when
+    none arrived or the configuration has no ``performance`` section."""
+    if cfg.performance is None:
+        return None
+    labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
+    found = _labelled(labelled_day, root, ["transaction_id", "customer_id", "score"])
+    if found is None or found[0] is None:
+        return None
+    version, rows = found
+    expected, threshold = _version(name, version)
+    verdict = performance_verdict(rows, expected, threshold, cfg)
+    return {"labelled_day": labelled_day.isoformat(), "model_version": version, "threshold": threshold, **verdict}
 
 
 def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg: MonitoringConfig) -> dict[str, Any]:
-    """The day's AUC ROC, AP and CP@100 against the model's evaluation figures (``expected``)."""
+    """The day's AUC ROC, AP, CP@100, precision and recall at ``threshold`` and cost (the configured
+    cost model) against the model's evaluation figures (``expected``), with the performance alerts:
+    AUC ROC or AP more than the configured drop below their evaluation figure, precision under
+    ``min_precision``; none with fewer than ``min_frauds`` labelled frauds."""
     from include.training.metrics import evaluate
 
-    got = evaluate(rows, threshold)
-    out = {"n_frauds": got["n_frauds"], "auc_roc": _finite(got["auc_roc"]),
+    perf = cfg.performance
+    got = evaluate(rows, threshold, missed_fraud_cost=perf.missed_fraud_cost, false_alarm_cost=perf.false_alarm_cost)
+    flagged = int((rows["score"].to_numpy(dtype=float) >= threshold).sum())
+    out = {"n_labelled": got["n_transactions"], "n_frauds": got["n_frauds"], "auc_roc": _finite(got["auc_roc"]),
            "average_precision": _finite(got["average_precision"]), "card_precision": _finite(got["card_precision"]),
-           "expected": expected, "alerts": []}
-    if got["n_frauds"] < cfg.performance.min_frauds:
+           # evaluate's 0.0 for "nothing flagged" is no precision at all
+           "precision_at_threshold": got["precision_at_threshold"] if flagged else None,
+           "recall_at_threshold": got["recall_at_threshold"] if got["n_frauds"] else None,
+           "expected_cost": got["expected_cost"], "expected": expected, "alerts": []}
+    if got["n_frauds"] < perf.min_frauds:
         out["verdict"] = f"only {got['n_frauds']} labelled frauds: no verdict"
         return out
-    for metric, allowed in (("auc_roc", cfg.performance.auc_roc_drop),
-                            ("average_precision", cfg.performance.average_precision_drop)):
+    for metric, allowed in (("auc_roc", perf.auc_roc_drop), ("average_precision", perf.average_precision_drop)):
         if metric in expected and out[metric] is not None and expected[metric] - out[metric] > allowed:
             out["alerts"].append(f"{metric} {out[metric]:.4f} is {expected[metric] - out[metric]:.4f} below the "
                                  f"model's evaluation figure {expected[metric]:.4f} (allowed drop {allowed})")
+    if out["precision_at_threshold"] is not None and out["precision_at_threshold"] < perf.min_precision:
+        out["alerts"].append(f"precision at threshold {out['precision_at_threshold']:.4f} is below "
+                             f"{perf.min_precision} ({flagged} flagged)")
     out["verdict"] = "; ".join(out["alerts"]) or "within tolerance"
     return out
+
+
+def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float | None, cfg: MonitoringConfig,
+                 root: Path) -> dict[str, Any] | None:
+    """The CBPE estimate of ``day``'s performance from its ``scores`` alone (include.drift.performance),
+    the scores calibrated on the newest ``calibration_days`` labelled days that ``version`` scored; a
+    dict with ``skipped`` (why) instead of figures when those hold fewer than ``calibration_min_frauds``
+    frauds. ``threshold``: the one the day was flagged with (None: the version's). The registry is read
+    only when there is an estimate to make. None when the configuration has no ``performance`` section."""
+    import pandas as pd
+
+    from include.drift import performance
+
+    perf = cfg.performance
+    if perf is None:
+        return None
+    newest = day - dt.timedelta(days=LABEL_DELAY_DAYS)  # labels of newer days have not arrived on ``day``
+    frames = [f[1] for f in (_labelled(newest - dt.timedelta(days=i), root, ["transaction_id", "score"])
+                             for i in range(perf.calibration_days)) if f is not None]
+    history = pd.concat(frames) if frames else pd.DataFrame({"score": [], "tx_fraud": [], "model_version": []})
+    history = history[history["model_version"].astype(str) == version]
+    base = {"scored_day": day.isoformat(), "model_version": version, "threshold": threshold, "n_scored": len(scores)}
+    frauds = int(history["tx_fraud"].sum())
+    if frauds < perf.calibration_min_frauds:
+        return {**base, "skipped": f"{frauds} labelled frauds of version {version} in the {perf.calibration_days} "
+                                   f"days to {newest} (needs {perf.calibration_min_frauds}) to calibrate its scores"}
+    expected, tagged = _version(name, version)
+    base.update(expected=expected, threshold=tagged if threshold is None else threshold)
+    calibration = performance.Calibration.fit(history["score"], history["tx_fraud"])
+    figures = performance.estimate(scores, base["threshold"], perf.missed_fraud_cost, perf.false_alarm_cost,
+                                   calibration)
+    return {**base, **figures, "calibration": calibration.describe()}
 
 
 def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:
@@ -121,9 +182,10 @@ def drift_alerts(results: list[dict[str, Any]], cfg: MonitoringConfig) -> list[d
 
 def record_day(day: dt.date, name: str, version: str, results: list[dict[str, Any]], alerts: list[dict[str, Any]],
                cfg: MonitoringConfig, root: Path | None = None,
-               reports: tuple[str, str] = REPORTS) -> dict[str, Any]:
+               reports: tuple[str, str] = REPORTS, performance: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Decide whether the day's alerts trigger training (once per episode, any version), then
-    replace the day's drift rows and alerts in one transaction. Returns the verdict's report fields:
+    replace the day's drift rows and alerts (and its ``performance`` halves, include.drift.performance.parts)
+    in one transaction. Returns the verdict's report fields:
     ``triggers_training`` (this run starts an episode: emit drift_alert), ``started_episode`` (the
     day started one, in this run or an earlier one: kept on rerun) and ``deduplicated_by``.
 
@@ -140,7 +202,7 @@ def record_day(day: dt.date, name: str, version: str, results: list[dict[str, An
     trigger = bool(alerts) and not started
     for a in alerts:
         a.update(model_version=version, triggered_training=trigger or here)
-    warehouse.replace_monitoring_day(day, name, version, results, alerts)
+    warehouse.replace_monitoring_day(day, name, version, results, alerts, performance=performance)
     if here:
         by = f"training already triggered for ds={day} by an earlier run"
     elif others and alerts:
@@ -202,7 +264,11 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     for f in (preds_file, features_file):
         if not f.exists():
             raise MissingInputError(f"monitoring ds={day}: no partition at {f}")
-    preds = pd.read_parquet(preds_file, columns=["transaction_id", "score", "model_version", "run_id"])
+    import pyarrow.parquet as pq
+
+    # the threshold the day was flagged with (a file without it: the version's tag, when estimating)
+    extra = ["threshold"] if "threshold" in pq.read_schema(preds_file).names else []
+    preds = pd.read_parquet(preds_file, columns=["transaction_id", "score", "model_version", "run_id", *extra])
     versions = preds["model_version"].unique()
     if len(versions) != 1:
         raise ValueError(f"predictions ds={day} mix model versions {sorted(versions)}; rescore the day")
@@ -211,15 +277,19 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
                            load_reference(run_id), cfg, MODEL_INPUTS)
     drifted = [r["column_name"] for r in results if r["drifted"]]
     performance = day_performance(day, name, cfg, root)
+    estimate = day_estimate(day, name, version, preds["score"].to_numpy(dtype=float),
+                            float(preds["threshold"].iloc[0]) if extra else None, cfg, root) if len(preds) else None
     alerts = drift_alerts(results, cfg)
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
-    verdict = record_day(day, name, version, results, alerts, cfg, root)
+    live = None if cfg.performance is None else perf_parts(day, performance, estimate, LABEL_DELAY_DAYS)
+    verdict = record_day(day, name, version, results, alerts, cfg, root, performance=live)
     # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
     # written from the same values after it, so a crash in between leaves the old report until the rerun
     failpoint("monitoring.report.pending")
     report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
-              "columns": results, "drifted": drifted, "performance": performance, "alerts": alerts, **verdict}
+              "columns": results, "drifted": drifted, "performance": performance, "estimate": estimate,
+              "alerts": alerts, **verdict}
     paths = write_report(report, root)
     log.info("monitoring ds=%s: %d drifted column(s) %s; performance: %s; alerts: %d; triggers training: %s",
              day, len(drifted), drifted, performance and performance["verdict"], len(alerts),

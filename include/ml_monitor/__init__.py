@@ -2,8 +2,9 @@
 
 What the "ML monitor" view of the Airflow UI shows (``plugins/batchml/ml_monitor_plugin.py`` serves it):
 the aliased versions of the registered model with their metrics, the gate's promotion history, a drift
-heatmap coloured by PSI, data quality, rows scored and the daily score distribution, and the alerts of
-a window of days. Three parts:
+heatmap coloured by PSI, data quality, rows scored and the daily score distribution, the model's live
+performance (realised on the arrived labels, estimated before they arrive), and the alerts of a window
+of days. Three parts:
 
 - :mod:`include.ml_monitor.data`: reading it (MLflow registry with a timeout, warehouse, the monitoring
   configuration's PSI levels) into :class:`MonitorData`, and :func:`as_json`;

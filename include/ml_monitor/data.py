@@ -7,7 +7,9 @@
   has rows for): the registry, the gate's promotion history (warehouse ``promotions``), drift by day and
   column (``drift_metrics``), data quality by day (``data_quality``), rows scored and the daily score
   distribution in 10 bins of [0, 1] (``prediction_days``: the predictions themselves are never read), the
-  alerts of the window (``alerts``) and the PSI thresholds of the monitoring configuration
+  alerts of the window (``alerts``), the model's live performance by scored day (``performance_days``:
+  realised on the arrived labels, estimated from the scores before they arrive, and the estimate's
+  error) and the PSI thresholds of the monitoring configuration
   (include/drift/monitoring.yaml through include.drift.config, their only source). A part that cannot be
   read (registry unreachable, warehouse down, configuration invalid) is reported in ``errors`` under its
   section; the other parts are still read;
@@ -108,6 +110,8 @@ class MonitorData:
     histogram: dict[dt.date, list[int]] = field(default_factory=dict)  # day -> count per score bin
     alerts: list[dict[str, Any]] = field(default_factory=list)  # newest first, at most MAX_ALERTS
     alerts_total: int = 0
+    # performance_days rows of the window (by scored day, every role), reference_json read as ``reference``
+    performance: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # section -> what went wrong
     warehouse_note: str | None = None  # the expected empty state: no warehouse database yet
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -116,6 +120,7 @@ class MonitorData:
         """The days of the day-by-day charts: from the first day with any row in the window to its end,
         shared by the charts so that one column is one day everywhere."""
         seen = [r["ds"] for rows in (self.drift, self.data_quality, self.scoring) for r in rows]
+        seen += [r["scored_day"] for r in self.performance]
         seen += list(self.histogram)
         if not seen:
             return []
@@ -363,6 +368,7 @@ def gather(days: int = DEFAULT_DAYS, end: dt.date | None = None, model_name: str
         data.data_quality = part("data_quality", lambda: warehouse.data_quality_between(s, e), [])
         scored = part("predictions", lambda: _scoring(warehouse.prediction_days_between(s, e, name)), [])
         data.scoring, data.histogram = [{k: v for k, v in r.items() if k != "bins"} for r in scored], _histogram(scored)
+        data.performance = part("performance", lambda: _performance(warehouse.performance_between(s, e, name)), [])
         alerts = part("alerts", lambda: warehouse.alerts_between(s, e, name), [])
         data.alerts, data.alerts_total = list(reversed(alerts))[:MAX_ALERTS], len(alerts)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -407,6 +413,21 @@ def _scoring(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "flagged": number(r, "flagged", r["flagged"], int),
              "mean_score": number(r, "mean_score", r["mean_score"], float),
              "bins": [number(r, f"bin_{b}", n, int) for b, n in enumerate(r["bins"])]} for r in rows]
+
+
+def _performance(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their ``reference_json`` (the version's offline figures) read as ``reference``: a
+    dict of finite numbers, or empty with ``reference_error`` when it is not one."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        reference, why = read_json(r.pop("reference_json") or "{}")
+        r["reference"] = {str(k): v for k, v in reference.items() if isinstance(v, int | float) and not
+                          isinstance(v, bool) and math.isfinite(v)} if isinstance(reference, dict) else {}
+        if why or not isinstance(reference, dict):
+            r["reference_error"] = f"reference_json is {why or 'not a JSON object'}"
+        out.append(r)
+    return out
 
 
 def daily_scoring(data: MonitorData) -> dict[dt.date, dict[str, Any]]:
@@ -461,6 +482,7 @@ def as_json(data: MonitorData) -> dict[str, Any]:
         "scoring": [dict(r) for r in data.scoring],
         "score_histogram": {"bins": SCORE_BINS, "days": data.histogram},
         "alerts": {"total": data.alerts_total, "newest": data.alerts},
+        "performance": data.performance,
         "errors": data.errors,
         "warehouse_note": data.warehouse_note,
         "timings_ms": data.timings_ms,

@@ -290,6 +290,163 @@ def _scoring_section(data: MonitorData, days: list[dt.date]) -> str:
     return "".join(parts)
 
 
+# (column of performance_days, label, format, has an estimate, reference key in the version's metrics tag)
+LIVE_METRICS = (
+    ("auc_roc", "AUC ROC", "{:.3f}", True, "auc_roc"),
+    ("average_precision", "Average precision", "{:.3f}", True, "average_precision"),
+    ("precision_at_threshold", "Precision at threshold", "{:.3f}", True, "precision_at_threshold"),
+    ("recall_at_threshold", "Recall at threshold", "{:.3f}", True, "recall_at_threshold"),
+    ("card_precision", "CP@100", "{:.3f}", False, "card_precision"),
+    # the evaluation's cost is that of a whole week of another size: no per-day reference
+    ("expected_cost", "Cost per day", "{:,.0f}", True, None),
+)
+ROLE_COLOURS = {"champion": "#1565c0", "shadow": "#6a1b9a"}
+LIVE_H, LIVE_TOP = 70, 16
+
+
+def _live_chart(metric: str, label: str, pattern: str, has_estimate: bool, reference_key: str | None,
+                days: list[dt.date], rows: list[dict[str, Any]]) -> str:
+    """One metric by scored day: per role a solid line of the realised figures, a dashed one of the
+    estimates, the version's offline figure as a grey line, and a red mark on days with a performance alert."""
+    cell, step = _geometry(len(days))
+    index = {d: i for i, d in enumerate(days)}
+    rows = [r for r in rows if r["scored_day"] in index]
+    real = [(r, r.get(metric)) for r in rows]
+    est = [(r, r.get(f"est_{metric}")) for r in rows] if has_estimate else []
+    refs = [(r, r["reference"].get(reference_key)) for r in rows] if reference_key else []
+    values = [v for _, v in real + est + refs if isinstance(v, int | float) and math.isfinite(v)]
+    width = LABEL_W + cell * len(days) + 70
+    out = [f'<svg class="live" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{LIVE_TOP + LIVE_H + 6}" role="img" aria-label="{_e(label)} by scored day">',
+           _day_labels(days, cell, step),
+           f'<text x="{LABEL_W - 6}" y="{LIVE_TOP + LIVE_H // 2 + 4}" class="label" text-anchor="end">{_e(label)}</text>']
+    if not values:
+        out.append(f'<text x="{LABEL_W}" y="{LIVE_TOP + LIVE_H // 2}" class="axis">no figures</text></svg>')
+        return "".join(out)
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.05 or 1.0
+    lo, hi = lo - pad, hi + pad
+
+    def x(day: dt.date) -> float:
+        return LABEL_W + index[day] * cell + (cell - 1) / 2
+
+    def y(v: float) -> float:
+        return LIVE_TOP + LIVE_H - (v - lo) / (hi - lo) * LIVE_H
+
+    out.append(f'<text x="{LABEL_W + cell * len(days) + 4}" y="{LIVE_TOP + 8}" class="axis">{_e(_num(hi - pad, pattern))}</text>'
+               f'<text x="{LABEL_W + cell * len(days) + 4}" y="{LIVE_TOP + LIVE_H}" class="axis">{_e(_num(lo + pad, pattern))}</text>')
+    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != "champion", r)):
+        colour = ROLE_COLOURS.get(role, "#455a64")
+        mine = [(r, v) for r, v in refs if r["role"] == role]
+        runs: list[list[tuple[dt.date, float]]] = []  # the reference: a step line, one run per value
+        for r, v in mine:
+            if not isinstance(v, int | float):
+                continue
+            if runs and runs[-1][-1][1] == v and index[runs[-1][-1][0]] + 1 == index[r["scored_day"]]:
+                runs[-1].append((r["scored_day"], v))
+            else:
+                runs.append([(r["scored_day"], v)])
+        for run in runs:
+            x0, x1 = x(run[0][0]) - cell / 2, x(run[-1][0]) + cell / 2
+            out.append(f'<line class="reference" data-role="{_e(role)}" x1="{x0:.1f}" x2="{x1:.1f}" y1="{y(run[0][1]):.1f}" '
+                       f'y2="{y(run[0][1]):.1f}" stroke="#9e9e9e" stroke-width="1">'
+                       f'<title>{_e(role)}: offline evaluation {_e(label)} {_e(_num(run[0][1], pattern))}</title></line>')
+        for kind, series, dash in (("realised", real, ""), ("estimate", est, ' stroke-dasharray="4 3"')):
+            segment: list[str] = []
+            segments = []
+            last = None
+            for r, v in series:
+                if r["role"] != role:
+                    continue
+                if not isinstance(v, int | float) or not math.isfinite(v):
+                    continue
+                i = index[r["scored_day"]]
+                if segment and last is not None and i != last + 1:
+                    segments.append(segment)
+                    segment = []
+                segment.append(f"{x(r['scored_day']):.1f},{y(v):.1f}")
+                last = i
+            if segment:
+                segments.append(segment)
+            for seg in segments:
+                if len(seg) == 1:  # a lone day: a dot
+                    cx, cy = seg[0].split(",")
+                    out.append(f'<circle class="{kind}" data-role="{_e(role)}" cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+                else:
+                    out.append(f'<polyline class="{kind}" data-role="{_e(role)}" points="{" ".join(seg)}" fill="none" '
+                               f'stroke="{colour}" stroke-width="1.5"{dash}/>')
+        for r in rows:  # the day's performance alert, on every chart (its tooltip says which figure)
+            if r["role"] == role and r.get("alerts"):
+                out.append(f'<path class="alert-mark" data-ds="{r["scored_day"]}" d="M{x(r["scored_day"]):.1f} {LIVE_TOP - 1} '
+                           f'l-4 -7 h8 z" fill="#e53935"><title>{_e(r["scored_day"])} ({_e(role)} version '
+                           f'{_e(r["model_version"])}): {_e(r["alerts"])}</title></path>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
+    if "performance" in data.errors:
+        return _error_box("live performance", data.errors["performance"])
+    if not data.performance:
+        return (f'<p class="empty" id="performance-empty">No live performance between {data.window.start} and '
+                f'{data.window.end}. The monitoring DAG estimates each scored day from its scores and measures it '
+                'when its labels arrive (7 days later for fraud).</p>')
+    rows = data.performance
+    legend = (f'<p class="legend">By the day the transactions were scored. <svg width="26" height="8" aria-hidden="true">'
+              f'<line x1="0" x2="26" y1="4" y2="4" stroke="{ROLE_COLOURS["champion"]}" stroke-width="2"/></svg> realised '
+              f'on the arrived labels <svg width="26" height="8" aria-hidden="true"><line x1="0" x2="26" y1="4" y2="4" '
+              f'stroke="{ROLE_COLOURS["champion"]}" stroke-width="2" stroke-dasharray="4 3"/></svg> estimated from the '
+              'calibrated scores before the labels arrive (CBPE) <svg width="26" height="8" aria-hidden="true"><line x1="0" '
+              'x2="26" y1="4" y2="4" stroke="#9e9e9e" stroke-width="1"/></svg> the version\'s offline evaluation figure '
+              '<svg width="10" height="8" aria-hidden="true"><path d="M1 0 h8 l-4 7 z" fill="#e53935"/></svg> '
+              'performance alert</p>')
+    charts = "".join(_live_chart(*m, days, rows) for m in LIVE_METRICS)
+    both = [r for r in rows if not r["estimated"] and r.get("estimated_at") is not None]
+    mae = []
+    for metric, label, pattern, has_estimate, _ in LIVE_METRICS:
+        errs = [abs(r[f"err_{metric}"]) for r in both if has_estimate and r.get(f"err_{metric}") is not None]
+        if errs:
+            mae.append(f"{_e(label)} {_e(_num(sum(errs) / len(errs), pattern))}")
+    error_line = (f'<p id="estimate-error">Mean absolute error of the estimate over the {len(both)} days with both: '
+                  f'{", ".join(mae)}.</p>' if mae else
+                  '<p class="muted" id="estimate-error">No day has both an estimate and its labels yet.</p>')
+    waiting = [r for r in rows if r["estimated"]]
+    notes = sorted({r["estimate_note"] for r in rows if r.get("estimate_note")})
+    note = "".join(f'<p class="muted estimate-note">No estimate: {_e(n)}</p>' for n in notes[-3:])
+    calibrated = [r for r in rows if r.get("calibration")]
+    if calibrated:  # the rows come by scored day: the last is the newest estimate
+        note += (f'<p class="muted" id="calibration">Newest estimate ({_e(calibrated[-1]["scored_day"])}): scores '
+                 f'calibrated by {_e(calibrated[-1]["calibration"])}.</p>')
+
+    def pair(r: dict[str, Any], metric: str, pattern: str) -> str:
+        real, est, err = r.get(metric), r.get(f"est_{metric}"), r.get(f"err_{metric}")
+        shown = _fmt(real, pattern) if real is not None else ""
+        if est is not None:
+            shown += (f' <span class="est">est. {_fmt(est, pattern)}'
+                      + (f" ({_fmt(err, '{:+' + pattern[2:])})" if err is not None else "") + "</span>")
+        return shown or "–"
+
+    def frauds(r: dict[str, Any]) -> str:
+        shown = _fmt(r.get("n_frauds"), "{:,}") if r.get("n_frauds") is not None else ""
+        if r.get("est_expected_frauds") is not None:
+            shown += f' <span class="est">est. {_fmt(r["est_expected_frauds"], "{:.1f}")}</span>'
+        return shown or "–"
+
+    recent = sorted(rows, key=lambda r: (r["scored_day"], r["role"]), reverse=True)[:RECENT_SCORING_DAYS]
+    table = "".join(
+        f'<tr class="{"estimated" if r["estimated"] else "realised"}{" alert" if r.get("alerts") else ""}" '
+        f'data-ds="{_e(r["scored_day"])}"><td>{_e(r["scored_day"])}</td><td>{_e(r["ds"])}</td><td>{_e(r["role"])} '
+        f'{_e(r["model_version"])}</td><td class="num">{frauds(r)}</td>'
+        + "".join(f'<td class="num">{pair(r, m, p)}</td>' for m, _, p, _, _ in LIVE_METRICS)
+        + f'<td>{_e(r.get("alerts") or r.get("verdict") or ("labels not arrived" if r["estimated"] else ""))}</td></tr>'
+        for r in recent)
+    head = "".join(f"<th>{_e(label)}</th>" for _, label, _, _, _ in LIVE_METRICS)
+    return (f'{legend}<p>{len(rows)} days, {len(waiting)} still waiting for their labels (estimate only).</p>{note}'
+            f'<div class="scroll">{charts}</div>{error_line}'
+            f'<h3>Newest {len(recent)} scored days</h3><div class="scroll"><table class="performance"><tr><th>scored</th>'
+            f'<th>labels</th><th>version</th><th>frauds</th>{head}<th>verdict</th></tr>{table}</table></div>')
+
+
 def _error_box(what: str, message: str) -> str:
     return f'<div class="error" data-section="{_e(what)}"><b>Could not read {_e(what)}:</b> {_e(message)}</div>'
 
@@ -436,6 +593,7 @@ given) · {" ".join(links)} · <a href="{_e(base)}/api/summary?days={w.days}&amp
 {window_errors}
 <section id="models"><h2>Champion and challenger</h2>{_models_section(data)}</section>
 <section id="alerts"><h2>Alerts</h2>{_alerts_section(data)}</section>
+<section id="performance"><h2>Live performance</h2>{_performance_section(data, days)}</section>
 <section id="drift"><h2>Drift by day (PSI)</h2>{_drift_section(data, days)}</section>
 <section id="data-quality"><h2>Data quality by day</h2>{_quality_section(data, days)}</section>
 <section id="scoring"><h2>Scoring by day</h2>{_scoring_section(data, days)}</section>

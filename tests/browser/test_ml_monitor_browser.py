@@ -211,7 +211,7 @@ def test_ml_monitor_in_airflow_and_chromium(data_root, tmp_path):
     # the metadata DB migrates while this process fills the warehouse and registers the champion
     migrate = subprocess.Popen(["airflow", "db", "migrate"], env=admins, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    fill_history(days=120, rows_per_day=100, failed_day=358)
+    fill_history(days=120, rows_per_day=100, failed_day=358, performance=True)
     versions = register_champion()
     output, _ = migrate.communicate(timeout=120)
     assert migrate.returncode == 0, output[-4000:]
@@ -267,10 +267,14 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
         assert f"version {versions['xgboost']}" in html and "0.6442" in html
         assert html.count('data-column="tx_amount"') == 90 and 'class="grid drift-heatmap"' in html
         assert html.count('data-success="false"') == 1 and 'class="grid score-histogram"' in html
+        # live performance: a chart per figure, realised solid, the last 7 days' estimates dashed
+        assert html.count('<svg class="live"') == 6 and 'class="alert-mark"' in html
+        assert 'class="estimate"' in html and 'stroke-dasharray="4 3"' in html and "7 still waiting" in html
 
         shots = {"page": (ARTIFACTS / "ml-monitor.png", page_url, "1400,1000"),
                  "full": (ARTIFACTS / "ml-monitor-full.png", page_url, "1400,2300"),
-                 "ui": (ARTIFACTS / "ml-monitor-in-airflow-ui.png", f"{base}/plugin/ml-monitor", "1400,1000")}
+                 "ui": (ARTIFACTS / "ml-monitor-in-airflow-ui.png", f"{base}/plugin/ml-monitor", "1400,1000"),
+                 "performance": (ARTIFACTS / "ml-monitor-performance.png", f"{page_url}#performance", "1400,1000")}
         for path, url, size in shots.values():
             path.unlink(missing_ok=True)
             shot = _chrome(chromium, profile, f"--screenshot={path}", f"--window-size={size}",

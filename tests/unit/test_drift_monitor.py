@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.drift.config import PerformanceConfig, load_monitoring_config
+from include.drift.config import load_monitoring_config
 from include.drift.monitor import performance_verdict, render_html
 
 EXPECTED = {"auc_roc": 0.90, "average_precision": 0.60}
-CFG = load_monitoring_config().model_copy(
-    update={"performance": PerformanceConfig(auc_roc_drop=0.05, average_precision_drop=0.15, min_frauds=10)})
+SHIPPED = load_monitoring_config()
+CFG = SHIPPED.model_copy(update={"performance": SHIPPED.performance.model_copy(
+    update={"auc_roc_drop": 0.05, "average_precision_drop": 0.15, "min_frauds": 10, "min_precision": 0.0})})
 
 
 def _rows(informative: bool, frauds: int = 50, n: int = 3000):
@@ -45,6 +46,13 @@ def test_shipped_monitoring_config():
     cfg = load_monitoring_config()
     assert (cfg.psi_warn, cfg.psi_alert, cfg.ks_p_value) == (0.1, 0.2, 0.05)
     assert "tx_during_weekend" in cfg.exclude_columns and cfg.cooldown_days == 7
+    assert (cfg.performance.missed_fraud_cost, cfg.performance.false_alarm_cost) == (1000, 50)
+
+
+def test_a_file_without_a_performance_section_monitors_no_performance(tmp_path):
+    path = tmp_path / "monitoring.yaml"
+    path.write_text("psi_warn: 0.1\npsi_alert: 0.2\nks_p_value: 0.05\nks_statistic: 0.1\n")
+    assert load_monitoring_config(path).performance is None
 
 
 def test_report_html_escapes_and_is_self_contained():

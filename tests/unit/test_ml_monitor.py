@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from include import ml_monitor, warehouse
+from include.config import LABEL_DELAY_DAYS
 from include.features.baseline import MODEL_INPUTS
 from include.ml_monitor import render
 from tests.postgres import fresh_database
@@ -69,7 +70,7 @@ def day_scores(rows: int):
 
 
 def fill_history(days: int = 365, end: dt.date = END, rows_per_day: int = 200, failed_day: int | None = None,
-                 version: str = "1") -> dict[str, int]:
+                 version: str = "1", performance: bool = False) -> dict[str, int]:
     """A year (by default) of warehouse rows as the pipelines write them: per day 15 features + the score
     in drift_metrics, ``rows_per_day`` predictions, four data-quality rows, and weekly promotions and
     alerts. The predictions go through warehouse.replace_predictions day by day, as the scoring DAG
@@ -122,7 +123,40 @@ def fill_history(days: int = 365, end: dt.date = END, rows_per_day: int = 200, f
             if rows:
                 conn.execute(table.insert(), rows)
     return {"drift": len(drift), "predictions": predictions, "data_quality": len(quality), "alerts": len(alerts),
-            "promotions": len(promos)}
+            "promotions": len(promos), "performance": fill_performance(end, days, version) if performance else 0}
+
+
+def fill_performance(end: dt.date, days: int, version: str = "1") -> int:
+    """``days`` scored days of live performance ending on ``end``, as monitoring leaves them: the last
+    LABEL_DELAY_DAYS estimated only, the others with both halves, a performance alert every 30th day.
+    One bulk insert (the monitoring writes are the same rows, one day at a time)."""
+    rows = []
+    for i in range(days):
+        scored = end - dt.timedelta(days=days - 1 - i)
+        waiting = i >= days - LABEL_DELAY_DAYS
+        est = {f"est_{k}": v for k, v in (("auc_roc", 0.85), ("average_precision", 0.6 + 0.001 * (i % 10)),
+                                          ("precision_at_threshold", 0.48), ("recall_at_threshold", 0.65),
+                                          ("expected_cost", 17000.0 + 10 * (i % 7)), ("expected_frauds", 50.0))}
+        real = {} if waiting else {"auc_roc": 0.84 - (0.06 if i % 30 == 29 else 0), "average_precision": 0.6,
+                                   "card_precision": 0.27, "precision_at_threshold": 0.5, "recall_at_threshold": 0.66,
+                                   "expected_cost": 18000.0, "n_labelled": 9000, "n_frauds": 50,
+                                   "alerts": "auc_roc 0.7800 is 0.0800 below the model's evaluation figure 0.8600"
+                                   if i % 30 == 29 else None, "verdict": "within tolerance",
+                                   "realised_at": dt.datetime(2026, 7, 1, tzinfo=dt.UTC)}
+        errors = {} if waiting else {f"err_{k}": est[f"est_{k}"] - (real["n_frauds"] if k == "expected_frauds"
+                                                                       else real[k])
+                                     for k in warehouse.PERFORMANCE_FIGURES}
+        blank = dict.fromkeys(c.name for c in warehouse.performance_days.columns)  # one shape for the bulk insert
+        rows.append({**blank, "ds": scored + dt.timedelta(days=LABEL_DELAY_DAYS), "scored_day": scored, "model_name": MODEL,
+                     "role": "champion", "model_version": version, "threshold": 0.3, "estimated": waiting,
+                     "n_scored": 9100, "calibration": "isotonic", "estimated_at": dt.datetime(2026, 7, 1, tzinfo=dt.UTC),
+                     "reference_json": json.dumps({"auc_roc": 0.86, "average_precision": 0.64,
+                                                   "precision_at_threshold": 0.52, "recall_at_threshold": 0.66,
+                                                   "card_precision": 0.27}),
+                     **est, **real, **errors})
+    with warehouse.engine().begin() as conn:
+        conn.execute(warehouse.performance_days.insert(), rows)
+    return len(rows)
 
 
 def register_champion(name: str = MODEL, challenger: bool = True) -> dict[str, str]:
@@ -581,11 +615,12 @@ def test_warehouse_down_is_shown_per_section(data_root, monkeypatch):
 
 
 def test_one_year_of_history_renders_fast(data_root):
-    counts = fill_history(days=365, rows_per_day=200, failed_day=100)
-    assert counts["drift"] == 365 * MONITORED and counts["predictions"] == 365 * 200
+    counts = fill_history(days=365, rows_per_day=200, failed_day=100, performance=True)
+    assert counts["drift"] == 365 * MONITORED and counts["predictions"] == 365 * 200 and counts["performance"] == 365
     ml_monitor.gather(days=7, registry_timeout_s=5)  # first connection (engine, table check) outside the timing
     timings: dict[int, list[float]] = {}
     scoring_ms: dict[int, list[float]] = {}  # the part that read the predictions before prediction_days
+    performance_ms: dict[int, list[float]] = {}
     for days in (ml_monitor.DEFAULT_DAYS, 365):
         for _ in range(3):  # the best of three: the machine is shared, the bound is on the work, not the noise
             started = time.perf_counter()
@@ -594,8 +629,10 @@ def test_one_year_of_history_renders_fast(data_root):
             body = json.dumps(ml_monitor.as_json(data), allow_nan=False)
             timings.setdefault(days, []).append(time.perf_counter() - started)
             scoring_ms.setdefault(days, []).append(data.timings_ms["predictions"])
+            performance_ms.setdefault(days, []).append(data.timings_ms["performance"])
         assert len(cells(page, "drift-heatmap")) == days * MONITORED
         assert len(cells(page, "score-histogram")) == days * 10
+        assert page.count('<svg class="live"') == 6 and len(data.performance) == days
         assert len(page) < 3_500_000 and len(body) < 3_000_000
     print(f"\none year in the warehouse ({counts}): gather + HTML + JSON of 90 days "
           f"{[round(t * 1000) for t in timings[90]]} ms, of 365 days {[round(t * 1000) for t in timings[365]]} ms; "
@@ -603,6 +640,7 @@ def test_one_year_of_history_renders_fast(data_root):
     # one prediction_days row a day: the scoring part reads 365 rows (scanning the 73,000 predictions
     # took 250 ms here, 7-8 s at the real 10,000 a day); the rest is mostly building the page
     assert min(scoring_ms[365]) < 100, scoring_ms
+    assert min(performance_ms[365]) < 100, performance_ms  # one indexed query, one row a day
     assert min(timings[ml_monitor.DEFAULT_DAYS]) < 0.5, timings
     assert min(timings[365]) < 1.0, timings
 

@@ -33,13 +33,16 @@ FIELDS = ("tag model", "tag family", "tag as_of", "tag training_window", "tag ev
           "drift model_version", "drift psi_level", "drift psi (text in a REAL column)", "dq dataset", "dq failures",
           "dq failed (text in an INTEGER column)", "alert kind", "alert model_version", "alert message",
           "promotion decision", "promotion reason", "promotion primary_metric", "promotion challenger_version",
-          "promotion champion_version", "promotion challenger_value (text in a REAL column)")
+          "promotion champion_version", "promotion challenger_value (text in a REAL column)", "performance role",
+          "performance model_version", "performance alerts", "performance estimate_note", "performance calibration",
+          "performance auc_roc (text in a REAL column)")
 PAYLOADS = {f: SHAPES[i % len(SHAPES)].format(f" [{f}]") for i, f in enumerate(FIELDS)}
 # in the registry but not shown by the page: they must not come through either
 HIDDEN = {"tag metrics key": "<img src=x onerror=alert(document.domain)> [tag metrics key]",
           "version description": "<script>alert(1)</script> [version description]"}
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "tbody", "h1", "h2", "h3", "p", "a", "b", "code", "section",
-                "div", "table", "tr", "th", "td", "pre", "svg", "rect", "text", "footer", "span"}
+                "div", "table", "tr", "th", "td", "pre", "svg", "rect", "text", "footer", "span", "polyline", "line",
+                "circle", "path"}
 
 
 def bare_version(description: str | None = None):
@@ -98,6 +101,19 @@ def plant_payloads(day: dt.date = END) -> str:
         conn.execute(text("UPDATE data_quality SET failed = :v"), {"v": p["dq failed (text in an INTEGER column)"]})
         conn.execute(text("UPDATE promotions SET challenger_value = :v"),
                      {"v": p["promotion challenger_value (text in a REAL column)"]})
+        # live performance: the day before with labels (a hostile realised figure), the day itself estimated
+        blank = dict.fromkeys(c.name for c in warehouse.performance_days.columns)
+        conn.execute(warehouse.performance_days.insert(), [
+            {**blank, "ds": d + dt.timedelta(days=7), "scored_day": d, "model_name": MODEL, "role": p["performance role"],
+             "model_version": p["performance model_version"], "threshold": 0.3, "estimated": d == day,
+             "n_labelled": None if d == day else 100, "n_frauds": None if d == day else 5,
+             "auc_roc": None if d == day else 0.8, "alerts": None if d == day else p["performance alerts"],
+             "realised_at": None if d == day else now, "est_auc_roc": 0.82, "est_precision_at_threshold": 0.4,
+             "calibration": p["performance calibration"], "estimate_note": p["performance estimate_note"],
+             "estimated_at": now, "reference_json": json.dumps({"auc_roc": 0.85, HIDDEN["tag metrics key"]: 1.0})}
+            for d in (day - dt.timedelta(days=1), day)])
+        conn.execute(text("UPDATE performance_days SET auc_roc = :v WHERE auc_roc IS NOT NULL"),
+                     {"v": p["performance auc_roc (text in a REAL column)"]})
     return str(mv.version)
 
 
