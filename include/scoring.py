@@ -16,7 +16,11 @@ transactions, no NaN or null). A partition not there yet is retried (MissingInpu
 
 Output per day: ``predictions/fraud/ds=<D>/data.parquet`` (staged by the Spark job, checked by the
 ``predictions`` checkpoint, then renamed into place) and the same rows in the warehouse table
-``predictions`` (delete + insert of the day in one transaction), each with its lineage.
+``predictions`` (delete + insert of the day in one transaction), each with its lineage. Beside
+them, the reasons of the flagged rows only (include.training.explain: the 3 features that pushed the
+row's log-odds up the most, with the input value and the contribution): ``reasons/fraud/ds=<D>/data.parquet``
+(:data:`REASON_COLUMNS`, staged by the same job, published with the predictions) and the warehouse
+table ``prediction_reasons``, replaced in the predictions' transaction; docs/reasons.md.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ log = logging.getLogger(__name__)
 PREDICTIONS = ("predictions", "fraud")  # zone, dataset
 PREDICTION_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "score", "flagged",
                       "model_name", "model_version", "run_id", "threshold", "scored_at"]
+REASONS = ("reasons", "fraud")  # zone, dataset: the reasons of the flagged predictions
+REASON_COLUMNS = ["transaction_id", "model_name", "model_version", "rank", "feature", "value", "contribution"]
+REASON_RANKS = 3
+# the reasons of a flagged row in the scoring job's batches (null on a row not flagged)
+REASON_FIELDS = {f"reason_{r}_{part}": type_ for r in range(1, REASON_RANKS + 1)
+                 for part, type_ in (("feature", "string"), ("value", "double"), ("contribution", "double"))}
 
 
 class BeforeFirstChampion(Exception):
@@ -270,23 +280,51 @@ def predict_matrix(scorer, matrix: np.ndarray) -> np.ndarray:
     return np.asarray(scorer.predict(None, pd.DataFrame(matrix, columns=scorer.inputs, copy=False)), dtype=np.float64)
 
 
-def score_batch(scorer, batch: pa.RecordBatch, threshold: float) -> pa.RecordBatch:
+def score_batch(scorer, batch: pa.RecordBatch, threshold: float, reasons: bool = False) -> pa.RecordBatch:
     """Keys, score and flag of an Arrow batch of feature rows (what each Spark task of the scoring job
     runs on its batches, ``mapInArrow``): the key columns passed through as they are, ``score`` the
-    scorer's P(fraud) (float64), ``flagged`` ``score >= threshold`` (int8).
+    scorer's P(fraud) (float64), ``flagged`` ``score >= threshold`` (int8); with ``reasons``, also the
+    :data:`REASON_FIELDS` of the flagged rows (:func:`reason_arrays`), null on the others.
 
     The lineage columns are constant for a day and are added by Spark, not per batch."""
     import numpy as np
     import pyarrow as pa
 
     keys = PREDICTION_COLUMNS[:4]  # transaction_id, tx_datetime, customer_id, terminal_id
-    scores = predict_matrix(scorer, feature_matrix(batch, scorer.inputs))
+    matrix = feature_matrix(batch, scorer.inputs)
+    scores = predict_matrix(scorer, matrix)
     if len(scores) != batch.num_rows:
         raise ValueError(f"the scorer returned {len(scores)} scores for a batch of {batch.num_rows} rows")
-    return pa.RecordBatch.from_arrays(
-        [*(batch.column(k) for k in keys), pa.array(scores, pa.float64()),
-         pa.array((scores >= threshold).astype(np.int8), pa.int8())],
-        names=[*keys, "score", "flagged"])
+    flagged = scores >= threshold
+    arrays = [*(batch.column(k) for k in keys), pa.array(scores, pa.float64()), pa.array(flagged.astype(np.int8), pa.int8())]
+    names = [*keys, "score", "flagged"]
+    if reasons:
+        extra = reason_arrays(scorer, matrix, flagged)
+        arrays += list(extra.values())
+        names += list(extra)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def reason_arrays(scorer, matrix: np.ndarray, flagged: np.ndarray) -> dict[str, pa.Array]:
+    """The :data:`REASON_FIELDS` of a batch as Arrow arrays: the top reasons of the ``flagged`` rows of
+    ``matrix`` (include.training.explain.explain_rows on the scorer's estimator, those rows only: the
+    cost of explaining grows with the flagged rows, not the batch), null on the rows not flagged."""
+    import numpy as np
+    import pyarrow as pa
+
+    from include.training.explain import explain_rows
+
+    rows = np.flatnonzero(flagged)
+    n = len(flagged)
+    out = {}
+    explained = explain_rows(scorer.estimator, matrix[rows], scorer.inputs, REASON_RANKS) if len(rows) else None
+    for r in range(REASON_RANKS):
+        for part, type_ in (("feature", pa.string()), ("value", pa.float64()), ("contribution", pa.float64())):
+            values = np.full(n, None, dtype=object)
+            if explained is not None:
+                values[rows] = explained[part][:, r]
+            out[f"reason_{r + 1}_{part}"] = pa.array(values, type_, mask=~flagged)
+    return out
 
 
 def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path | None = None) -> dict[str, Any]:
@@ -308,8 +346,16 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
     rows = {}
     for day, file in staged.items():
         frame = pd.read_parquet(file)
-        warehouse.replace_predictions(as_date(day), frame)
+        reasons_file = staged_partition_file(staging / REASONS[0], day)
+        reasons = pd.read_parquet(reasons_file) if reasons_file.exists() else None
+        if reasons is None:  # a staging written before the job staged reasons: the day has none
+            log.warning("no staged reasons for ds=%s in %s: the day's reasons are removed", day, staging)
+        warehouse.replace_predictions(as_date(day), frame, reasons=reasons)
         failpoint("scoring.warehouse.committed")
+        if reasons is None:
+            partition_file(*REASONS, day, root).unlink(missing_ok=True)
+        else:  # the reasons first: a file of reasons is never older than the predictions beside it
+            publish_copy(reasons_file, partition_file(*REASONS, day, root))
         publish_copy(file, partition_file(*PREDICTIONS, day, root))
         rows[day] = len(frame)
         failpoint("scoring.publish.partition")

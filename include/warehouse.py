@@ -93,6 +93,24 @@ predictions = Table(
 )
 
 
+# The reasons of each flagged prediction (include.training.explain; docs/reasons.md): its ``rank`` 1..3
+# features that pushed its log-odds of fraud up the most, with the input ``value`` and the
+# ``contribution`` (log-odds). Written by replace_predictions in the predictions' transaction (a day's
+# reasons are always those of its predictions); rows not flagged have none.
+prediction_reasons = Table(
+    "prediction_reasons", metadata,
+    Column("ds", Date, nullable=False),
+    Column("transaction_id", BigInteger, nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("contribution", Float, nullable=False),
+    UniqueConstraint("ds", "transaction_id", "rank", name="uq_prediction_reasons_ds_transaction_rank"),
+)
+
+
 # One row per scored day and model version: what the day's predictions add up to (rows, flagged rows,
 # mean score, and the predictions in each of SCORE_BINS equal bins of [0, 1]), written by
 # replace_predictions in the transaction that writes the predictions, so that the ML monitor reads one
@@ -375,10 +393,11 @@ def first_promotion(model_name: str) -> dt.date | None:
     return first if first is None or isinstance(first, dt.date) else dt.date.fromisoformat(str(first))
 
 
-def replace_predictions(day: dt.date, frame) -> int:
+def replace_predictions(day: dt.date, frame, reasons=None) -> int:
     """Delete the day's predictions and insert ``frame``, and replace the day's ``prediction_days``
-    rows with the summary of ``frame``, in one transaction: a rerun never duplicates, and a reader never
-    sees predictions without their summary or the other way round."""
+    rows with the summary of ``frame`` and its ``prediction_reasons`` with ``reasons`` (a frame of
+    include.scoring.REASON_COLUMNS; None: the day has none), in one transaction: a rerun never
+    duplicates, and a reader never sees predictions without their summary or their reasons."""
     records = [{
         "ds": day, "transaction_id": int(r.transaction_id), "customer_id": int(r.customer_id),
         "terminal_id": int(r.terminal_id), "tx_datetime": r.tx_datetime.to_pydatetime().replace(tzinfo=None),
@@ -387,13 +406,20 @@ def replace_predictions(day: dt.date, frame) -> int:
         "scored_at": r.scored_at.to_pydatetime(),
     } for r in frame.itertuples(index=False)]
     summary = _day_summary(day, frame)
+    why = [] if reasons is None else [{
+        "ds": day, "transaction_id": int(r.transaction_id), "model_name": r.model_name,
+        "model_version": str(r.model_version), "rank": int(r.rank), "feature": r.feature, "value": float(r.value),
+        "contribution": float(r.contribution)} for r in reasons.itertuples(index=False)]
     with engine().begin() as conn:
         _lock(conn, "predictions", day)
         conn.execute(delete(predictions).where(predictions.c.ds == day))
         conn.execute(delete(prediction_days).where(prediction_days.c.ds == day))
+        conn.execute(delete(prediction_reasons).where(prediction_reasons.c.ds == day))
         if records:
             conn.execute(predictions.insert(), records)
             conn.execute(prediction_days.insert(), summary)
+        if why:
+            conn.execute(prediction_reasons.insert(), why)
         failpoint("scoring.warehouse.before_commit")
     return len(records)
 
@@ -624,11 +650,12 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
 
 
 def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "fraud"),
-            reports: tuple[str, str] = ("reports", "drift")) -> dict[str, Any]:
+            reports: tuple[str, str] = ("reports", "drift"),
+            reasons_dataset: tuple[str, str] = ("reasons", "fraud")) -> dict[str, Any]:
     """Reload what the lake and the registry hold, day by day, each day replaced in one transaction
-    (a rerun of the rebuild changes nothing): ``predictions`` and ``prediction_days`` from the
-    prediction partitions, ``drift_metrics`` and the drift / performance ``alerts`` from the drift
-    reports (``reports/drift/ds=*/report.json``, the alert that started an episode kept as such), and
+    (a rerun of the rebuild changes nothing): ``predictions``, ``prediction_days`` and
+    ``prediction_reasons`` from the prediction partitions and the reasons partitions beside them, ``drift_metrics``, the drift / performance ``alerts`` and the live ``performance_days`` from the
+    drift reports (``reports/drift/ds=*/report.json``, the alert that started an episode kept as such), and
     the ``promotions`` of every registered model from the registry's tags (:func:`reconcile_promotions`).
     Data-quality rows and task-failure alerts have no other copy and are left as they are. Returns
     the days and events reloaded, and the files that could not be (each also a WARNING)."""
@@ -643,8 +670,11 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
     root = root or data_root()
     scored, failed = [], []
     for path in sorted((root / predictions_dataset[0] / predictions_dataset[1]).glob("ds=*/data.parquet")):
+        # the day's reasons partition beside it (include.scoring.REASONS), when scoring wrote one
+        why = root / reasons_dataset[0] / reasons_dataset[1] / path.parent.name / path.name
         try:
-            replace_predictions(dt.date.fromisoformat(path.parent.name[3:]), pd.read_parquet(path))
+            replace_predictions(dt.date.fromisoformat(path.parent.name[3:]), pd.read_parquet(path),
+                                reasons=pd.read_parquet(why) if why.exists() else None)
         except (ValueError, KeyError, AttributeError, OSError) as exc:  # not a predictions file as scoring writes it
             log.warning("predictions partition %s cannot be reloaded (%s: %s): its day keeps the rows it has",
                         path, type(exc).__name__, exc)

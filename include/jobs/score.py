@@ -7,10 +7,11 @@ the model (registry URI, version, run id, threshold). The driver loads each mode
 registry, before it starts Spark, and broadcasts the fitted scorer, so executors need no registry access; each Spark task
 scores its rows with ``mapInArrow``: each Arrow batch's model inputs become one float32 numpy matrix
 for the estimator's numpy entry point and the keys, score and flag go back as an Arrow batch, with
-no pandas frame on the way (include.scoring.score_batch). Every day is staged as one parquet file: a
-day read as one Spark partition (a nightly day) is scored and written by that one task; a larger one
-is scored by as many tasks as it has partitions, then gathered into one writer (``repartition(1)``,
-where ``coalesce(1)`` would score it all in one task).
+no pandas frame on the way (include.scoring.score_batch), with the top 3 reasons of the flagged rows
+(only those are explained), staged as a second file per day (``<output>/reasons/ds=<day>``). Every day is staged as one parquet file: a
+day of a few Spark partitions (a nightly day is one) is scored and written by one task; a large one
+(PARALLEL_MIN_PARTITIONS) is scored by as many tasks as it has partitions, then gathered into one
+writer (``repartition(1)``, where ``coalesce(1)`` would score it all in one task).
 
 Model files that do not load (bad registry state: a retry cannot fix them) end the job with one
 ``BATCHML-ERROR`` line naming the version and a sysexits code (include.spark.JobFailure), which the
@@ -30,15 +31,25 @@ import time
 from pathlib import Path
 
 from include.faults import failpoint
-from include.scoring import PREDICTION_COLUMNS, score_batch
+from include.scoring import PREDICTION_COLUMNS, REASON_COLUMNS, REASON_FIELDS, REASON_RANKS, REASONS, score_batch
 from include.spark import JobFailure, get_session, report_failure
 from include.storage import parquet_row_count
 
 KEY_SCHEMA = {"transaction_id": "long", "tx_datetime": "timestamp", "customer_id": "long", "terminal_id": "long"}
 BATCH_SCHEMA = ", ".join(f"{name} {type_}" for name, type_ in {**KEY_SCHEMA, "score": "double",
                                                                 "flagged": "byte"}.items())
+# ... and with the reasons of the flagged rows (score_batch with reasons)
+REASONS_SCHEMA = ", ".join([BATCH_SCHEMA, *(f"{name} {type_}" for name, type_ in REASON_FIELDS.items())])
+# the reason columns of a batch as rows (rank, feature, value, contribution), one per rank
+UNPIVOT_REASONS = "stack({}, {}) as (rank, feature, value, contribution)".format(
+    REASON_RANKS, ", ".join(f"{r}, reason_{r}_feature, reason_{r}_value, reason_{r}_contribution"
+                            for r in range(1, REASON_RANKS + 1)))
 # Rows per Arrow batch handed to the scorer: fewer, larger batches amortise the per-call cost.
 ARROW_BATCH_ROWS = 100_000
+# Input partitions (128 MB splits) from which a day is scored by parallel tasks and gathered into one
+# writer by a shuffle; below, coalesce(1) scores it in the writing task (bench/bench_scoring.py: the
+# shuffle lost at 1 M rows, 2 partitions, and won at 10 M rows, 9 partitions, on 2 cores).
+PARALLEL_MIN_PARTITIONS = 4
 
 
 def load_scorers(plans: list[dict]) -> dict:
@@ -67,9 +78,12 @@ def load_scorers(plans: list[dict]) -> dict:
     return scorers
 
 
-def run(spark, plans: list[dict], output: Path, scorers: dict | None = None) -> dict:
+def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, reasons: bool = True) -> dict:
     """Score and stage every day of ``plans``; ``scorers``: :func:`load_scorers` of the plans, loaded
-    here when not given."""
+    here when not given. With ``reasons`` (the default), the top reasons of each day's flagged rows
+    are staged too, in ``<output>/reasons/ds=<day>`` (include.scoring.REASON_COLUMNS), from the same
+    scoring pass: the scored day is kept (memory, else disk) while both files are written."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
@@ -84,18 +98,30 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None) -> 
         def predict(batches, broadcast=broadcast, threshold=threshold):
             scorer = broadcast.value
             for batch in batches:
-                yield score_batch(scorer, batch, threshold)
+                yield score_batch(scorer, batch, threshold, reasons)
 
         lineage = {"model_name": F.lit(model["name"]), "model_version": F.lit(str(model["version"])),
                    "run_id": F.lit(model["run_id"]), "threshold": F.lit(threshold),
                    "scored_at": F.lit(scored_at).cast("timestamp")}
         features = spark.read.parquet(plan["features"])
         scored = features.select(*(F.col(c).cast(t) for c, t in KEY_SCHEMA.items()),
-                                 *loaded[model["uri"]].inputs).mapInArrow(predict, BATCH_SCHEMA)
-        # one file per day: a day of one input partition stays one task; a larger one is scored in parallel
-        one = scored.coalesce(1) if features.rdd.getNumPartitions() == 1 else scored.repartition(1)
-        one.withColumns(lineage).select(*PREDICTION_COLUMNS).write.mode("overwrite").parquet(
-            str(output / f"ds={plan['ds']}"))
+                                 *loaded[model["uri"]].inputs).mapInArrow(predict, REASONS_SCHEMA if reasons
+                                                                          else BATCH_SCHEMA)
+        # one file per day: a day of a few input partitions is scored by the writing task; a large one is
+        # scored in parallel and gathered (the shuffle cost more than it saved at 1 M rows, 2 partitions)
+        parallel = features.rdd.getNumPartitions() >= PARALLEL_MIN_PARTITIONS
+        one = scored.repartition(1) if parallel else scored.coalesce(1)
+        day = one.withColumns(lineage)
+        if reasons:  # scored once, written twice
+            day = day.persist(StorageLevel.MEMORY_AND_DISK)
+        day.select(*PREDICTION_COLUMNS).write.mode("overwrite").parquet(str(output / f"ds={plan['ds']}"))
+        if reasons:
+            (day.where(F.col("flagged") == 1).select("transaction_id", "model_name", "model_version",
+                                                     F.expr(UNPIVOT_REASONS))
+             .withColumn("rank", F.col("rank").cast("int")).select(*REASON_COLUMNS)
+             .sortWithinPartitions("transaction_id", "rank")
+             .write.mode("overwrite").parquet(str(output / REASONS[0] / f"ds={plan['ds']}")))
+            day.unpersist()
     failpoint("scoring.staged")
     summary = {
         "rows_per_day": {p["ds"]: sum(parquet_row_count(f) for f in (output / f"ds={p['ds']}").glob("*.parquet"))

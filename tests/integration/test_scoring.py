@@ -171,16 +171,8 @@ def test_arrow_path_scores_as_each_family_predicts(spark, tmp_path):
     from include.training.scorer import FraudScorer
 
     cfg = parse_training_config(small_config_dict())
-    rng = np.random.default_rng(3)
     n = 3_000
-    frame = pd.DataFrame({"transaction_id": np.arange(n, dtype=np.int64),
-                          "tx_datetime": pd.Timestamp("2026-04-01", tz="UTC") + pd.to_timedelta(np.arange(n), "s"),
-                          "customer_id": rng.integers(0, 50, n), "terminal_id": rng.integers(0, 80, n)})
-    for column in MODEL_INPUTS:  # counts and 0/1 flags as integers, the rest floats, as the feature job writes
-        frame[column] = (rng.poisson(4, n) if "nb_tx" in column or "during" in column else rng.gamma(2.0, 20.0, n))
-    y = (frame["tx_amount"].to_numpy() + rng.normal(0, 20, n) > 80).astype(int)
-    features = tmp_path / "features.parquet"
-    frame.to_parquet(features, row_group_size=1_000)
+    frame, y, features = _synthetic_features(tmp_path, n)
     scorers, plans = {}, []
     for i, spec in enumerate(cfg.models):
         estimator = build_estimator(spec.family, spec.params, cfg.seed, cfg.threads)
@@ -200,3 +192,91 @@ def test_arrow_path_scores_as_each_family_predicts(spark, tmp_path):
                                    err_msg=f"family of {plan['model']['run_id']}")
         assert (got["flagged"].to_numpy() == (expected >= 0.5)).all()
         assert (got["tx_datetime"].to_numpy() == frame["tx_datetime"].to_numpy()).all()
+
+
+def _synthetic_features(tmp_path, n: int, seed: int = 3):
+    """A feature file of ``n`` rows shaped as the feature job writes them (counts and 0/1 flags as
+    integers, the rest floats), labels that follow the amount, and the file's path."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"transaction_id": np.arange(n, dtype=np.int64),
+                          "tx_datetime": pd.Timestamp("2026-04-01", tz="UTC") + pd.to_timedelta(np.arange(n), "s"),
+                          "customer_id": rng.integers(0, 50, n), "terminal_id": rng.integers(0, 80, n)})
+    for column in MODEL_INPUTS:
+        frame[column] = (rng.poisson(4, n) if "nb_tx" in column or "during" in column else rng.gamma(2.0, 20.0, n))
+    y = (frame["tx_amount"].to_numpy() + rng.normal(0, 20, n) > 80).astype(int)
+    features = tmp_path / "features.parquet"
+    frame.to_parquet(features, row_group_size=1_000)
+    return frame, y, features
+
+
+def test_reasons_of_the_flagged_rows_only(spark, data_root, tmp_path):
+    """The job stages the top 3 reasons of each flagged row, and of no other, as include.training.explain
+    gives them; two runs stage the same reasons; publish puts them in the warehouse and the lake, in the
+    predictions' transaction; the rebuild reloads them from the lake."""
+    import numpy as np
+    from sqlalchemy import delete, select
+
+    from include.scoring import REASON_COLUMNS, REASONS
+    from include.training.explain import explain_rows
+    from include.training.models import build_estimator, sample_weights
+    from include.training.scorer import FraudScorer
+
+    cfg = parse_training_config(small_config_dict())
+    frame, y, features = _synthetic_features(tmp_path, 2_000, seed=5)
+    scorers, plans = {}, []
+    for i, spec in enumerate(s for s in cfg.models if s.family in ("logistic_regression", "xgboost")):
+        estimator = build_estimator(spec.family, spec.params, cfg.seed, cfg.threads)
+        scorers[spec.name] = FraudScorer(estimator.fit(frame[MODEL_INPUTS], y, sample_weights(y, spec.class_weight)),
+                                         MODEL_INPUTS)
+        plans.append({"ds": f"2026-04-{i + 1:02d}", "features": str(features), "model": {
+            "name": "fraud-detector", "version": str(i + 1), "run_id": spec.name, "uri": spec.name, "threshold": 0.5}})
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        score_job(spark, plans, out, scorers)
+
+    def staged(out, kind, day):
+        folder = out / kind / f"ds={day}" if kind else out / f"ds={day}"
+        return pd.read_parquet(next(folder.glob("*.parquet")))
+
+    for plan in plans:
+        day, scorer = plan["ds"], scorers[plan["model"]["uri"]]
+        preds, reasons = staged(runs[0], "", day), staged(runs[0], REASONS[0], day)
+        assert list(reasons.columns) == REASON_COLUMNS
+        flagged = preds.loc[preds["flagged"] == 1, "transaction_id"].sort_values().to_numpy()
+        assert 0 < len(flagged) < len(preds), "the test needs flagged and unflagged rows"
+        assert sorted(set(reasons["transaction_id"])) == flagged.tolist()  # the flagged rows, and only they
+        assert (reasons.groupby("transaction_id")["rank"].apply(list) == [[1, 2, 3]] * len(flagged)).all()
+        assert (reasons["model_version"] == plan["model"]["version"]).all()
+        # what explain gives for those rows, from the same float32 inputs
+        rows = frame.set_index("transaction_id").loc[flagged, MODEL_INPUTS].to_numpy(np.float32)
+        expected = explain_rows(scorer.estimator, rows, MODEL_INPUTS)
+        got = reasons.sort_values(["transaction_id", "rank"])
+        assert got["feature"].tolist() == expected["feature"].ravel().tolist()
+        np.testing.assert_allclose(got["value"], expected["value"].ravel(), rtol=0, atol=0)
+        np.testing.assert_allclose(got["contribution"], expected["contribution"].ravel(), rtol=0, atol=1e-9)
+        # stable: a second run stages the same reasons, row for row
+        pd.testing.assert_frame_equal(reasons, staged(runs[1], REASONS[0], day))
+
+    publish_predictions(runs[0], plans, data_root)
+
+    def warehouse_reasons():
+        with warehouse.engine().connect() as conn:
+            rows = conn.execute(select(warehouse.prediction_reasons)).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows]).sort_values(["ds", "transaction_id", "rank"], ignore_index=True)
+
+    published = warehouse_reasons()
+    for plan in plans:
+        lake = pd.read_parquet(partition_file(*REASONS, plan["ds"], data_root))
+        pd.testing.assert_frame_equal(lake, staged(runs[0], REASONS[0], plan["ds"]))
+        mine = published[published["ds"] == dt.date.fromisoformat(plan["ds"])]
+        pd.testing.assert_frame_equal(mine[REASON_COLUMNS].reset_index(drop=True), lake.sort_values(
+            ["transaction_id", "rank"], ignore_index=True)[REASON_COLUMNS], check_dtype=False)
+    publish_predictions(runs[1], plans, data_root)  # a rerun replaces, never appends
+    pd.testing.assert_frame_equal(warehouse_reasons(), published)
+
+    with warehouse.engine().begin() as conn:  # a lost table: the rebuild reloads it from the lake
+        conn.execute(delete(warehouse.prediction_reasons))
+    warehouse.rebuild(data_root)
+    pd.testing.assert_frame_equal(warehouse_reasons(), published)
