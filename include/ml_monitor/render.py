@@ -305,9 +305,10 @@ LIVE_H, LIVE_TOP = 70, 16
 
 
 def _live_chart(metric: str, label: str, pattern: str, has_estimate: bool, reference_key: str | None,
-                days: list[dt.date], rows: list[dict[str, Any]]) -> str:
+                days: list[dt.date], rows: list[dict[str, Any]], day_labels: bool = False) -> str:
     """One metric by scored day: per role a solid line of the realised figures, a dashed one of the
-    estimates, the version's offline figure as a grey line, and a red mark on days with a performance alert."""
+    estimates, the version's offline figure as a grey line, and a red mark on days with a performance
+    alert; ``day_labels``: the dates above it (the first of the stacked charts)."""
     cell, step = _geometry(len(days))
     index = {d: i for i, d in enumerate(days)}
     rows = [r for r in rows if r["scored_day"] in index]
@@ -318,7 +319,7 @@ def _live_chart(metric: str, label: str, pattern: str, has_estimate: bool, refer
     width = LABEL_W + cell * len(days) + 70
     out = [f'<svg class="live" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
            f'height="{LIVE_TOP + LIVE_H + 6}" role="img" aria-label="{_e(label)} by scored day">',
-           _day_labels(days, cell, step),
+           _day_labels(days, cell, step) if day_labels else "",
            f'<text x="{LABEL_W - 6}" y="{LIVE_TOP + LIVE_H // 2 + 4}" class="label" text-anchor="end">{_e(label)}</text>']
     if not values:
         out.append(f'<text x="{LABEL_W}" y="{LIVE_TOP + LIVE_H // 2}" class="axis">no figures</text></svg>')
@@ -400,7 +401,7 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
               'x2="26" y1="4" y2="4" stroke="#9e9e9e" stroke-width="1"/></svg> the version\'s offline evaluation figure '
               '<svg width="10" height="8" aria-hidden="true"><path d="M1 0 h8 l-4 7 z" fill="#e53935"/></svg> '
               'performance alert</p>')
-    charts = "".join(_live_chart(*m, days, rows) for m in LIVE_METRICS)
+    charts = "".join(_live_chart(*m, days, rows, day_labels=i == 0) for i, m in enumerate(LIVE_METRICS))
     both = [r for r in rows if not r["estimated"] and r.get("estimated_at") is not None]
     mae = []
     for metric, label, pattern, has_estimate, _ in LIVE_METRICS:

@@ -273,8 +273,7 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
 
         shots = {"page": (ARTIFACTS / "ml-monitor.png", page_url, "1400,1000"),
                  "full": (ARTIFACTS / "ml-monitor-full.png", page_url, "1400,2300"),
-                 "ui": (ARTIFACTS / "ml-monitor-in-airflow-ui.png", f"{base}/plugin/ml-monitor", "1400,1000"),
-                 "performance": (ARTIFACTS / "ml-monitor-performance.png", f"{page_url}#performance", "1400,1000")}
+                 "ui": (ARTIFACTS / "ml-monitor-in-airflow-ui.png", f"{base}/plugin/ml-monitor", "1400,1000")}
         for path, url, size in shots.values():
             path.unlink(missing_ok=True)
             shot = _chrome(chromium, profile, f"--screenshot={path}", f"--window-size={size}",
