@@ -211,8 +211,8 @@ def explain_rows(estimator, X: np.ndarray, inputs: list[str], k: int = TOP_REASO
 def global_attributions(estimator, X: np.ndarray, inputs: list[str], seed: int = 0,
                         rows: int = GLOBAL_SAMPLE_ROWS) -> dict[str, Any]:
     """Mean absolute contribution (log-odds) and mean contribution per feature on a seeded sample of
-    at most ``rows`` rows of ``X``, largest first; ``contributions`` holds the sample's matrix for the
-    summary plot (not for JSON)."""
+    at most ``rows`` rows of ``X``, largest first; ``contributions``, ``values`` and ``inputs`` hold the
+    sample's matrices and column names for the summary plot (not for JSON)."""
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(X), size=min(rows, len(X)), replace=False))
     sample = np.asarray(X, dtype=np.float32)[pick]
@@ -222,4 +222,4 @@ def global_attributions(estimator, X: np.ndarray, inputs: list[str], seed: int =
     table = [{"feature": inputs[j], "mean_abs_contribution": float(mean_abs[j]),
               "mean_contribution": float(contribs[:, j].mean())} for j in order]
     return {"rows": len(sample), "unit": "log-odds", "base": float(base.mean()), "table": table,
-            "contributions": contribs, "values": sample}
+            "contributions": contribs, "values": sample, "inputs": list(inputs)}

@@ -41,11 +41,26 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
 |---|---|
 {rows}
 
-{_weeks(summary.get("weeks"))}{_slices(summary, decision, slices)}## Limitations
+{_weeks(summary.get("weeks"))}{_slices(summary, decision, slices)}{_attributions(summary.get("attributions"))}## Limitations
 {LIMITATIONS.format(missed=costs[0], false_alarm=costs[1])}"""
     if decision:
         text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
     return text
+
+
+def _attributions(attributions: dict[str, Any] | None, top: int = 10) -> str:
+    """What drives the scores: mean |contribution| per feature on the evaluation rows (docs/reasons.md)."""
+    if not attributions:  # a version trained before the card had this section
+        return ""
+    ranked = list(attributions["mean_abs"].items())
+    lines = "\n".join(f"| {i} | {name} | {value:.4f} |" for i, (name, value) in enumerate(ranked[:top], 1))
+    return ("## What drives the scores\n"
+            f"Mean absolute contribution to the {attributions['unit']} of fraud per feature, on "
+            f"{attributions['rows']:,} evaluation rows (TreeSHAP for the boosted trees, Integrated Gradients "
+            "otherwise; the ensemble by the rescale rule of its members: docs/reasons.md). The summary plot "
+            "is the run's `explain/attributions.png`, the full table `explain/global_attributions.json`; "
+            "each flagged transaction's own top 3 reasons are stored with its prediction.\n\n"
+            "| rank | feature | mean abs contribution |\n|---|---|---|\n" + lines + "\n\n")
 
 
 def _capped(summary: dict[str, Any]) -> str:

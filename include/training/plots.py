@@ -50,3 +50,27 @@ def importance_figure(importance: dict[str, float], title: str):
     ax.barh(names, [importance[n] for n in names])
     ax.set(xlabel="drop in average precision when the feature is shuffled", title=f"permutation importance: {title}")
     return fig
+
+
+def attribution_figure(result: dict, title: str, features: int = 12):
+    """Summary of per-row attributions (include.training.explain.global_attributions): one row of
+    dots per feature, the ``features`` largest by mean |contribution| on top, each dot a sampled
+    transaction at its contribution (log-odds), coloured by the rank of its input value (blue low,
+    red high); the mean |contribution| is written beside each feature's name."""
+    fig, ax = _figure()
+    names = [r["feature"] for r in result["table"][:features]]
+    order = {r["feature"]: i for i, r in enumerate(result["table"])}
+    contribs, values = result["contributions"], result["values"]
+    rng = np.random.default_rng(0)  # the vertical jitter only
+    columns = {name: j for j, name in enumerate(result["inputs"])}
+    for y, name in enumerate(reversed(names)):
+        j = columns[name]
+        ranks = np.argsort(np.argsort(values[:, j], kind="stable"), kind="stable") / max(len(values) - 1, 1)
+        ax.scatter(contribs[:, j], y + rng.uniform(-0.3, 0.3, len(contribs)), c=ranks, cmap="coolwarm", s=4,
+                   alpha=0.6, linewidths=0, vmin=0, vmax=1)
+    ax.set_yticks(range(len(names)),
+                  [f"{n} ({result['table'][order[n]]['mean_abs_contribution']:.3f})" for n in reversed(names)])
+    ax.axvline(0, c="grey", lw=0.8)
+    ax.set(xlabel=f"contribution to the {result['unit']} of fraud (colour: input value rank, low blue, high red)",
+           title=f"attributions: {title} ({result['rows']:,} evaluation rows)")
+    return fig

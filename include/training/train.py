@@ -24,6 +24,7 @@ from include.features.baseline import MODEL_INPUTS
 from include.training import tracking
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set
+from include.training.explain import global_attributions
 from include.training.metrics import cost_minimising_threshold, evaluate
 from include.training.metrics import rounded as _round
 from include.training.models import pinned_threads
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 PIPELINE = "training"
 SCORE = "score"
 REFERENCE_ARTIFACT = "monitoring/reference.json"
+ATTRIBUTIONS_ARTIFACT = "explain/global_attributions.json"  # mean |contribution| per feature (docs/reasons.md)
 SLICES_ARTIFACT = "evaluation/slices.json"
 IMPORTANCE_SAMPLE_ROWS = 30_000
 # what a model version needs to load; pinned to the versions it was trained with
@@ -141,6 +143,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
     with pinned_threads(cfg.threads):  # the reference distribution and the importances, as reproducible
         train_scores = model.predict_proba(train[MODEL_INPUTS])
         importance = permutation_importance(model, test, cfg.seed)
+        attributions = global_attributions(model, test[MODEL_INPUTS].to_numpy(np.float32), MODEL_INPUTS, cfg.seed)
 
     mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
     mlflow.log_params({"imbalance_handling": _imbalance_note(spec, train[LABEL].to_numpy()),
@@ -166,6 +169,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
     }
     mlflow.log_dict(reference, REFERENCE_ARTIFACT)
     mlflow.log_dict({"permutation_importance": importance}, "evaluation/feature_importance.json")
+    _log_attributions(spec, attributions)
     model_uri = _log_model(spec, model, train)
 
     summary = {
@@ -179,6 +183,7 @@ def _train_and_log(spec: ModelSpec, data: TrainingSet, cfg: TrainingConfig, as_o
         "evaluation_window": f"{evaluation_block.test_start}..{evaluation_block.test_end}",
         "train_rows": len(train), "inputs_sha256": data.manifest["inputs_sha256"],
         "weeks": weekly_metrics(plan, best.fold_metrics, metrics),
+        "attributions": attribution_summary(attributions),
         "slices": slices,
     }
     mlflow.log_metrics({f"weeks_{stat}_{k}": v for k, row in summary["weeks"]["summary"].items()
@@ -250,6 +255,29 @@ def _log_figures(spec: ModelSpec, scored, importance: dict[str, float]) -> None:
                       (importance_figure(importance, spec.name), "evaluation/feature_importance.png")):
         mlflow.log_figure(fig, path)
         plt.close(fig)
+
+
+def attribution_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The global attributions in the run's summary (and so on the model card): the unit, the rows
+    and the mean |contribution| per feature, largest first, rounded (the summary tag stays small)."""
+    return {"unit": result["unit"], "rows": result["rows"],
+            "mean_abs": {r["feature"]: round(r["mean_abs_contribution"], 4) for r in result["table"]}}
+
+
+def _log_attributions(spec: ModelSpec, result: dict[str, Any]) -> None:
+    """The version's global attributions in MLflow (include.training.explain.global_attributions on
+    the evaluation rows): the table (``explain/global_attributions.json``, an MLflow table) and the
+    summary plot (``explain/attributions.png``)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+    import pandas as pd
+
+    from include.training.plots import attribution_figure
+
+    mlflow.log_table(pd.DataFrame(result["table"]), ATTRIBUTIONS_ARTIFACT)
+    fig = attribution_figure(result, spec.name)
+    mlflow.log_figure(fig, "explain/attributions.png")
+    plt.close(fig)
 
 
 def _log_model(spec: ModelSpec, model, train) -> str:

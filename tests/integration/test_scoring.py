@@ -57,6 +57,7 @@ def test_scoring_is_idempotent_with_lineage(spark, feature_lake, warehouse_url):
     _champion(cfg)
     plans = plan_scoring(DAYS, cfg.registered_model)
     assert {p["model"]["version"] for p in plans} == {"1"} and plans[0]["model"]["source"] == "promotions"
+    _assert_global_attributions(cfg.registered_model, plans[0]["model"]["run_id"])
 
     first = _score(spark, plans, feature_lake, "run-1")
     for day in DAYS:
@@ -86,6 +87,19 @@ def test_scoring_is_idempotent_with_lineage(spark, feature_lake, warehouse_url):
         counts = warehouse.prediction_counts(dt.date.fromisoformat(day))
         assert counts["rows"] == counts["distinct_transactions"] == first["rows"][day]
         _assert_day_summary(day, pd.read_parquet(partition_file(*PREDICTIONS, day, feature_lake)))
+
+
+def _assert_global_attributions(name: str, run_id: str) -> None:
+    """Training logged the version's global attributions (table and summary plot) and its card shows them."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    assert {a.path for a in client.list_artifacts(run_id, "explain")} >= {
+        "explain/attributions.png", "explain/global_attributions.json"}
+    table = mlflow.artifacts.load_dict(f"runs:/{run_id}/explain/global_attributions.json")
+    assert sorted(table["data"][i][0] for i in range(len(table["data"]))) == sorted(MODEL_INPUTS)
+    card = client.get_model_version(name, "1").description
+    assert "## What drives the scores" in card and "| 1 | " in card
 
 
 def _assert_day_summary(day: str, preds: pd.DataFrame) -> None:

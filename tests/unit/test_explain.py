@@ -98,3 +98,21 @@ def test_global_attributions_rank_the_amount_first(fitted):
     assert result["rows"] == 500 and result["table"][0]["feature"] == "tx_amount"
     values = [r["mean_abs_contribution"] for r in result["table"]]
     assert values == sorted(values, reverse=True) and len(values) == len(MODEL_INPUTS)
+
+
+def test_the_model_card_and_the_plot_show_the_global_attributions(fitted):
+    import matplotlib.pyplot as plt
+
+    from include.training.model_card import _attributions
+    from include.training.plots import attribution_figure
+    from include.training.train import attribution_summary
+
+    result = global_attributions(fitted["lightgbm"], _frame(1_000, 11).to_numpy(np.float32), MODEL_INPUTS, rows=300)
+    summary = attribution_summary(result)
+    assert list(summary["mean_abs"])[0] == "tx_amount" and summary["rows"] == 300
+    card = _attributions(summary)
+    assert card.startswith("## What drives the scores") and "| 1 | tx_amount | " in card
+    assert _attributions(None) == ""  # a version trained before the section
+    fig = attribution_figure(result, "lightgbm")
+    assert len(fig.axes[0].collections) == 12  # one row of dots per shown feature
+    plt.close(fig)
