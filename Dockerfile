@@ -11,7 +11,7 @@ USER airflow
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
-# include/ and the plugins' packages import from the project root, as in scripts/airflow-env.sh
+# include/ (and tools/ in airflow-init) and the plugins' packages import from the project root, as in scripts/airflow-env.sh
 ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins \
     BATCHML_DATA_ROOT=/opt/airflow/data \
     GX_ANALYTICS_ENABLED=False

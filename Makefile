@@ -35,7 +35,7 @@ TEST_HOME := $(CURDIR)/.airflow-test
 
 demo: airflow-home
 	$(ENV)
-	python -m include.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
+	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
 
 test: venv
 	scripts/postgres-up.sh
@@ -66,7 +66,7 @@ airflow: airflow-home
 # The MLflow UI on http://localhost:5000 over the project's tracking store (runs, plots, registered models)
 mlflow: venv
 	$(ENV)
-	python -m include.mlflow_ui
+	python -m tools.mlflow_ui
 
 # Move the champion alias back to previous_champion (the promotion before the last)
 rollback: venv
@@ -110,7 +110,7 @@ bench-drift-library: venv
 new-pipeline: venv
 	[ -n "$(NAME)" ] || { echo "usage: make new-pipeline NAME=<name>  (a lowercase identifier, e.g. churn)" >&2; exit 2; }
 	$(ENV)
-	python -m include.scaffold "$(NAME)"
+	python -m tools.scaffold "$(NAME)"
 
 clean:
 	rm -rf .airflow .airflow-test data spark-warehouse test-artifacts

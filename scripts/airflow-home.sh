@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 : "${AIRFLOW_HOME:?source scripts/airflow-env.sh first}"
 mkdir -p "$AIRFLOW_HOME"
 airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -30 "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
-python -m include.airflow_settings airflow_settings.yaml
+python -m tools.airflow_settings airflow_settings.yaml

@@ -91,7 +91,7 @@ def production(tmp_path_factory):
             **NON_UTC,
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BATCHML_", "MLFLOW_"))}
-        demo = (f"source scripts/airflow-env.sh && scripts/airflow-home.sh && python -m include.demo --days {DAYS} "
+        demo = (f"source scripts/airflow-env.sh && scripts/airflow-home.sh && python -m tools.demo --days {DAYS} "
                 f"--nights 1 --drift amount_shift --magnitude {MAGNITUDE:g} --drift-night 1 --start {START} "
                 f"--port {free_port()} --customers {CUSTOMERS} --terminals {TERMINALS} --seed {SEED} --no-simulate")
         began = time.perf_counter()

@@ -1,6 +1,6 @@
 """Apply airflow_settings.yaml (Astro CLI format) to the Airflow metadata database, idempotently.
 
-    python -m include.airflow_settings [airflow_settings.yaml]
+    python -m tools.airflow_settings [airflow_settings.yaml]
 
 Connections, pools and variables listed in the file are created or updated; nothing else is touched.
 """

@@ -17,7 +17,7 @@ the real engines (Spark, Great Expectations, MLflow, the warehouse through SQLAl
    the gate decisions. The DAGs are paused again and the services stopped; ``make airflow`` shows the
    run history.
 
-    python -m include.demo --days 75 --nights 3 --drift amount_shift --drift-night 2
+    python -m tools.demo --days 75 --nights 3 --drift amount_shift --drift-night 2
 
 ``--days`` must leave the champion's reference window (as_of - 34 .. as_of - 21) clear of the 37-day
 warm-up of the terminal windows, or every night reports drift against a reference computed on
@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 
 from include.config import REPO_ROOT, data_root, mlflow_tracking_uri
-from include.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
 from include.simulator.landing import write_landing_files
 from include.storage import day_range, landing_file, parquet_row_count, partition_file
+from tools.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 
 DEFAULT_MAGNITUDE = {"amount_shift": 1.5, "night_shift": 0.3, "terminal_wave": 20}
 MIN_HISTORY_DAYS = 72  # first training as of day 71: its reference window starts on day 37

@@ -1,6 +1,6 @@
 """`make mlflow`: the MLflow UI over this project's tracking store and registry.
 
-    python -m include.mlflow_ui [--port 5000]
+    python -m tools.mlflow_ui [--port 5000]
 
 With the embedded default (sqlite under the data root) it starts ``mlflow ui`` on it; when
 MLFLOW_TRACKING_URI names a server, that server already has a UI and its address is printed.

@@ -1,9 +1,9 @@
 """Scaffold a new batch ML pipeline from the reference (fraud) one.
 
     make new-pipeline NAME=churn
-    python -m include.scaffold churn [--root REPO] [--dry-run]
+    python -m tools.scaffold churn [--root REPO] [--dry-run]
 
-Generates, for pipeline NAME, from the templates in include/scaffold_templates/ (derived from the
+Generates, for pipeline NAME, from the templates in tools/scaffold_templates/ (derived from the
 reference DAGs) and the reference configuration files:
 
 | file | what it is |
@@ -269,7 +269,7 @@ next steps (docs/adding-a-pipeline.md):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.scaffold", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.scaffold", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="the pipeline's name, a lowercase identifier (e.g. churn)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the repository to generate into (default: this one)")

@@ -5,7 +5,7 @@
 set -euo pipefail
 : "${AIRFLOW_ADMIN_USER:?set AIRFLOW_ADMIN_USER in .env}" "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD in .env}"
 airflow db migrate
-python -m include.airflow_settings /opt/airflow/airflow_settings.yaml
+python -m tools.airflow_settings /opt/airflow/airflow_settings.yaml
 python - <<'PY'
 import json, os, pathlib
 path = pathlib.Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])

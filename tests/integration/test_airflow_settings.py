@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from include.airflow_settings import apply_settings, load_settings
 from include.config import REPO_ROOT
+from tools.airflow_settings import apply_settings, load_settings
 
 SETTINGS = REPO_ROOT / "airflow_settings.yaml"
 

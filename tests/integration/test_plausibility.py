@@ -25,7 +25,6 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.demo import DEFAULT_MAGNITUDE
 from include.simulator import SimulatorConfig, simulate
 from include.simulator.generator import DriftScenario
 from include.simulator.landing import write_landing_files, write_raw_partitions
@@ -41,6 +40,7 @@ from tests.integration.test_bad_input import (
     _snapshot,
     _validate,
 )
+from tools.demo import DEFAULT_MAGNITUDE
 
 # --- no false alarm on ordinary days and on the drift scenarios ----------------------------------------
 

@@ -163,7 +163,7 @@ def ops(production):
     if out.returncode != 0:
         pytest.fail(f"the demo the operations suite starts from failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     from include import warehouse
-    from include.local_airflow import LocalAirflow
+    from tools.local_airflow import LocalAirflow
 
     config = production["config"]
     with pytest.MonkeyPatch.context() as mp:

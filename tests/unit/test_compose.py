@@ -57,7 +57,12 @@ def test_airflow_services_share_postgres_localexecutor_and_the_project_mounts(se
 def test_init_migrates_applies_the_settings_and_creates_the_admin(services):
     assert "airflow-init.sh" in " ".join(services["airflow-init"]["command"])
     script = (REPO_ROOT / "scripts" / "compose" / "airflow-init.sh").read_text()
-    assert "airflow db migrate" in script and "include.airflow_settings" in script
+    assert "airflow db migrate" in script and "tools.airflow_settings" in script
+    # the settings loader is tooling: mounted for the init only, and with every mount the services have
+    init_mounts = set(services["airflow-init"]["volumes"])
+    assert "./tools:/opt/airflow/tools:ro" in init_mounts
+    for name in AIRFLOW_SERVICES[1:]:
+        assert set(services[name]["volumes"]) == init_mounts - {"./tools:/opt/airflow/tools:ro"}, name
     assert "AIRFLOW_ADMIN_PASSWORD" in script and "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
     env = services["airflow-apiserver"]["environment"]
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].startswith("${AIRFLOW_ADMIN_USER:?")

@@ -1,4 +1,4 @@
-"""include/scaffold.py (`make new-pipeline NAME=...`): a generated pipeline passes the DAG integrity
+"""tools/scaffold.py (`make new-pipeline NAME=...`): a generated pipeline passes the DAG integrity
 tests and its own tests at once; bad or taken names are refused with nothing written; a failure while
 moving the files into place leaves nothing half-generated. Everything runs on copies of the
 repository in tmp folders, never on the working tree."""
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from include import scaffold
-from include.scaffold import ScaffoldError
+from tools import scaffold
+from tools.scaffold import ScaffoldError
 
 REPO = Path(__file__).resolve().parents[2]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -35,9 +35,10 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 
 
 def _copy_repo(root: Path) -> Path:
-    """What the integrity tests and the generated tests need: dags/, plugins/, include/, the test
-    conftest and tests/dags, and pyproject.toml (pytest and ruff configuration)."""
-    for folder in ("dags", "plugins", "include"):
+    """What the integrity tests and the generated tests need: dags/, plugins/, include/, tools/ (the test
+    helpers' process supervisor), the test conftest and tests/dags, and pyproject.toml (pytest and ruff
+    configuration)."""
+    for folder in ("dags", "plugins", "include", "tools"):
         shutil.copytree(REPO / folder, root / folder, ignore=_ignore)
     (root / "tests").mkdir()
     for name in ("__init__.py", "conftest.py", "reliability_report.py", "production_stack.py", "postgres.py",
@@ -63,7 +64,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "include.scaffold", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tools.scaffold", *args], capture_output=True, text=True,
                           timeout=60, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
