@@ -66,7 +66,8 @@ def evaluate_slices(scored: pd.DataFrame, threshold: float, slices: SlicesConfig
     """One row per (slice, band) of the configuration, in its order, with the metrics of ``KEPT`` for
     the rows of ``scored`` (columns score, tx_fraud, customer_id, ds and what the slices read) in the
     band, at the model's decision threshold. A band with no rows is reported with n_transactions 0;
-    ``missing`` is reported only when some value is null."""
+    ``missing`` is reported only when some value is null. An undefined metric (AUC and AP of a band
+    without frauds) is None: the rows travel as XCom, which is strict JSON."""
     rows = []
     for spec in slices.definitions:
         bands = assign_bands(scored, spec, source)
@@ -74,8 +75,7 @@ def evaluate_slices(scored: pd.DataFrame, threshold: float, slices: SlicesConfig
         for band in names:
             m = evaluate(scored[bands == band], threshold, metrics.top_k, metrics.missed_fraud_cost,
                          metrics.false_alarm_cost)
-            rows.append({"slice": spec.name, "band": band,
-                         **{k: m[k] if isinstance(m[k], int) else rounded(m[k]) for k in KEPT}})
+            rows.append({"slice": spec.name, "band": band, **{k: _jsonable(m[k]) for k in KEPT}})
     return rows
 
 
@@ -91,6 +91,10 @@ def band_frauds(evaluation: pd.DataFrame, slices: SlicesConfig, source: str = ""
 
 
 def mlflow_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """``slice_<name>_<band>_<ap|auc|cost|...>`` for every defined value of every row."""
+    """``slice_<name>_<band>_<ap|auc|cost|...>`` for every defined (not None) value of every row."""
     return {f"slice_{r['slice']}_{r['band']}_{SHORT[k]}": float(r[k]) for r in rows for k in KEPT
-            if r[k] == r[k]}
+            if r[k] is not None}
+
+
+def _jsonable(v: float | int) -> float | int | None:
+    return v if isinstance(v, int) else None if v != v else rounded(v)

@@ -5,6 +5,7 @@ and the configuration's errors."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,9 @@ def test_slice_metrics_for_mlflow_and_empty_bands():
     assert band_frauds(scored, cfg) == {"hour=night": 2, "hour=day": 2, "hour=never": 0}
     logged = mlflow_metrics(rows)
     assert logged["slice_hour_night_ap"] == 1.0 and logged["slice_hour_day_positives"] == 2
-    assert "slice_hour_never_ap" not in logged and logged["slice_hour_never_rows"] == 0  # NaN is not logged
+    assert "slice_hour_never_ap" not in logged and logged["slice_hour_never_rows"] == 0  # undefined: not logged
+    assert rows[2]["average_precision"] is None
+    json.dumps(rows, allow_nan=False)  # the rows travel as XCom: strict JSON
 
 
 def test_a_slice_over_a_column_the_frame_lacks_names_it():
