@@ -1,19 +1,19 @@
 """The production services as local processes on loopback, for the integration tests: a Spark
 standalone master and worker (from the pyspark package, through scripts/spark-daemon.sh) and an
-``mlflow server`` backed by PostgreSQL. Each is a context manager that starts the process group,
-waits until it answers, and kills it on exit; the output goes to a log file the failure names."""
+``mlflow server`` backed by PostgreSQL. Each is a context manager over the project's one process
+supervisor (tools/supervisor.py): it starts the process group, waits until it answers, and stops it on
+exit; the output goes to a log file the failure names."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from tools.supervisor import Process, Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -25,44 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _answers(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=3).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
 @contextlib.contextmanager
-def service(name: str, args: list[str], log: Path, ready: Callable[[], bool], timeout: float = 120,
-            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """Run ``args`` in its own process group until the block ends; ``ready()`` must turn true first."""
+def service(name: str, args: list[str], log: Path, ready: str | Callable[[], bool], timeout: float = 120,
+            env: dict[str, str] | None = None) -> Iterator[Process]:
+    """Run ``args`` under the project's supervisor (tools/supervisor.py) until the block ends, with the
+    venv's bin/ first on PATH and the repository as working directory; ``ready`` must hold first."""
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}; log: {log}\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not answer within {timeout:.0f}s; log: {log}\n{_tail(log)}")
-            time.sleep(1)
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+    with Supervisor(grace=20) as sup:
+        yield sup.start(name, args, log=log, env=env, cwd=REPO, ready=ready, timeout=timeout, poll=1)
 
 
 @contextlib.contextmanager
@@ -85,7 +55,7 @@ def spark_standalone(logs: Path, cores: int = 2, memory: str = "3g") -> Iterator
             return False
 
     with service("spark master", [daemon, "master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui)],
-                 logs / "spark-master.log", lambda: _answers(status), env=env), \
+                 logs / "spark-master.log", status, env=env), \
          service("spark worker", [daemon, "worker", master, "--host", "127.0.0.1", "--cores", str(cores), "--memory",
                                   memory, "--webui-port", str(worker_ui), "--work-dir", str(logs / "spark-work")],
                  logs / "spark-worker.log", worker_registered, env=env):
@@ -102,6 +72,6 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, logs: Path) -> Iterat
             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     # no job runner: its eight Huey processes (GenAI jobs, which the pipeline never submits) import mlflow
     # at start and poll for the whole session on a 2-core machine
-    with service("mlflow server", args, logs / "mlflow-server.log", lambda: _answers(f"{url}/health"), timeout=180,
+    with service("mlflow server", args, logs / "mlflow-server.log", f"{url}/health", timeout=180,
                  env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         yield url

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import signal
 import sys
 import textwrap
 import time
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         simulate_landing(cfg, root)
     # the simulated dates lie in the past: no clock schedule may start runs for the real calendar
     airflow = LocalAirflow(home, port=args.port, env={"BATCHML_TIME_SCHEDULES": "off"})
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the services on a kill too
+    # a kill of the demo stops the services too: the supervisor turns SIGTERM into SystemExit(143)
     print(f"[2/6] starting the Airflow scheduler, DAG processor, triggerer and API server (logs in {airflow.logs})",
           flush=True)
     started = now()

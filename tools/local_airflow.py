@@ -8,8 +8,9 @@ and API server rather than ``dag.test()``.
         run = api.trigger("ingest", {"start": "2026-03-01", "end": "2026-03-01"})
         api.wait_run("ingest", run["dag_run_id"])
 
-The services run in their own process groups with their output in ``$AIRFLOW_HOME/services/``;
-leaving the context stops them (SIGTERM, then SIGKILL after a grace period). The metadata database
+The services run under the project's one supervisor (tools/supervisor.py), each in its own process
+group with its output in ``$AIRFLOW_HOME/services/``; leaving the context stops them (SIGTERM to the
+groups, then SIGKILL after a grace period), as does the interpreter's exit or a SIGTERM. The metadata database
 keeps the run history, so ``make airflow`` shows it afterwards.
 """
 
@@ -19,20 +20,20 @@ import datetime as dt
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tools.supervisor import ServiceError, Supervisor
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 
 
-class AirflowServiceError(RuntimeError):
+class AirflowServiceError(ServiceError):
     """A service did not start, died, or a run did not finish as expected; the message says which."""
 
 
@@ -46,7 +47,7 @@ class LocalAirflow:
     home: Path
     port: int = 8080
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the services
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(grace=30))
 
     @property
     def base_url(self) -> str:
@@ -66,50 +67,37 @@ class LocalAirflow:
     def start(self, timeout: float = 180) -> None:
         if not port_is_free(self.port):
             raise AirflowServiceError(f"port {self.port} is in use (is `make airflow` running? stop it first)")
-        self.logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "AIRFLOW_HOME": str(self.home),
                "AIRFLOW__API__PORT": str(self.port),
                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/"}
-        for name in SERVICES:
-            args = ["airflow", name] + (["--host", "127.0.0.1", "--port", str(self.port)] if name == "api-server" else [])
-            with (self.logs / f"{name}.log").open("ab") as out:
-                self.processes[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                                        start_new_session=True)
-        self._wait_healthy(timeout)
+        try:
+            for name in SERVICES:
+                args = ["airflow", name] + (["--host", "127.0.0.1", "--port", str(self.port)]
+                                            if name == "api-server" else [])
+                self.supervisor.start(f"airflow {name}", args, log=self.logs / f"{name}.log", env=env)
+            self.supervisor.wait_until(self._scheduler_healthy, timeout=timeout, poll=1,
+                                       what="Airflow services healthy")
+        except ServiceError as exc:
+            self.stop()
+            raise AirflowServiceError(str(exc)) from exc
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def _scheduler_healthy(self) -> bool:
         import httpx
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
-                if health.get("scheduler", {}).get("status") == "healthy":
-                    return
-            except (httpx.HTTPError, json.JSONDecodeError):
-                pass
-            time.sleep(2)
-        raise AirflowServiceError(f"Airflow services not healthy after {timeout:.0f}s; see {self.logs}")
+        try:
+            health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, json.JSONDecodeError):
+            return False
+        return health.get("scheduler", {}).get("status") == "healthy"
 
     def check_alive(self) -> None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                raise AirflowServiceError(f"airflow {name} exited with code {proc.returncode}; "
-                                          f"see {self.logs / f'{name}.log'}")
+        try:
+            self.supervisor.check()
+        except ServiceError as exc:
+            raise AirflowServiceError(str(exc)) from exc
 
     def stop(self, grace: float = 30) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.processes.clear()
+        self.supervisor.stop_all(grace)
 
     def admin_password(self) -> tuple[str, str]:
         """The simple auth manager's admin and the password it generated into AIRFLOW_HOME."""

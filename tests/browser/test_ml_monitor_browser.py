@@ -16,6 +16,7 @@ fails saying so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -33,6 +34,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO
+from tools.supervisor import Process, ServiceError, Supervisor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -112,43 +114,28 @@ class PortTaken(Exception):
 
 @contextlib.contextmanager
 def _api_server(env: dict[str, str], log: Path, attempts: int = 3):
-    """The base URL of an ``airflow api-server`` on a free loopback port, answering; stopped on exit.
+    """The base URL of an ``airflow api-server`` on a free loopback port, answering; stopped on exit
+    (the project's supervisor, tools/supervisor.py: its own process group, TERM then KILL).
 
     A port found free can be taken before the server binds it; then the server is started again on
     another port rather than this test talking to whoever holds it."""
     for attempt in range(1, attempts + 1):
         port = _free_port()
-        with log.open("a") as out:
-            out.write(f"--- attempt {attempt}: port {port}\n")
-            out.flush()
-            proc = subprocess.Popen(["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                                     "--workers", "1"],
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(proc, base, log)
-        except PortTaken as exc:
-            _stop(proc)
-            if attempt == attempts:
-                pytest.fail(f"{exc} ({attempts} ports tried)")
-            continue
-        except BaseException:
-            _stop(proc)
-            raise
-        try:
+        with Supervisor(grace=15) as sup:
+            proc = sup.start("airflow api-server", ["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                                                    "--workers", "1"],
+                             log=log, env=env, banner=f"--- attempt {attempt}: port {port}")
+            try:
+                sup.wait_until(functools.partial(_answered_by, proc, base), timeout=60, what=f"airflow api-server up on {base}")
+            except PortTaken as exc:
+                if attempt == attempts:
+                    pytest.fail(f"{exc} ({attempts} ports tried)")
+                continue
+            except ServiceError as exc:
+                pytest.fail(str(exc), pytrace=False)
             yield base
-        finally:
-            _stop(proc)
-        return
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+            return
 
 
 def _listener(port: int) -> psutil.Process | None:
@@ -159,29 +146,20 @@ def _listener(port: int) -> psutil.Process | None:
     return None
 
 
-def _wait_until_up(proc: subprocess.Popen, base: str, log: Path, timeout_s: float = 60) -> None:
-    """Until ``proc`` itself answers on ``base``: a 200 from another process on that port (the other
-    server of this test, a leftover of an earlier run) must never pass for this one."""
+def _answered_by(proc: Process, base: str) -> bool:
+    """Whether ``proc`` itself answers on ``base``: a 200 from another process on that port (the other
+    server of this test, a leftover of an earlier run) must never pass for this one (PortTaken)."""
     port = int(base.rsplit(":", 1)[1])
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            answered = _get(f"{base}/api/v2/monitor/health")[0] == 200
-        except OSError:
-            answered = False
-        if answered:
-            owner = _listener(port)
-            ours = {proc.pid}
-            with contextlib.suppress(psutil.NoSuchProcess):
-                ours |= {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
-            if owner is not None and owner.pid in ours:
-                return
-            who = f"PID {owner.pid} ({' '.join(owner.cmdline())[:200]})" if owner else "an unknown process"
-            raise PortTaken(f"port {port} is answered by {who}, not by the api-server started here (PID {proc.pid})")
-        time.sleep(0.5)
-    pytest.fail(f"airflow api-server did not answer within {timeout_s} s:\n{log.read_text()[-4000:]}")
+    try:
+        if _get(f"{base}/api/v2/monitor/health")[0] != 200:
+            return False
+    except OSError:
+        return False
+    owner = _listener(port)
+    if owner is not None and owner.pid in proc.group_pids():
+        return True
+    who = f"PID {owner.pid} ({' '.join(owner.cmdline())[:200]})" if owner else "an unknown process"
+    raise PortTaken(f"port {port} is answered by {who}, not by the api-server started here (PID {proc.pid})")
 
 
 def _png_size(path: Path) -> tuple[int, int]:
