@@ -16,6 +16,7 @@ from include.storage import MissingInputError, day_range, partition_file, write_
 from include.training import pipeline, tracking
 from include.training.config import parse_training_config
 from include.training.dataset import TrainingDataError
+from include.training.slices import SliceError
 from include.training.train import train_family
 from tests.conftest import REPO, SMALL
 from tests.training_config import small_config_dict
@@ -209,6 +210,18 @@ def test_missing_partitions_are_named(lake):
     with pytest.raises(MissingInputError, match=r"features/baseline partition\(s\) missing for transaction days "
                                                 r"2026-02-"):
         pipeline.prepare("2026-03-20", cfg)
+
+
+def test_prepare_checks_the_slices_on_the_evaluation_rows(lake):
+    raw = small_config_dict()
+    prepared = pipeline.prepare(AS_OF, parse_training_config(raw))
+    frauds = prepared["slice_frauds"]
+    assert sum(v for k, v in frauds.items() if k.startswith("time_of_day=")) == \
+        prepared["blocks"]["evaluation"]["test_frauds"]
+    raw["slices"]["definitions"].append({"name": "risk_90d", "column": "terminal_risk_90d", "edges": [0.1]})
+    with pytest.raises(SliceError, match=r"slice 'risk_90d' \(<dict>\) reads 'terminal_risk_90d', which the "
+                                         r"evaluation frame lacks"):
+        pipeline.prepare(AS_OF, parse_training_config(raw))
 
 
 def test_a_task_killed_mid_run_is_redone_without_a_duplicate(lake):
