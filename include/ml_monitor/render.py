@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from include.ml_monitor.data import ALIASES, SCORE_BINS, MonitorData, VersionInfo, daily_scoring
+from include.ml_monitor.data import ALIASES, SCORE_BINS, MonitorData, VersionInfo, daily_scoring, read_json
 
 # Datasets validated by include.validation.datasets, in pipeline order (others are listed after them).
 DATASETS = ("raw_transactions", "raw_labels", "features_baseline", "predictions")
@@ -526,8 +526,32 @@ def _promotions_section(data: MonitorData) -> str:
                 f'{len(data.promotions)}).</p>' if data.promotions_total > PAGE_ROWS else "")
         parts.append('<table class="promotions"><tr><th>decided</th><th>as of</th><th>decision</th><th>challenger</th>'
                      '<th>champion then</th><th>metric</th><th>challenger</th><th>champion</th><th>reason</th></tr>'
-                     f'{rows}</table>{more}')
+                     f'{rows}</table>{more}{_slices_table(data)}')
     return "".join(parts)
+
+
+def _slices_table(data: MonitorData) -> str:
+    """The newest decision with slices (``metrics_json.slices``, include/training/slices.py, docs/slices.md):
+    the challenger per band, the champion's primary metric, the drop and the gate's verdict."""
+    for p in data.promotions:  # newest first
+        metrics, why = read_json(p.get("metrics_json") or "null")
+        rows = metrics.get("slices") if not why and isinstance(metrics, dict) else None
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            break
+    else:
+        return ""
+    primary = p["primary_metric"]
+    body = "".join(
+        f'<tr><td>{_e(r.get("slice"))}</td><td>{_e(r.get("band"))}</td><td class="num">{_fmt(r.get("n_frauds"), "{:,}")}'
+        f'</td><td class="num">{_fmt(r.get("auc_roc"))}</td><td class="num">{_fmt(r.get(primary))}</td>'
+        f'<td class="num">{_fmt(r.get(f"champion_{primary}"))}</td><td class="num">{_fmt(r.get("drop"))}</td>'
+        f'<td>{"<b>refused</b>" if r.get("verdict") == "refused" else _e(r.get("verdict"))}</td></tr>' for r in rows)
+    return (f'<h3 id="slices">By slice: the decision as of {_e(p["as_of"])} on version {_e(p["challenger_version"])}</h3>'
+            f'<p class="muted">The gate refuses a challenger whose {_e(primary)} drops more than '
+            f'{_fmt(metrics.get("slice_tolerance"), "{}")} below the champion\'s on a band with at least '
+            f'{_fmt(metrics.get("slice_min_positives"), "{}")} frauds (docs/slices.md).</p>'
+            f'<table class="promotions slices"><tr><th>slice</th><th>band</th><th>frauds</th><th>AUC ROC</th>'
+            f'<th>{_e(primary)}</th><th>champion</th><th>drop</th><th>gate</th></tr>{body}</table>')
 
 
 DECISIONS = ("promote", "reject", "rollback")  # include.warehouse promotions.decision

@@ -255,3 +255,32 @@ def test_slice_configuration_errors(slices, message):
     with pytest.raises(ConfigError) as err:
         parse_training_config(_raw(**slices), source="training.yaml")
     assert str(err.value).startswith("training.yaml: ") and message in str(err.value), str(err.value)
+
+
+def test_the_ml_monitor_shows_the_newest_decisions_slices(models):
+    """The ML monitor's promotion history is followed by the slice table of the newest decision that has
+    one (promotions.metrics_json, as run_gate writes it), values escaped."""
+    from include import ml_monitor
+
+    (champ, champ_slices), (chal, chal_slices) = models["champion"], models["challenger"]
+    decision = decide(chal, champ, GATE, "average_precision", SLICES, chal_slices, champ_slices)
+    rows = [{**r, "band": "<night>"} if r["band"] == "night" else r for r in decision.slices]
+    when = dt.datetime(2026, 3, 23, 3, tzinfo=dt.UTC)
+    promotion = {"as_of": dt.date(2026, 3, 22), "challenger_version": "2", "champion_version": "1",
+                 "decision": "reject", "promoted": False, "reason": decision.reason,
+                 "primary_metric": "average_precision", "challenger_value": chal["average_precision"],
+                 "champion_value": champ["average_precision"], "decided_at": when, "promoted_at": None,
+                 "metrics_json": json.dumps({"challenger": chal, "champion": champ, "slices": rows,
+                                             "slice_tolerance": 0.05, "slice_min_positives": 40})}
+    older = {**promotion, "as_of": dt.date(2026, 3, 15), "metrics_json": None}
+    data = ml_monitor.MonitorData(
+        model_name="fraud-detector", window=ml_monitor.Window(dt.date(2026, 3, 16), dt.date(2026, 3, 22), 7),
+        generated_at=when, registry=ml_monitor.RegistryState("fraud-detector", "sqlite://"), psi_warn=0.1,
+        psi_alert=0.2, promotions=[promotion, older], promotions_total=2)
+    page = ml_monitor.render_html(data)
+    table = page.split('<h3 id="slices">')[1].split("</table>")[0]
+    assert "the decision as of 2026-03-22 on version 2" in table and "drops more than 0.05" in table
+    assert "<td>time_of_day</td><td>&lt;night&gt;</td>" in table and "<b>refused</b>" in table
+    assert table.count("<tr>") == 1 + len(rows) and "not gated: " in table
+    data.promotions = [older]
+    assert 'id="slices"' not in ml_monitor.render_html(data)  # a decision without slices: no table
