@@ -7,11 +7,14 @@ row's margin (log-odds of fraud):
 - XGBoost and LightGBM: exact TreeSHAP from the libraries' own contribution outputs
   (``pred_contribs`` / ``pred_contrib``); the base is the model's expected margin, and the sum is the
   model's raw margin (``output_margin`` / ``raw_score``).
-- logistic regression and the PyTorch network: Integrated Gradients (captum) of the margin, from the
-  training mean (the scaler's / the network's input mean) as baseline. For the logistic model the
-  margin is linear in the inputs, so IG is exact and equals linear SHAP with the mean as background
-  (what shap's LinearExplainer gives); for the network the sum is the margin up to IG's integration
-  error (Gauss-Legendre, :data:`IG_STEPS` points; captum reports it as the convergence delta).
+- logistic regression and the PyTorch network: DeepLift (captum, Rescale rule) of the margin, from
+  the training mean (the scaler's / the network's input mean) as baseline; the contributions add up
+  to the margin minus the margin at the mean exactly (summation to delta, for Linear and ReLU
+  layers). For the logistic model the margin is linear in the inputs, so this is exact and equals
+  linear SHAP with the mean as background (shap's LinearExplainer) and Integrated Gradients. For the
+  network it is DeepLIFT's attribution (a one-pass approximation of SHAP values on the mean as the
+  reference), chosen over Integrated Gradients, which needs hundreds of passes per row to add up to
+  1e-2 on a ReLU network (measured: 4 s for 2,000 rows of the logistic model at 256 steps).
 - the mean ensemble (mean of its members' probabilities): each member is attributed on its own
   margin as above; member ``i``'s contributions are carried into probability space by the rescale
   rule (multiplied by ``(p_i - sigma(b_i)) / (m_i - b_i)``, the secant of the sigmoid between its base
@@ -33,12 +36,12 @@ torch and captum are imported only for the families that need them.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 TOP_REASONS = 3
-IG_STEPS = 256
 GLOBAL_SAMPLE_ROWS = 2_000
 
 
@@ -101,20 +104,23 @@ def _lightgbm(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return contribs[:, :-1], contribs[:, -1]  # the last column is the expected raw score
 
 
-def _integrated_gradients(forward, X: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """captum's Integrated Gradients of ``forward`` (a torch module from inputs to the margin, one
-    value per row) from ``baseline``, in float64; the base is ``forward(baseline)``."""
+def _deeplift(forward, X: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """captum's DeepLift (Rescale rule) of ``forward`` (a torch module from inputs to the margin, one
+    column) from ``baseline``, in float64; the base is ``forward(baseline)``. For Linear and ReLU
+    layers the contributions add up to ``forward(x) - forward(baseline)`` exactly (summation to
+    delta); one forward and one backward pass per row."""
     import torch
-    from captum.attr import IntegratedGradients
+    from captum.attr import DeepLift
 
     forward = forward.double().eval()
-    x = torch.from_numpy(X.astype(np.float64))
+    x = torch.from_numpy(X.astype(np.float64)).requires_grad_()
     base = torch.from_numpy(np.broadcast_to(baseline.astype(np.float64), X.shape).copy())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same sums whatever the process's torch threads (stable reasons)
     try:
-        ig = IntegratedGradients(lambda inputs: forward(inputs).reshape(-1))
-        contribs = ig.attribute(x, baselines=base, n_steps=IG_STEPS, method="gausslegendre")
+        with warnings.catch_warnings():  # captum says it hooks the ReLUs for the call, every call
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+            contribs = DeepLift(forward).attribute(x, baselines=base, target=0)
         with torch.no_grad():
             b = forward(base[:1]).reshape(-1)
     finally:
@@ -132,7 +138,7 @@ def _logistic(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = logistic.coef_[0] / scaler.scale_
         linear.weight.copy_(torch.from_numpy(w.reshape(1, k)))
         linear.bias.fill_(float(logistic.intercept_[0] - np.dot(w, scaler.mean_)))
-    return _integrated_gradients(linear, X, np.asarray(scaler.mean_))
+    return _deeplift(torch.nn.Sequential(linear), X, np.asarray(scaler.mean_))
 
 
 def _mlp(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +157,7 @@ def _mlp(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import copy
 
     net = copy.deepcopy(estimator.network_)  # .double() would change the scorer's own network
-    return _integrated_gradients(Standardised(net, estimator.mean_, estimator.std_), X, np.asarray(estimator.mean_))
+    return _deeplift(Standardised(net, estimator.mean_, estimator.std_), X, np.asarray(estimator.mean_))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -55,11 +55,12 @@ def test_tree_shap_sums_to_the_margin(fitted, family, rtol):
                                rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("family,atol", [("logistic_regression", 1e-6), ("pytorch_mlp", 1e-2),
-                                         ("mean_ensemble", 1e-2)])
+@pytest.mark.parametrize("family,atol", [("logistic_regression", 1e-6), ("pytorch_mlp", 1e-5),
+                                         ("mean_ensemble", 1e-5)])
 def test_other_families_add_up_to_their_log_odds(fitted, family, atol):
-    """Logistic regression: exact (IG on a linear margin); the network: up to IG's integration error
-    (below 1e-2 with 256 points on a ReLU network's kinks); the ensemble: to the logit of its mean probability (the rescale rule, exact given its members)."""
+    """Logistic regression and the network: DeepLift adds up exactly (the network scores in float32,
+    its attributions are float64: 1e-5); the ensemble: to the logit of its mean probability (the
+    rescale rule, exact given its members)."""
     X = _frame(300, 8).to_numpy(np.float32)
     contribs, base = attributions(fitted[family], X)
     np.testing.assert_allclose(base + contribs.sum(axis=1), margin(fitted[family], X), rtol=0, atol=atol)
