@@ -109,6 +109,10 @@ class LocalAirflow:
         return AirflowAPI.login(self.base_url, *self.admin_password(), alive=self.check_alive)
 
 
+def _runs_key(runs: dict[str, list[dict]]) -> dict[str, list[tuple[str, str]]]:
+    return {d: [(r["dag_run_id"], r["state"]) for r in rs] for d, rs in runs.items()}
+
+
 class AirflowAPI:
     """The few REST calls the demo needs (``/api/v2``), with a simple-auth-manager token."""
 
@@ -196,25 +200,58 @@ class AirflowAPI:
         return self._call("GET", "/assets/events", params={"limit": 100, "order_by": "-timestamp", **params})[
             "asset_events"]
 
-    def settle(self, dag_ids: list[str], since: dt.datetime, quiet: float = 8, timeout: float = 1200) -> dict[str, list]:
-        """Until every run of ``dag_ids`` created after ``since`` has finished and none has been created
-        for ``quiet`` seconds (Asset-triggered runs appear a moment after the event that queues them);
-        the runs by DAG, oldest first."""
+    def queued_asset_events(self, dag_id: str) -> list[dict]:
+        """The Asset events queued for ``dag_id`` that no run of it has consumed yet."""
+        return self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]
+
+    def runs_of(self, dag_ids: list[str], since: dt.datetime) -> dict[str, list[dict]]:
+        """The runs of ``dag_ids`` created after ``since`` by DAG, oldest first (one request)."""
+        body = {"dag_ids": list(dag_ids), "run_after_gte": since.isoformat(), "order_by": "run_after",
+                "page_limit": 1000}
+        page = self._call("POST", "/dags/~/dagRuns/list", json=body)
+        if page["total_entries"] > len(page["dag_runs"]):  # [api] maximum_page_limit caps a page
+            raise AirflowServiceError(f"{page['total_entries']} runs of {dag_ids} since {since.isoformat()}, "
+                                      f"more than one page ({len(page['dag_runs'])})")
+        runs = {d: [] for d in dag_ids}
+        for run in page["dag_runs"]:
+            runs[run["dag_id"]].append(run)
+        return runs
+
+    def unpaused(self, dag_ids: list[str]) -> list[str]:
+        dags = self._call("GET", "/dags", params={"limit": 100})["dags"]
+        return [d["dag_id"] for d in dags if d["dag_id"] in dag_ids and not d["is_paused"]]
+
+    def settle(self, dag_ids: list[str], since: dt.datetime, quiet: float = 8, poll: float = 0.5,
+               timeout: float = 1200) -> dict[str, list]:
+        """Until every run of ``dag_ids`` created after ``since`` has finished and no Asset event waits to
+        start another; the runs by DAG, oldest first.
+
+        Event-driven rather than a fixed quiet time: a task's Asset events, and the queue rows they make
+        for the DAGs scheduled on them, are written with the task's success, before its run can finish;
+        the scheduler creates the triggered run and deletes those rows in one transaction. So runs seen
+        finished at t0, every DAG's queue seen empty at t1 > t0, and the same runs seen again at t2 > t1
+        mean no further run can appear: a row written before t1 would be in the queue or, consumed, a new
+        run at t2. A paused DAG's rows are left alone (the scheduler starts no run of a paused DAG). A
+        queue row waiting for a second Asset (features needs both raw Assets) does not clear: then, as
+        before, nothing may change for ``quiet`` seconds."""
         deadline, stable_since, last = time.monotonic() + timeout, None, None
         while time.monotonic() < deadline:
             self.alive()
-            runs = {d: sorted(self.runs(d, run_after_gte=since.isoformat()), key=lambda r: r["run_after"])
-                    for d in dag_ids}
-            key = {d: [(r["dag_run_id"], r["state"]) for r in rs] for d, rs in runs.items()}
+            runs = self.runs_of(dag_ids, since)
+            key = _runs_key(runs)
             finished = all(r["state"] in ("success", "failed") for rs in runs.values() for r in rs)
             if finished and key == last:
                 stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= quiet:
+                if not any(self.queued_asset_events(d) for d in self.unpaused(dag_ids)):
+                    again = self.runs_of(dag_ids, since)
+                    if _runs_key(again) == key:
+                        return again
+                elif time.monotonic() - stable_since >= quiet:
                     return runs
             else:
                 stable_since = None
             last = key
-            time.sleep(2)
+            time.sleep(poll)
         raise AirflowServiceError(f"runs of {dag_ids} since {since.isoformat()} not settled after {timeout:.0f}s")
 
     def wait_triggered_run(self, dag_id: str, since: dt.datetime, timeout: float = 1800) -> dict:
