@@ -48,6 +48,9 @@ def training_config_dict() -> dict:
     # features (AP +0.02 but AUC -0.012 once, against a tolerance of 0.01). The guardrails have their
     # own tests (tests/unit/test_training_gate.py); here the margin on AP still decides.
     raw["gate"] = {**raw["gate"], "auc_roc_tolerance": 0.05, "card_precision_tolerance": 0.05}
+    # The same holds for the slice gate (its refusals are tested in tests/unit/test_slices.py): a band
+    # of the small window may move by more than the shipped tolerance with any change of the features.
+    raw["slices"] = {**raw["slices"], "tolerance": 0.3}
     return raw
 
 
