@@ -8,7 +8,8 @@ registry, before it starts Spark, and broadcasts the fitted scorer, so executors
 scores its rows with ``mapInArrow``: each Arrow batch's model inputs become one float32 numpy matrix
 for the estimator's numpy entry point and the keys, score and flag go back as an Arrow batch, with
 no pandas frame on the way (include.scoring.score_batch), with the top 3 reasons of the flagged rows
-(only those are explained), staged as a second file per day (``<output>/reasons/ds=<day>``). Every day is staged as one parquet file: a
+(only those are explained); the day is written once with its reasons columns and split by the driver
+into the predictions file and a reasons file (``<output>/reasons/ds=<day>``, include.scoring.split_reasons). Every day is staged as one parquet file: a
 day of a few Spark partitions (a nightly day is one) is scored and written by one task; a large one
 (PARALLEL_MIN_PARTITIONS) is scored by as many tasks as it has partitions, then gathered into one
 writer (``repartition(1)``, where ``coalesce(1)`` would score it all in one task).
@@ -26,12 +27,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from include.faults import failpoint
-from include.scoring import PREDICTION_COLUMNS, REASON_COLUMNS, REASON_FIELDS, REASON_RANKS, REASONS, score_batch
+from include.scoring import PREDICTION_COLUMNS, REASON_FIELDS, REASONS, score_batch, split_reasons
 from include.spark import JobFailure, get_session, report_failure
 from include.storage import parquet_row_count
 
@@ -40,10 +42,6 @@ BATCH_SCHEMA = ", ".join(f"{name} {type_}" for name, type_ in {**KEY_SCHEMA, "sc
                                                                 "flagged": "byte"}.items())
 # ... and with the reasons of the flagged rows (score_batch with reasons)
 REASONS_SCHEMA = ", ".join([BATCH_SCHEMA, *(f"{name} {type_}" for name, type_ in REASON_FIELDS.items())])
-# the reason columns of a batch as rows (rank, feature, value, contribution), one per rank
-UNPIVOT_REASONS = "stack({}, {}) as (rank, feature, value, contribution)".format(
-    REASON_RANKS, ", ".join(f"{r}, reason_{r}_feature, reason_{r}_value, reason_{r}_contribution"
-                            for r in range(1, REASON_RANKS + 1)))
 # Rows per Arrow batch handed to the scorer: fewer, larger batches amortise the per-call cost.
 ARROW_BATCH_ROWS = 100_000
 # Input partitions (128 MB splits) from which a day is scored by parallel tasks and gathered into one
@@ -82,8 +80,7 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
     """Score and stage every day of ``plans``; ``scorers``: :func:`load_scorers` of the plans, loaded
     here when not given. With ``reasons`` (the default), the top reasons of each day's flagged rows
     are staged too, in ``<output>/reasons/ds=<day>`` (include.scoring.REASON_COLUMNS), from the same
-    scoring pass: the scored day is kept (memory, else disk) while both files are written."""
-    from pyspark import StorageLevel
+    scoring pass and the same Spark write (include.scoring.split_reasons)."""
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
@@ -111,17 +108,18 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
         # scored in parallel and gathered (the shuffle cost more than it saved at 1 M rows, 2 partitions)
         parallel = features.rdd.getNumPartitions() >= PARALLEL_MIN_PARTITIONS
         one = scored.repartition(1) if parallel else scored.coalesce(1)
-        day = one.withColumns(lineage)
-        if reasons:  # scored once, written twice
-            day = day.persist(StorageLevel.MEMORY_AND_DISK)
-        day.select(*PREDICTION_COLUMNS).write.mode("overwrite").parquet(str(output / f"ds={plan['ds']}"))
-        if reasons:
-            (day.where(F.col("flagged") == 1).select("transaction_id", "model_name", "model_version",
-                                                     F.expr(UNPIVOT_REASONS))
-             .withColumn("rank", F.col("rank").cast("int")).select(*REASON_COLUMNS)
-             .sortWithinPartitions("transaction_id", "rank")
-             .write.mode("overwrite").parquet(str(output / REASONS[0] / f"ds={plan['ds']}")))
-            day.unpersist()
+        folder = output / f"ds={plan['ds']}"
+        if not reasons:
+            one.withColumns(lineage).select(*PREDICTION_COLUMNS).write.mode("overwrite").parquet(str(folder))
+            continue
+        # one write of the scored day with its reasons columns, split into the two staged files here
+        wide = output / "_wide" / f"ds={plan['ds']}"
+        one.withColumns(lineage).select(*PREDICTION_COLUMNS, *REASON_FIELDS).write.mode("overwrite").parquet(str(wide))
+        shutil.rmtree(folder, ignore_errors=True)
+        split_reasons(wide, folder, output / REASONS[0] / f"ds={plan['ds']}")
+        shutil.rmtree(wide)
+    if (output / "_wide").exists():
+        shutil.rmtree(output / "_wide")
     failpoint("scoring.staged")
     summary = {
         "rows_per_day": {p["ds"]: sum(parquet_row_count(f) for f in (output / f"ds={p['ds']}").glob("*.parquet"))
