@@ -575,6 +575,27 @@ def performance_between(start: dt.date, end: dt.date, model_name: str) -> list[d
     return [dict(r) for r in rows]
 
 
+def top_flags(day: dt.date, limit: int = 5) -> list[dict[str, Any]]:
+    """The ``limit`` highest-scored flagged predictions of ``day`` (score, transaction, model version),
+    each with its ``reasons`` (``prediction_reasons`` rows by rank; docs/reasons.md): one query."""
+    top = (select(predictions.c.ds, predictions.c.transaction_id, predictions.c.score, predictions.c.threshold,
+                  predictions.c.model_version)
+           .where(predictions.c.ds == day, predictions.c.flagged.is_(True))
+           .order_by(predictions.c.score.desc(), predictions.c.transaction_id).limit(limit).subquery())
+    r = prediction_reasons.c
+    with engine().connect() as conn:
+        rows = conn.execute(
+            select(top, r.rank, r.feature, r.value, r.contribution)
+            .join(prediction_reasons, (r.ds == top.c.ds) & (r.transaction_id == top.c.transaction_id), isouter=True)
+            .order_by(top.c.score.desc(), top.c.transaction_id, r.rank)).mappings().all()
+    flags: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        flag = flags.setdefault(row["transaction_id"], {k: row[k] for k in top.c.keys()} | {"reasons": []})
+        if row["rank"] is not None:
+            flag["reasons"].append({k: row[k] for k in ("rank", "feature", "value", "contribution")})
+    return list(flags.values())
+
+
 # One row per (day, dataset): the newest Great Expectations checkpoint run on that partition (a rerun
 # replaces it). Written by include.validation.datasets.validate_partitions; read by the ML monitor view.
 data_quality = Table(
