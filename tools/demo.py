@@ -34,7 +34,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from include.config import REPO_ROOT, data_root, mlflow_tracking_uri
+from include.config import LABEL_DELAY_DAYS, REPO_ROOT, data_root, mlflow_tracking_uri
 from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
 from include.simulator.landing import write_landing_files
 from include.storage import day_range, landing_file, parquet_row_count, partition_file
@@ -261,11 +261,75 @@ def print_summary(nights: list[dt.date]) -> None:
                                                        "triggered_training": False}]:
         print(f"      - {a['ds']} {a['kind']} (v{a['model_version']}): {a['message']}"
               + ("  [triggered training]" if a["triggered_training"] else ""))
+    model_name = load_training_config().registered_model
+    history = warehouse.promotion_history(model_name)
     print("\n      gate decisions (warehouse table promotions):")
-    for p in warehouse.promotion_history(load_training_config().registered_model):
+    for p in history:
         print(f"      - as of {p['as_of']}: {p['decision']} v{p['challenger_version']} "
               f"(champion then: {p['champion_version'] or 'none'}){' -> champion' if p['promoted'] else ''}: "
               f"{p['reason']}")
+    print_top_flags(warehouse.top_flags(end, limit=5), end)
+    print_slices(history)
+    print_performance(warehouse.performance_between(start - dt.timedelta(days=LABEL_DELAY_DAYS), end, model_name))
+
+
+def _num(v, fmt: str = "{:.4f}") -> str:
+    return "n/a" if v is None or v != v else fmt.format(v)
+
+
+def print_top_flags(flags: list[dict], day: dt.date) -> None:
+    """The highest-scored flagged transactions of ``day`` with their top reasons (docs/reasons.md)."""
+    print(f"\n      top flags of the last night ({day}) and why (warehouse table prediction_reasons; "
+          "contribution in log-odds of fraud):")
+    if not flags:
+        print(f"      no flagged transaction on {day}")
+        return
+    print("      | transaction | score | version | reasons (feature = value, +contribution) |\n      |---|---|---|---|")
+    for f in flags:
+        why = "; ".join(f"{r['feature']} = {r['value']:.4g}, {r['contribution']:+.2f}" for r in f["reasons"])
+        print(f"      | {f['transaction_id']} | {f['score']:.4f} | v{f['model_version']} | {why or 'no reasons stored'} |")
+
+
+def print_slices(history: list[dict]) -> None:
+    """The slice bands of the newest gate decision that has them (``promotions.metrics_json``; docs/slices.md)."""
+    from include.ml_monitor.data import read_json
+
+    for p in reversed(history):  # history is oldest first: the newest decision with slices
+        metrics, why = read_json(p.get("metrics_json") or "null")
+        rows = metrics.get("slices") if not why and isinstance(metrics, dict) else None
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            break
+    else:
+        print("\n      slices: no gate decision with a slice table yet")
+        return
+    primary = p["primary_metric"]
+    print(f"\n      slices of the newest gate decision (as of {p['as_of']}, v{p['challenger_version']} vs champion "
+          f"{'v' + p['champion_version'] if p['champion_version'] else 'none'}; {primary}, tolerance "
+          f"{metrics.get('slice_tolerance')}, min_positives {metrics.get('slice_min_positives')}):")
+    print("      | band | frauds | challenger | champion | drop | verdict |\n      |---|---|---|---|---|---|")
+    for r in rows:
+        print(f"      | {r.get('slice')}={r.get('band')} | {_num(r.get('n_frauds'), '{:,}')} | {_num(r.get(primary))} | "
+              f"{_num(r.get(f'champion_{primary}'))} | {_num(r.get('drop'))} | {r.get('verdict')} |")
+
+
+def print_performance(rows: list[dict]) -> None:
+    """Live performance per label-arrival day (``performance_days``; docs/ml-monitor.md): realised on the
+    arrived labels, or the estimate from the scores (CBPE) for the days whose labels have not arrived."""
+    print("\n      live performance (warehouse table performance_days; labels arrive "
+          f"{LABEL_DELAY_DAYS} days after scoring):")
+    if not rows:
+        print("      no performance rows yet (monitoring writes them once the champion has scored)")
+        return
+    print("      | labels on | scored | version | AUC ROC | AP | precision | recall | expected cost | |\n"
+          "      |---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["ds"], r["role"])):
+        est = r["estimated"]
+        figures = [r[("est_" if est else "") + k] for k in
+                   ("auc_roc", "average_precision", "precision_at_threshold", "recall_at_threshold", "expected_cost")]
+        note = ("estimate" + (f" ({r['estimate_note']})" if r.get("estimate_note") else "") if est
+                else f"{_num(r['n_frauds'], '{:,}')} frauds of {_num(r['n_labelled'], '{:,}')}")
+        print(f"      | {r['ds']} | {r['scored_day']} | v{r['model_version']}{'' if r['role'] == 'champion' else ' ' + r['role']}"
+              " | " + " | ".join(_num(v) for v in figures[:4]) + f" | {_num(figures[4], '{:,.0f}')} | {note} |")
 
 
 if __name__ == "__main__":
