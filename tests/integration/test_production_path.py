@@ -15,6 +15,9 @@ versions and aliases from the MLflow server's REST API, applications from the Sp
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,135 @@ def test_a_real_scheduler_fires_the_scoring_deadline(production, reliability):
     assert rows, "no deadline_missed alert was recorded"
     assert all("scoring run" in r["message"] and "has not finished by its deadline" in r["message"] for r in rows)
     case.observed = f"{len(rows)} deadline_missed row(s), e.g. {rows[0]['message'][:160]}"
+
+
+def test_reasons_slices_and_live_performance_reach_the_production_stores(production, reliability, monkeypatch):
+    case = reliability.case("production path", "reasons, slice table and live performance on PostgreSQL",
+                            expected="3 ranked reasons per flagged prediction (lake = warehouse), every configured "
+                                     "slice band with a verdict in both gate decisions, performance_days rows "
+                                     "returned by the ML monitor")
+    import pandas as pd
+
+    from include.config import LABEL_DELAY_DAYS
+    from include.training.config import SlicesConfig
+
+    wh, lake = production["warehouse"], Path(production["config"]["BATCHML_DATA_ROOT"])
+    cfg = training_config_dict()
+    model = cfg["registered_model"]
+
+    # (a) reasons: exactly ranks 1..3 for every flagged prediction, none for the others, lake = warehouse
+    days = [r["ds"] for r in _fetch(wh, "SELECT DISTINCT ds FROM predictions ORDER BY ds")]
+    assert days == [NIGHT], days
+    reasons_seen = 0
+    for day in days:
+        preds = pd.DataFrame(_fetch(wh, "SELECT transaction_id, flagged, model_version FROM predictions WHERE ds = :ds",
+                                    ds=day.isoformat()))
+        why = pd.DataFrame(_fetch(wh, "SELECT transaction_id, model_name, model_version, rank, feature, value, "
+                                      "contribution FROM prediction_reasons WHERE ds = :ds", ds=day.isoformat()))
+        flagged = set(preds.loc[preds.flagged, "transaction_id"])
+        assert 0 < len(flagged) < len(preds), f"{day}: {len(flagged)} of {len(preds)} flagged"
+        assert set(why.transaction_id) == flagged, f"{day}: reasons for unflagged or missing for flagged rows"
+        ranks = why.groupby("transaction_id")["rank"].apply(sorted)
+        assert all(r == [1, 2, 3] for r in ranks), ranks[ranks.apply(lambda r: r != [1, 2, 3])].head()
+        assert len(why) == 3 * len(flagged)
+        # ranked by contribution, largest first; the features are model inputs monitored that night
+        ordered = why.sort_values(["transaction_id", "rank"])
+        steps = ordered.groupby("transaction_id")["contribution"].diff().dropna()
+        assert (steps <= 1e-12).all(), f"{day}: a lower rank has a larger contribution"
+        inputs = {r["column_name"] for r in _fetch(wh, "SELECT column_name FROM drift_metrics WHERE ds = :ds AND "
+                                                       "kind <> 'score' AND column_name <> 'score'", ds=day.isoformat())}
+        assert set(why.feature) <= inputs, set(why.feature) - inputs
+        assert why.value.notna().all() and why.contribution.notna().all()
+        assert set(why.model_name) == {model}
+        assert set(why.model_version) == set(preds.loc[preds.flagged, "model_version"])
+        stored = pd.read_parquet(lake / "reasons" / "fraud" / f"ds={day}" / "data.parquet")
+        cols = ["transaction_id", "model_name", "model_version", "rank", "feature", "value", "contribution"]
+        assert set(cols) <= set(stored.columns), stored.columns
+        pd.testing.assert_frame_equal(
+            stored[cols].astype({"model_version": str}).sort_values(["transaction_id", "rank"]).reset_index(drop=True),
+            ordered[cols].astype({"model_version": str}).reset_index(drop=True), check_dtype=False)
+        reasons_seen += len(flagged)
+
+    # (b) slices: both gate decisions carry every configured band, frauds adding up, a verdict each
+    slices = SlicesConfig(**cfg["slices"])
+    wanted = {(s.name, b) for s in slices.definitions for b in s.bands}
+    decisions = _fetch(wh, "SELECT as_of, champion_version, decision, metrics_json FROM promotions ORDER BY as_of")
+    assert len(decisions) == 2, decisions
+    verdicts = []
+    for d in decisions:
+        metrics = json.loads(d["metrics_json"])
+        rows = metrics["slices"]
+        bands = {(r["slice"], r["band"]) for r in rows}
+        assert wanted <= bands and not {b for _, b in bands - wanted} - {"missing"}, (d["as_of"], bands ^ wanted)
+        assert metrics["slice_tolerance"] == slices.tolerance
+        assert metrics["slice_min_positives"] == slices.min_positives
+        frauds = metrics["challenger"].get("n_frauds")
+        for spec in slices.definitions:
+            mine = [r for r in rows if r["slice"] == spec.name]
+            assert all(float(r["n_frauds"]).is_integer() and r["n_frauds"] >= 0 for r in mine), mine
+            if frauds is not None:
+                assert sum(r["n_frauds"] for r in mine) == frauds, (d["as_of"], spec.name, frauds, mine)
+            if metrics["challenger"].get("n_transactions") is not None:
+                assert sum(r["n_transactions"] for r in mine) == metrics["challenger"]["n_transactions"]
+        for r in rows:
+            assert r["verdict"] in ("holds", "refused") or r["verdict"].startswith("not gated"), r
+            if d["champion_version"] is None:  # the first model: reported, not gated
+                assert r["verdict"] == "not gated: no champion to compare with", r
+            if d["decision"] == "promote":
+                assert r["verdict"] != "refused", r
+            elif r["verdict"] in ("holds", "refused"):
+                assert r["n_frauds"] >= slices.min_positives and r["drop"] is not None, r
+            if r["auc_roc"] is not None:
+                assert 0.0 <= r["auc_roc"] <= 1.0, r
+        verdicts.append(f"{d['as_of']}: " + ", ".join(f"{r['slice']}={r['band']} {r['verdict']}" for r in rows))
+    assert decisions[0]["champion_version"] is None and decisions[1]["champion_version"] is not None, decisions
+
+    # (c) live performance: one row per scored day, keyed by the day its labels arrive. Realised figures
+    # (with the version's offline reference) only where the labels arrived by the demo's last night, the
+    # estimate half written on the scoring night: with one scored night there is no labelled history of
+    # the version to calibrate its scores on, so the estimate half holds the reason instead of figures.
+    perf = _fetch(wh, "SELECT * FROM performance_days WHERE model_name = :m ORDER BY scored_day", m=model)
+    delay = dt.timedelta(days=LABEL_DELAY_DAYS)
+    assert [r["scored_day"] for r in perf] == days, perf
+    scored_versions = {r["model_version"] for r in _fetch(wh, "SELECT DISTINCT model_version FROM predictions")}
+    estimates = ["est_" + k for k in ("precision_at_threshold", "recall_at_threshold", "auc_roc", "average_precision",
+                                       "expected_cost", "expected_frauds")]
+    for r in perf:
+        assert r["ds"] == r["scored_day"] + delay and r["role"] == "champion", r
+        assert r["model_version"] in scored_versions and 0.0 < r["threshold"] < 1.0, r
+        labelled = r["ds"] <= NIGHT
+        assert r["estimated"] is (not labelled) and (r["realised_at"] is not None) is labelled, r
+        if labelled:
+            assert r["n_labelled"] > 0 and 0 <= r["n_frauds"] <= r["n_labelled"], r
+            assert 0.0 <= r["auc_roc"] <= 1.0 and 0.0 <= r["average_precision"] <= 1.0, r
+            assert 0.0 <= json.loads(r["reference_json"])["average_precision"] <= 1.0, r
+        else:
+            assert all(r[k] is None for k in ("n_labelled", "n_frauds", "auc_roc", "average_precision", "verdict")), r
+        assert r["estimated_at"] is not None, r
+        if r["estimate_note"]:
+            skipped = re.fullmatch(rf"(\d+) labelled frauds of version {r['model_version']} in the (\d+) days to "
+                                   rf"{r['scored_day'] - delay} \(needs (\d+)\) to calibrate its scores", r["estimate_note"])
+            assert skipped and int(skipped[1]) < int(skipped[3]), r["estimate_note"]
+            assert all(r[k] is None for k in estimates) and r["calibration"] is None, r
+        else:
+            assert r["n_scored"] == len(pd.read_parquet(lake / "predictions" / "fraud" / f"ds={r['scored_day']}"))
+            assert 0.0 < r["est_expected_frauds"] < r["n_scored"] and r["est_expected_cost"] >= 0.0, r
+            assert all(0.0 <= r[k] <= 1.0 for k in estimates[:4]), r
+            assert 0.0 <= json.loads(r["reference_json"])["average_precision"] <= 1.0, r
+
+    from include.ml_monitor.data import as_json, gather
+
+    for key in ("BATCHML_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "BATCHML_DATA_ROOT", "BATCHML_TRAINING_CONFIG"):
+        monkeypatch.setenv(key, production["config"][key])
+    shown = as_json(gather(days=30, end=NIGHT, model_name=model, registry_timeout_s=30))
+    assert "performance" not in shown["errors"], shown["errors"]
+    assert [(r["scored_day"], r["ds"], r["role"]) for r in shown["performance"]] == \
+        [(r["scored_day"].isoformat(), r["ds"].isoformat(), r["role"]) for r in perf], shown["performance"]
+    for mine, theirs in zip(perf, shown["performance"], strict=True):
+        for k in ("model_version", "estimated", "estimate_note", "n_labelled", "n_frauds", *estimates):
+            assert theirs[k] == (pytest.approx(mine[k]) if isinstance(mine[k], float) else mine[k]), (k, theirs)
+        assert theirs["reference"] == {k: v for k, v in json.loads(mine["reference_json"] or "{}").items()
+                                       if isinstance(v, int | float) and not isinstance(v, bool)}, theirs
+    case.observed = (f"{reasons_seen:,} flagged predictions x 3 reasons (lake = warehouse); "
+                     f"performance_days {[(str(r['scored_day']), r['estimate_note'] or 'estimated') for r in perf]}; "
+                     + " | ".join(verdicts))[:1500]
