@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from include.config import LABEL_DELAY_DAYS
 from include.ml_monitor.data import ALIASES, SCORE_BINS, MonitorData, VersionInfo, daily_scoring, read_json
 
 # Datasets validated by include.validation.datasets, in pipeline order (others are listed after them).
@@ -391,7 +392,7 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
     if not data.performance:
         return (f'<p class="empty" id="performance-empty">No live performance between {data.window.start} and '
                 f'{data.window.end}. The monitoring DAG estimates each scored day from its scores and measures it '
-                'when its labels arrive (7 days later for fraud).</p>')
+                f'when its labels arrive ({LABEL_DELAY_DAYS} days later).</p>')
     rows = data.performance
     legend = (f'<p class="legend">By the day the transactions were scored. <svg width="26" height="8" aria-hidden="true">'
               f'<line x1="0" x2="26" y1="4" y2="4" stroke="{ROLE_COLOURS["champion"]}" stroke-width="2"/></svg> realised '
