@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+# the version scored every night beside the champion, whose scores no consumer reads as the decision
+SHADOW = "shadow"
 
 
 # Tags every version carries (register() writes them): what scoring and monitoring read.
