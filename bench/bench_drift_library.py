@@ -123,7 +123,7 @@ class Source:
     """The reference and the days to measure: a `make demo` data root, or synthetic."""
 
     def __init__(self, args, cfg):
-        from include.features.baseline import MODEL_INPUTS
+        from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
         self.inputs = list(MODEL_INPUTS)
         monitored = [c for c in MODEL_INPUTS if c not in cfg.exclude_columns]

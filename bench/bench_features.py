@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.config import REPO_ROOT
-from include.features.baseline import TRANSACTION_LOOKBACK_DAYS
-from include.simulator.generator import SimulatorConfig, simulate
-from include.simulator.landing import write_raw_partitions
+from include.pipelines.fraud.features.baseline import TRANSACTION_LOOKBACK_DAYS
+from include.pipelines.fraud.simulator.generator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_raw_partitions
 from include.storage import day_range, remove_tree
 
 JOB = REPO_ROOT / "include" / "jobs" / "build_features.py"

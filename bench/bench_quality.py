@@ -11,10 +11,10 @@ precision and CP@100; mean and sample standard deviation over every (seed, week)
 
 Data, per seed: ``simulate`` at default scale (5,000 customers, 10,000 terminals), published to raw
 partitions and read back by an in-process Spark session the way the feature job reads them; Spark computes
-``baseline_features`` with every group of ``include.features.groups`` on all days that have the full
+``baseline_features`` with every group of ``include.pipelines.fraud.features.groups`` on all days that have the full
 37-day lookback. The result (features, label, day) is cached as parquet in bench/results/quality/ (git
-ignored), keyed by seed, scale and a hash of include/features/baseline.py, include/features/groups.py and
-include/simulator/generator.py: a rerun skips simulation and Spark.
+ignored), keyed by seed, scale and a hash of include/pipelines/fraud/features/baseline.py, include/pipelines/fraud/features/groups.py and
+include/pipelines/fraud/simulator/generator.py: a rerun skips simulation and Spark.
 
 Models: each family of include/training/training.yaml with its configured ``params`` (no tuning unless
 ``--tune``), fitted by ``include.training.tuning.fit_and_score`` with the configured class weight and
@@ -66,10 +66,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from include.config import LABEL_DELAY_DAYS, REPO_ROOT
-from include.features.baseline import BASELINE_COLUMNS, MODEL_INPUTS, TRANSACTION_LOOKBACK_DAYS, baseline_features
-from include.features.groups import GROUP_COLUMNS, MODEL_GROUPS, column_names
-from include.simulator.generator import SimulatorConfig, simulate
-from include.simulator.landing import write_raw_partitions
+from include.pipelines.fraud.features.baseline import (
+    BASELINE_COLUMNS,
+    MODEL_INPUTS,
+    TRANSACTION_LOOKBACK_DAYS,
+    baseline_features,
+)
+from include.pipelines.fraud.features.groups import GROUP_COLUMNS, MODEL_GROUPS, column_names
+from include.pipelines.fraud.simulator.generator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_raw_partitions
 from include.storage import remove_tree, write_parquet_atomic
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig, WindowConfig, load_training_config
 from include.training.dataset import ID_COLUMNS, LABEL, evaluation_rows
@@ -86,7 +91,7 @@ HANDBOOK_TEST_END = dt.date(2018, 8, 14)
 N_DAYS = (HANDBOOK_TEST_END - START).days + 1  # 136
 TEST_DAYS = 7
 SCENARIO = "tx_fraud_scenario"  # never a model input: it only sorts the frauds for the ceiling
-CODE = ("include/features/baseline.py", "include/features/groups.py", "include/simulator/generator.py")
+CODE = ("include/pipelines/fraud/features/baseline.py", "include/pipelines/fraud/features/groups.py", "include/pipelines/fraud/simulator/generator.py")
 ALL_GROUPS = tuple(GROUP_COLUMNS)
 BASELINE_INPUTS = ["tx_amount", *BASELINE_COLUMNS]
 METRICS = {"auc_roc": "AUC ROC", "average_precision": "AP", "card_precision": "CP@100"}

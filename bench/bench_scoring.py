@@ -66,7 +66,7 @@ def synthetic_chunk(n: int, first_id: int, seed: int):
     import numpy as np
     import pandas as pd
 
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({
@@ -93,7 +93,7 @@ def synthetic_label(frame):
 def synthetic_model(family: str):
     """A model of training.yaml's ``family`` entry fitted on 50,000 synthetic rows, as a DemoModel."""
     from bench.demo_lake import DemoModel
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
     from include.training.config import load_training_config
     from include.training.models import build_estimator, sample_weights
     from include.training.scorer import FraudScorer

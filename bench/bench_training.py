@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 def build_lake(root: Path, days: int) -> dt.date:
     from include.features.pipeline import publish_staged_features
     from include.jobs.build_features import run as build_features
-    from include.simulator import SimulatorConfig, simulate
-    from include.simulator.landing import write_raw_partitions
+    from include.pipelines.fraud.simulator import SimulatorConfig, simulate
+    from include.pipelines.fraud.simulator.landing import write_raw_partitions
     from include.spark import get_session
 
     cfg = SimulatorConfig(n_days=days, start_date=dt.date(2026, 1, 1), seed=0)

@@ -17,7 +17,7 @@ Asset `features_baseline` (extra `{"start", "end"}`), which schedules `scoring`.
 Features: `tx_amount`, weekend and night flags, customer count and mean amount over 1/7/30 days
 including the transaction, terminal count and fraud risk over 1/7/30 days ending 7 days before the
 transaction (labels are only known after 7 days), and the amount against the customer's own earlier
-amounts (ratio and z-score over 7/30 days, ratio to the 14-day maximum; `include/features/groups.py`).
+amounts (ratio and z-score over 7/30 days, ratio to the 14-day maximum; `include/pipelines/fraud/features/groups.py`).
 
 ## Tasks, and what to do when one fails
 

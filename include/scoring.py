@@ -134,7 +134,7 @@ def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
 
 def check_features(day: str | dt.date, root: Path | None = None) -> int:
     """The rows of the day's published feature partition, after checking it is what scoring may read:
-    a readable parquet file with the canonical columns (include.features.baseline.OUTPUT_COLUMNS), each
+    a readable parquet file with the canonical columns (include.pipelines.fraud.features.baseline.OUTPUT_COLUMNS), each
     once, of a type scoring reads as meant (:func:`_wrong_types`), and no other, at least one row, as many rows as the day's raw transactions (when that partition is
     there), and no NaN, null or infinite value in any of them. FeatureInputError naming the partition,
     the file, each column and its count otherwise; MissingInputError when the partition is not there.
@@ -143,7 +143,7 @@ def check_features(day: str | dt.date, root: Path | None = None) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from include.features.baseline import OUTPUT_COLUMNS
+    from include.pipelines.fraud.features.baseline import OUTPUT_COLUMNS
 
     day = as_date(day)
     path = partition_file("features", "baseline", day, root)
@@ -201,7 +201,7 @@ def _wrong_types(schema) -> list[tuple[str, Any, str]]:
     model family and not by another."""
     import pyarrow as pa
 
-    from include.features.baseline import KEY_COLUMNS, MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import KEY_COLUMNS, MODEL_INPUTS
 
     rules = {c: ("an integer", pa.types.is_integer) for c in KEY_COLUMNS if c != "tx_datetime"}
     rules["tx_datetime"] = ("a timestamp", pa.types.is_timestamp)
@@ -225,7 +225,7 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
     no alias). The order of the checks: every partition is there (else retried: features may be
     late), then the model of each day, then each partition's content."""
     from include import warehouse
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
     from include.run_days import NothingToDo
 
     plans, unscored, checked, first = [], [], {}, None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from include.simulator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator import SimulatorConfig, simulate
 from tests.reliability_report import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def feature_lake_template(tmp_path_factory, small_sim, spark) -> Path:
     with the real Spark feature job (in-process session)."""
     from include.features.pipeline import publish_staged_features
     from include.jobs.build_features import run as build_features
-    from include.simulator.landing import write_raw_partitions
+    from include.pipelines.fraud.simulator.landing import write_raw_partitions
 
     root = tmp_path_factory.mktemp("feature-lake")
     tx = small_sim.transactions

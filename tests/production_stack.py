@@ -56,8 +56,8 @@ def training_config_dict() -> dict:
 
 def simulate_landing_files(root: Path) -> None:
     """The demo's simulation (same seed and scale) with ``EXTRA_DAYS`` more days, as landing files."""
-    from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
-    from include.simulator.landing import write_landing_files
+    from include.pipelines.fraud.simulator.generator import DriftScenario, SimulatorConfig, simulate
+    from include.pipelines.fraud.simulator.landing import write_landing_files
 
     cfg = SimulatorConfig(n_customers=CUSTOMERS, n_terminals=TERMINALS, n_days=DAYS + 1 + EXTRA_DAYS,
                           start_date=START, seed=SEED, drift=(DriftScenario("amount_shift", NIGHT, MAGNITUDE),))

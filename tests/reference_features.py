@@ -1,6 +1,6 @@
 """An independent, brute-force pandas computation of the features (the test oracle).
 
-It follows the text of shared/SIMULATOR.md (baseline) and the table of include/features/groups.py
+It follows the text of shared/SIMULATOR.md (baseline) and the table of include/pipelines/fraud/features/groups.py
 (every group, used by the model or not) directly, one transaction at a time, sharing no code with
 the Spark job beyond the column names.
 """

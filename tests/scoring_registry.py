@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.features.baseline import KEY_COLUMNS, MODEL_INPUTS, OUTPUT_COLUMNS
-from include.features.groups import GROUP_COLUMNS
+from include.pipelines.fraud.features.baseline import KEY_COLUMNS, MODEL_INPUTS, OUTPUT_COLUMNS
+from include.pipelines.fraud.features.groups import GROUP_COLUMNS
 from include.storage import partition_file, write_parquet_atomic
 from tests.conftest import SMALL
 
@@ -55,7 +55,7 @@ def stand_in_features(tx: pd.DataFrame) -> pd.DataFrame:
 
 def write_world(root: Path, transactions: pd.DataFrame) -> dict[dt.date, pd.DataFrame]:
     """Raw transactions and a feature partition for every day of DAYS; returns the features by day."""
-    from include.simulator.landing import write_raw_partitions
+    from include.pipelines.fraud.simulator.landing import write_raw_partitions
 
     tx = transactions[transactions["ds"].isin(DAYS)]
     write_raw_partitions(tx, root)

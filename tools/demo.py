@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 from include.config import LABEL_DELAY_DAYS, REPO_ROOT, data_root, mlflow_tracking_uri
-from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
-from include.simulator.landing import write_landing_files
+from include.pipelines.fraud.simulator.generator import DriftScenario, SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.storage import day_range, landing_file, parquet_row_count, partition_file
 from tools.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 

@@ -91,7 +91,7 @@ def load_monitoring_config(path: str | Path | None = None, *, columns: Sequence[
     """The validated thresholds. ``columns``: the model inputs of the pipeline monitored (its
     ``exclude_columns`` must be among them); None: the reference (fraud) pipeline's."""
     if columns is None:
-        from include.features.baseline import MODEL_INPUTS
+        from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
         columns = MODEL_INPUTS
     path = Path(path or os.environ.get("BATCHML_MONITORING_CONFIG", "").strip() or DEFAULT_PATH)  # blank: unset

@@ -256,7 +256,7 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     """Drift and performance of ``day``; writes the warehouse rows and the JSON/HTML report."""
     import pandas as pd
 
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
     day, root = as_date(day), root or data_root()
     preds_file = partition_file("predictions", "fraud", day, root)

@@ -31,7 +31,12 @@ from typing import Any
 
 from include.config import data_root
 from include.faults import failpoint
-from include.features.baseline import LABEL_LOOKBACK_DAYS, TRANSACTION_LOOKBACK_DAYS, label_days, transaction_days
+from include.pipelines.fraud.features.baseline import (
+    LABEL_LOOKBACK_DAYS,
+    TRANSACTION_LOOKBACK_DAYS,
+    label_days,
+    transaction_days,
+)
 from include.storage import (
     as_date,
     day_range,
@@ -48,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FEATURE_SET = "baseline"
 INPUTS_FILE = "_inputs.json"  # beside data.parquet: a leading "_" keeps Spark and pyarrow from reading it
-# The raw datasets a feature day reads, and which of their days (include.features.baseline)
+# The raw datasets a feature day reads, and which of their days (include.pipelines.fraud.features.baseline)
 INPUT_WINDOWS: dict[str, Callable[[dt.date, dt.date], list[dt.date]]] = {
     "transactions": transaction_days, "labels": label_days}
 # A raw day is read by the feature days up to this many days after it

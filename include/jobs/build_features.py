@@ -19,7 +19,12 @@ import time
 from pathlib import Path
 
 from include.faults import failpoint
-from include.features.baseline import baseline_features, label_days, missing_label_count, transaction_days
+from include.pipelines.fraud.features.baseline import (
+    baseline_features,
+    label_days,
+    missing_label_count,
+    transaction_days,
+)
 from include.spark import classify_spark_error, get_session, report_failure
 from include.storage import as_date, day_range, existing_partitions, parquet_row_count, partition_file
 

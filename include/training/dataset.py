@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import LABEL_DELAY_DAYS, data_root
-from include.features.baseline import MODEL_INPUTS
 from include.features.pipeline import FEATURE_SET
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.storage import (
     MissingInputError,
     as_date,

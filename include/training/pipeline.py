@@ -91,7 +91,7 @@ def evaluate_version(cfg: TrainingConfig, version: str, as_of: str, root: Path |
     its rows per slice band (include/training/slices.py), as the candidates of the run are measured."""
     import mlflow
 
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
     mv = tracking.client().get_model_version(cfg.registered_model, version)
     data = load_training_set(as_of, root)

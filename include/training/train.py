@@ -20,7 +20,7 @@ import numpy as np
 
 from include.drift.reference import fit_distribution, fit_references
 from include.faults import failpoint
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training import tracking
 from include.training.config import ENSEMBLE, ModelSpec, TrainingConfig
 from include.training.dataset import LABEL, TrainingSet, load_training_set

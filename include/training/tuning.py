@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training.config import DEFAULT_THREADS
 from include.training.dataset import LABEL
 from include.training.metrics import evaluate

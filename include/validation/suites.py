@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from include.features.baseline import CUSTOMER_WINDOWS, FEATURE_COLUMNS, OUTPUT_COLUMNS, TERMINAL_WINDOWS
-from include.features.groups import GROUP_BOUNDS
+from include.pipelines.fraud.features.baseline import (
+    CUSTOMER_WINDOWS,
+    FEATURE_COLUMNS,
+    OUTPUT_COLUMNS,
+    TERMINAL_WINDOWS,
+)
+from include.pipelines.fraud.features.groups import GROUP_BOUNDS
 
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 FLOAT_TYPES = ["float64", "Float64", "float32"]

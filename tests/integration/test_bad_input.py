@@ -29,8 +29,8 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from include.features.baseline import MODEL_INPUTS
-from include.simulator.landing import write_landing_files, write_raw_partitions
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import landing_file, partition_file, write_parquet_atomic
 from tests.conftest import REPO, SMALL
 from tests.task_context import FakeTI
@@ -241,7 +241,7 @@ FEATURE_CASES = {
 def good_features(small_sim) -> pd.DataFrame:
     """A correct feature partition of FEATURE_DAY from the brute-force pandas oracle: no Spark needed
     to have something to spoil."""
-    from include.features.baseline import KEY_COLUMNS, OUTPUT_COLUMNS
+    from include.pipelines.fraud.features.baseline import KEY_COLUMNS, OUTPUT_COLUMNS
     from tests.reference_features import reference_features
 
     tx = small_sim.transactions[small_sim.transactions["ds"] <= FEATURE_DAY]

@@ -8,8 +8,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.simulator import SimulatorConfig, simulate
-from include.simulator.landing import write_landing_files, write_raw_partitions
+from include.pipelines.fraud.simulator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import day_range, landing_file, partition_file, write_parquet_atomic
 from tests.conftest import REPO
 

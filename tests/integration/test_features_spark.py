@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from include.config import LABEL_DELAY_DAYS
-from include.features.baseline import (
+from include.jobs.build_features import run as build_features
+from include.pipelines.fraud.features.baseline import (
     BASELINE_COLUMNS,
     MODEL_INPUTS,
     OUTPUT_COLUMNS,
@@ -18,9 +19,8 @@ from include.features.baseline import (
     label_days,
     transaction_days,
 )
-from include.features.groups import GROUP_COLUMNS, column_names
-from include.jobs.build_features import run as build_features
-from include.simulator.landing import write_raw_partitions
+from include.pipelines.fraud.features.groups import GROUP_COLUMNS, column_names
+from include.pipelines.fraud.simulator.landing import write_raw_partitions
 from include.storage import day_range, partition_file, write_parquet_atomic
 from tests.conftest import SMALL
 from tests.reference_features import reference_features

@@ -7,7 +7,7 @@ import datetime as dt
 import multiprocessing as mp
 import os
 
-from include.simulator.landing import write_landing_files, write_raw_partitions
+from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 from tests.conftest import SMALL
 
 DAYS = [SMALL.start_date + dt.timedelta(days=i) for i in range(10, 12)]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from include.ingest import publish_landing
-from include.simulator.landing import write_landing_files, write_raw_partitions
+from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import MissingInputError, landing_file, partition_file, write_parquet_atomic
 from include.validation.checkpoints import DataQualityError
 from include.validation.datasets import validate_partitions

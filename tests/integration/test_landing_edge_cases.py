@@ -62,7 +62,7 @@ CANONICAL = {  # the arrow schema of every published raw partition (include/inge
 def landed(data_root, small_sim) -> Path:
     """Landing files up to DAY; raw transactions and labels of the days before, as ingest left them
     (the fixture of test_bad_input.py)."""
-    from include.simulator.landing import write_landing_files, write_raw_partitions
+    from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 
     tx = small_sim.transactions
     write_landing_files(tx[tx["ds"] <= DAY], data_root)
@@ -228,9 +228,9 @@ def test_a_narrow_typed_day_then_40_days_of_features(feature_lake, spark, tmp_pa
     (arriving 7 days later) as int8/int32, and on the 40th day the day's first instant and last
     nanosecond: the feature job over the 40 days reads them all in one Spark run, and its features are
     those of the canonical history (amounts up to the producer's float32 rounding)."""
-    from include.features.baseline import CUSTOMER_WINDOWS, OUTPUT_COLUMNS
-    from include.features.groups import GROUP_COLUMNS
     from include.jobs.build_features import run as build_features
+    from include.pipelines.fraud.features.baseline import CUSTOMER_WINDOWS, OUTPUT_COLUMNS
+    from include.pipelines.fraud.features.groups import GROUP_COLUMNS
     from include.storage import day_range
 
     # the first day of the history: the first partition the job reads, so Spark takes the table's schema
@@ -722,7 +722,7 @@ def test_an_unreadable_landing_file_is_a_data_error(tmp_path, small_sim, reliabi
     case = reliability.case("bad input", "raw transactions: a landing file without read permission",
                             expected="validate_transactions fails without retry naming the path and 'not readable'; "
                                      "quarantine keeps only failure.json")
-    from include.simulator.landing import write_landing_files
+    from include.pipelines.fraud.simulator.landing import write_landing_files
 
     root = Path(tempfile.mkdtemp(prefix="unreadable-lake-"))  # outside pytest's 0700 tmp folder
     try:

@@ -10,8 +10,8 @@ import pytest
 
 from include.config import LABEL_DELAY_DAYS
 from include.ingest import publish_landing
-from include.simulator.generator import TRANSACTION_COLUMNS
-from include.simulator.landing import write_landing_files
+from include.pipelines.fraud.simulator.generator import TRANSACTION_COLUMNS
+from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.storage import (
     MissingInputError,
     file_sha256,

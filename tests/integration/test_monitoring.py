@@ -17,13 +17,13 @@ from include import warehouse
 from include.config import LABEL_DELAY_DAYS
 from include.drift.config import load_monitoring_config
 from include.drift.monitor import monitor_day
-from include.features.baseline import MODEL_INPUTS
 from include.features.pipeline import publish_staged_features
 from include.jobs.build_features import run as build_features
 from include.jobs.score import run as score_job
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.simulator import DriftScenario, SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_raw_partitions
 from include.scoring import plan_scoring, publish_predictions
-from include.simulator import DriftScenario, SimulatorConfig, simulate
-from include.simulator.landing import write_raw_partitions
 from include.storage import day_range, staging_dir
 from include.training import pipeline
 from include.training.config import parse_training_config

@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.simulator import SimulatorConfig, simulate
-from include.simulator.generator import DriftScenario
-from include.simulator.landing import write_landing_files, write_raw_partitions
+from include.pipelines.fraud.simulator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.generator import DriftScenario
+from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
 from include.storage import day_range, landing_file, partition_file
 from include.validation.datasets import DATASETS, validate_partitions
 from tests.conftest import REPO, SMALL

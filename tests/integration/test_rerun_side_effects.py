@@ -154,7 +154,7 @@ def drifted_days(data_root, monkeypatch):
     """Six scored days, every one with amounts x3 against the reference: each alerts."""
     from include.drift import monitor
     from include.drift.reference import fit_distribution, fit_references
-    from include.features.baseline import MODEL_INPUTS
+    from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
     reference = {"features": fit_references(_features(5000, seed=0), MODEL_INPUTS),
                  "score": fit_distribution(np.random.default_rng(1).beta(1, 20, 5000)).as_dict()}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from include import registry, warehouse
-from include.features.baseline import MODEL_INPUTS
 from include.jobs.score import run as score_job
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.run_days import NothingToDo
 from include.scoring import PREDICTIONS, BeforeFirstChampion, model_for_day, plan_scoring, publish_predictions
 from include.storage import partition_file, staging_dir

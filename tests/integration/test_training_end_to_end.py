@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from include import registry, warehouse
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.storage import MissingInputError, day_range, partition_file, write_parquet_atomic
 from include.training import pipeline, tracking
 from include.training.config import parse_training_config

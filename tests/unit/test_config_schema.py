@@ -12,7 +12,7 @@ import yaml
 from include.config import ConfigError
 from include.drift.config import DEFAULT_PATH as MONITORING_YAML
 from include.drift.config import MonitoringConfig, load_monitoring_config
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training.config import DEFAULT_PATH as TRAINING_YAML
 from include.training.config import GateConfig, load_training_config, parse_training_config
 

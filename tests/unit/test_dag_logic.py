@@ -14,9 +14,9 @@ import pytest
 
 from include.drift.alerts import drift_alert, triggers_training
 from include.ingest import publish_validated
+from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.run_days import event_days, event_extra
 from include.scoring import PREDICTION_COLUMNS, StagedPredictionsMissing, publish_staged, write_plan
-from include.simulator.landing import write_landing_files
 from include.storage import landing_file, partition_file, staged_partition_file, staging_dir, write_parquet_atomic
 from tests.conftest import SMALL
 

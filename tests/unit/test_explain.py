@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training.config import parse_training_config
 from include.training.explain import attributions, explain_rows, global_attributions, margin, top_reasons
 from include.training.models import build_estimator, sample_weights

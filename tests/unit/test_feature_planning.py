@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.features.baseline import label_days, transaction_days
 from include.features.pipeline import plan_feature_days, publish_staged_features
+from include.pipelines.fraud.features.baseline import label_days, transaction_days
 from include.storage import partition_file, write_parquet_atomic
 
 D = dt.date(2026, 4, 10)

@@ -21,8 +21,8 @@ import pytest
 
 from include import ml_monitor, warehouse
 from include.config import LABEL_DELAY_DAYS
-from include.features.baseline import MODEL_INPUTS
 from include.ml_monitor import render
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from tests.postgres import fresh_database
 
 MODEL = "fraud-detector"
@@ -516,7 +516,7 @@ def test_data_quality_rerun_replaces_its_row(any_warehouse):
 @pytest.mark.slow
 def test_checkpoints_record_their_verdict(data_root, small_sim):
     """The real GX checkpoint of ingest writes its pass and its fail into data_quality."""
-    from include.simulator.landing import write_landing_files, write_raw_partitions
+    from include.pipelines.fraud.simulator.landing import write_landing_files, write_raw_partitions
     from include.validation.checkpoints import DataQualityError
     from include.validation.datasets import validate_partitions
     from tests.conftest import SMALL

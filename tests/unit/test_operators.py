@@ -27,9 +27,9 @@ from batchml.notifiers import TaskFailureNotifier, deadline_missed
 from batchml.operators import BatchScoringOperator, DriftCheckOperator, GXCheckpointOperator, ModelPromotionOperator
 
 from include import warehouse
-from include.features.baseline import MODEL_INPUTS
-from include.simulator import SimulatorConfig, simulate
-from include.simulator.landing import write_landing_files
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.simulator import SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.storage import landing_file, partition_file, write_parquet_atomic
 from tests.conftest import REPO
 from tests.task_context import FakeTI

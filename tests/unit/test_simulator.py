@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from include.config import LABEL_DELAY_DAYS
-from include.simulator import DriftScenario, SimulatorConfig, simulate
-from include.simulator.generator import available_terminals, customer_profiles, terminal_profiles
-from include.simulator.landing import write_landing_files
+from include.pipelines.fraud.simulator import DriftScenario, SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.generator import available_terminals, customer_profiles, terminal_profiles
+from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.storage import landing_file
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from include.config import ConfigError
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training.config import (
     DEFAULT_PATH,
     GateConfig,

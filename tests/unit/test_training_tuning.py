@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.features.baseline import MODEL_INPUTS
+from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.training.config import parse_training_config
 from include.training.dataset import LABEL
 from include.training.model_card import render

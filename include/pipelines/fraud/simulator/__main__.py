@@ -1,7 +1,7 @@
 """Simulate a transaction history and write its daily landing files.
 
-    python -m include.simulator --days 60 --start 2026-01-01 [--customers 5000 --terminals 10000 --seed 0]
-    python -m include.simulator --days 90 --drift amount_shift:2026-03-01:1.5
+    python -m include.pipelines.fraud.simulator --days 60 --start 2026-01-01 [--customers 5000 --terminals 10000 --seed 0]
+    python -m include.pipelines.fraud.simulator --days 90 --drift amount_shift:2026-03-01:1.5
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 import time
 from pathlib import Path
 
-from include.simulator.generator import DriftScenario, SimulatorConfig, simulate
-from include.simulator.landing import write_landing_files
+from include.pipelines.fraud.simulator.generator import DriftScenario, SimulatorConfig, simulate
+from include.pipelines.fraud.simulator.landing import write_landing_files
 
 
 def parse_drift(text: str) -> DriftScenario:

@@ -6,7 +6,7 @@ The 15 baseline inputs of shared/SIMULATOR.md:
 - Terminal windows over (t - (d + N) days, t - d days] with the label delay d = 7: the current
   transaction and the last 7 days are excluded, so only labels known at time t are used.
 
-and the groups of :mod:`include.features.groups` that paid on the rolling quality benchmark
+and the groups of :mod:`include.pipelines.fraud.features.groups` that paid on the rolling quality benchmark
 (``MODEL_GROUPS``; the measurement is in docs/benchmarks.md, "Model quality").
 
 Windows are range frames over epoch seconds, so "N days" means exactly N * 86,400 seconds.
@@ -18,7 +18,13 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from include.config import LABEL_DELAY_DAYS
-from include.features.groups import DAY_SECONDS, MODEL_GROUPS, column_names, delayed_terminal_window, group_columns
+from include.pipelines.fraud.features.groups import (
+    DAY_SECONDS,
+    MODEL_GROUPS,
+    column_names,
+    delayed_terminal_window,
+    group_columns,
+)
 from include.storage import day_range
 
 if TYPE_CHECKING:

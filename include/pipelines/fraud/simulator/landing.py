@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from include.config import LABEL_DELAY_DAYS
-from include.simulator.generator import LABEL_COLUMNS, TRANSACTION_COLUMNS
+from include.pipelines.fraud.simulator.generator import LABEL_COLUMNS, TRANSACTION_COLUMNS
 from include.storage import landing_file, partition_file, write_parquet_atomic
 
 log = logging.getLogger(__name__)
