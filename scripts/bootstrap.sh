@@ -34,6 +34,21 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${BATCHML_CHROMIUM:-}" ]; then
   fi
 fi
 
+# Redis, the Celery broker of the production-path test with two Celery workers (tests/services.py starts
+# its own redis-server on loopback) and of docker-compose.yaml: Debian's package, installed when we run
+# as root with apt-get; otherwise a clear error, like Java.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo ">>> installing Debian's redis-server (the Celery broker of the CeleryExecutor tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || {
+      echo "ERROR: apt-get could not install redis-server; the Celery workers test needs it." >&2; exit 1; }
+  else
+    echo "ERROR: redis-server not found on PATH. The CeleryExecutor test (tests/integration/test_celery_workers.py)" >&2
+    echo "       needs it: sudo apt-get install -y redis-server (Debian/Ubuntu package redis-server)." >&2
+    exit 1
+  fi
+fi
+
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
