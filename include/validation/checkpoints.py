@@ -137,20 +137,61 @@ def data_docs_index(root: Path | None = None) -> Path:
     return (root or data_root()) / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
+# The advisory-lock key of the GX project: one lake per warehouse, so one key per deployment (the lake
+# may be mounted at a different path on each worker, so the key holds no path).
+GX_LOCK_KEY = "great_expectations project"
+
+
 @contextlib.contextmanager
 def gx_project_lock(root: Path | None = None):
-    """One GX run at a time per project folder. The file context rewrites great_expectations.yml and
-    the Data Docs index on every run; parallel tasks (both ingest sources, backfill runs) otherwise
-    read each other's half-written files. flock is per machine: on shared storage across workers,
-    give each worker its own data root for GX or move the GX stores to a database."""
+    """One GX run at a time per project. The file context rewrites great_expectations.yml, the stores'
+    JSON and the Data Docs pages and index on every run; two runs at once (both ingest sources, backfill
+    runs, tasks of the same DAG on two Celery workers) otherwise read each other's half-written files.
+
+    Two locks, taken in this order and released in reverse:
+
+    - ``flock`` on ``<data root>/gx/.lock``: the tasks of one machine, whatever the warehouse;
+    - when the warehouse is PostgreSQL (the production path, where Celery workers on several machines
+      share the lake and the database), a session advisory lock (``pg_advisory_lock``) on a connection
+      held for the whole run: it holds across machines, where ``flock`` on shared storage may not
+      (NFS and object-store mounts differ), and PostgreSQL releases it when the holder's connection
+      dies, so a killed worker leaves no stale lock. The key is :data:`GX_LOCK_KEY`.
+
+    A lock rather than one GX context per checkpoint run: the Data Docs index is one file listing every
+    result, rebuilt by each run, so separate contexts would still race on it. With SQLite (one machine)
+    ``flock`` alone suffices."""
+    from include.config import warehouse_url
+
     lock = (root or data_root()) / "gx" / ".lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            if warehouse_url().startswith("postgresql"):
+                with _advisory_lock(GX_LOCK_KEY):
+                    yield
+            else:
+                yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(key: str):
+    """A PostgreSQL session advisory lock on ``key`` in the warehouse, held while the block runs."""
+    from sqlalchemy import func, select
+
+    from include import warehouse
+
+    with warehouse.engine().connect() as conn:
+        lock_id = conn.execute(select(func.hashtext(key))).scalar_one()
+        conn.execute(select(func.pg_advisory_lock(lock_id)))
+        conn.commit()  # no transaction left open for the whole GX run
+        try:
+            yield
+        finally:
+            conn.execute(select(func.pg_advisory_unlock(lock_id)))
+            conn.commit()
 
 
 class CheckpointRunner:
