@@ -12,3 +12,5 @@ DRIFT_ALERT = Asset(name="drift_alert", uri="batchml://alerts/drift")
 # Emitted when the champion alias moves; scoring picks up the new champion from the registry.
 CHAMPION_MODEL = Asset(name="champion_model", uri="batchml://registry/fraud-detector/champion")
 PREDICTIONS = Asset(name="predictions_fraud", uri="batchml://lake/predictions/fraud")
+# The shadow version's scores (dags/shadow_scoring.py; docs/shadow.md): read by no consumer as the decision.
+SHADOW_PREDICTIONS = Asset(name="shadow_predictions_fraud", uri="batchml://lake/predictions/fraud_shadow")

@@ -21,6 +21,12 @@ them, the reasons of the flagged rows only (include.training.explain: the 3 feat
 row's log-odds up the most, with the input value and the contribution): ``reasons/fraud/ds=<D>/data.parquet``
 (:data:`REASON_COLUMNS`, staged by the same job, published with the predictions) and the warehouse
 table ``prediction_reasons``, replaced in the predictions' transaction; docs/reasons.md.
+
+The **shadow** (docs/shadow.md): the same plan, job, checkpoint and publish, parameterised, score each
+day with the version behind the registry's ``shadow`` alias (``plan_scoring(..., alias=SHADOW)``) and
+publish to :data:`SHADOW_TARGET`: ``predictions/fraud_shadow/ds=<D>/data.parquet`` and the warehouse
+table ``shadow_predictions`` (the columns of ``predictions``), without reasons. No consumer reads
+them as the decision.
 """
 
 from __future__ import annotations
@@ -60,6 +66,38 @@ REASON_RANKS = 3
 # the reasons of a flagged row in the scoring job's batches (null on a row not flagged)
 REASON_FIELDS = {f"reason_{r}_{part}": type_ for r in range(1, REASON_RANKS + 1)
                  for part, type_ in (("feature", "string"), ("value", "double"), ("contribution", "double"))}
+
+
+SHADOW_PREDICTIONS = ("predictions", "fraud_shadow")  # zone, dataset: the shadow version's scores
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a scoring run publishes: the lake's predictions partition (zone, dataset), its reasons
+    partition (None: the run stages none), and the warehouse table of the rows."""
+
+    predictions: tuple[str, str]
+    reasons: tuple[str, str] | None
+    table: str
+
+
+CHAMPION_TARGET = Target(PREDICTIONS, REASONS, "predictions")  # the decision
+SHADOW_TARGET = Target(SHADOW_PREDICTIONS, None, "shadow_predictions")  # beside it, read by no consumer
+# the dataset check (include.validation.datasets) of the shadow's staged predictions: the predictions
+# suite, quarantined apart from the champion's (quarantine/predictions/fraud_shadow/)
+SHADOW_CHECK = "shadow_predictions"
+
+
+def register_shadow_check() -> None:
+    """Register :data:`SHADOW_CHECK`: the ``predictions`` checkpoint (one row per feature row, unique
+    ids, scores in [0, 1], no nulls) on a staged shadow file, quarantined under its own dataset.
+    Cheap and idempotent: the shadow scoring DAG calls it when it is parsed."""
+    import dataclasses
+
+    from include.validation.datasets import DATASETS, register
+
+    check = dataclasses.replace(DATASETS["predictions"], dataset=SHADOW_PREDICTIONS[1])
+    register(__name__, {}, {SHADOW_CHECK: check})
 
 
 class BeforeFirstChampion(Exception):
@@ -130,6 +168,24 @@ def model_for_day(name: str, day: str | dt.date, experiment: str | None = None,
         checked[str(version)] = registry.usable_version(name, str(version), inputs, experiment, why)
     mv = checked[str(version)]
     return ModelChoice(name, str(version), mv.run_id, registry.parse_threshold(mv.tags["threshold"], why), source)
+
+
+def model_for_alias(name: str, alias: str, experiment: str | None = None,
+                    inputs: list[str] | None = None) -> ModelChoice:
+    """The version behind ``alias`` of ``name`` (the shadow: include.registry.SHADOW), checked as
+    :func:`model_for_day` checks a champion. include.run_days.NothingToDo (a skip) when the alias is
+    not set; RegistryStateError naming the version and the tag when it cannot be used."""
+    from include import registry
+    from include.run_days import NothingToDo
+
+    mv = registry.alias_version(name, alias)
+    if mv is None:
+        raise NothingToDo(f"registered model {name!r} has no {alias!r} alias: no version to score beside the "
+                          "champion (training sets it)")
+    why = f"the {alias!r} alias"
+    checked = registry.usable_version(name, str(mv.version), inputs, experiment, why)
+    return ModelChoice(name, str(mv.version), checked.run_id, registry.parse_threshold(checked.tags["threshold"], why),
+                       "alias")
 
 
 def check_features(day: str | dt.date, root: Path | None = None) -> int:
@@ -213,10 +269,12 @@ def _wrong_types(schema) -> list[tuple[str, Any, str]]:
 
 
 def plan_scoring(days: list[str], registered_model: str, root: Path | None = None,
-                 experiment: str | None = None) -> list[dict[str, Any]]:
+                 experiment: str | None = None, alias: str | None = None) -> list[dict[str, Any]]:
     """One assignment per day: the feature partition and the model that scores it, both checked
     (:func:`model_for_day`, :func:`check_features`; ``experiment``: the training experiment the
-    model's run must come from).
+    model's run must come from). With ``alias`` (the shadow), every day is scored by the version
+    behind that alias (:func:`model_for_alias`; NothingToDo when it is not set), without reasons
+    (``"reasons": false`` in each assignment, read by the scoring job).
 
     Days before the first promotion had no champion and are left unscored (logged), never scored by
     today's champion: the features of a history load reach scoring too, the first time it runs.
@@ -233,6 +291,13 @@ def plan_scoring(days: list[str], registered_model: str, root: Path | None = Non
         features = partition_file("features", "baseline", day, root)
         if not features.exists():
             raise MissingInputError(f"features/baseline ds={day}: no partition at {features}; run features first")
+    if alias is not None:
+        model = model_for_alias(registered_model, alias, experiment, MODEL_INPUTS)
+        for day in map(as_date, days):
+            check_features(day, root)
+            plans.append({"ds": day.isoformat(), "features": str(partition_file("features", "baseline", day, root)),
+                          "model": model.as_dict(), "reasons": False})
+        return plans
     timeline = warehouse.champion_timeline(registered_model)  # once for all the days
     for day in map(as_date, days):
         try:
@@ -368,8 +433,10 @@ def split_reasons(wide: Path, predictions: Path, reasons: Path) -> int:
     return table.num_rows
 
 
-def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path | None = None) -> dict[str, Any]:
-    """Replace each day's warehouse rows (one transaction per day), then put its staged file in place.
+def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path | None = None,
+                        target: Target = CHAMPION_TARGET) -> dict[str, Any]:
+    """Replace each day's warehouse rows (one transaction per day), then put its staged file in place
+    (``target``: where; the shadow's :data:`SHADOW_TARGET` has no reasons).
 
     The order: a day's warehouse rows first, its file second, so a file is never newer than its rows
     (a process killed in between leaves the new rows under the old file, or no file). The staged files
@@ -387,17 +454,19 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
     rows = {}
     for day, file in staged.items():
         frame = pd.read_parquet(file)
-        reasons_file = staged_partition_file(staging / REASONS[0], day)
-        reasons = pd.read_parquet(reasons_file) if reasons_file.exists() else None
-        if reasons is None:  # a staging written before the job staged reasons: the day has none
-            log.warning("no staged reasons for ds=%s in %s: the day's reasons are removed", day, staging)
-        warehouse.replace_predictions(as_date(day), frame, reasons=reasons)
+        reasons = None
+        if target.reasons is not None:  # the shadow stages no reasons
+            reasons_file = staged_partition_file(staging / REASONS[0], day)
+            reasons = pd.read_parquet(reasons_file) if reasons_file.exists() else None
+            if reasons is None:  # a staging written before the job staged reasons: the day has none
+                log.warning("no staged reasons for ds=%s in %s: the day's reasons are removed", day, staging)
+        warehouse.replace_predictions(as_date(day), frame, reasons=reasons, table=target.table)
         failpoint("scoring.warehouse.committed")
-        if reasons is None:
-            partition_file(*REASONS, day, root).unlink(missing_ok=True)
-        else:  # the reasons first: a file of reasons is never older than the predictions beside it
-            publish_copy(reasons_file, partition_file(*REASONS, day, root))
-        publish_copy(file, partition_file(*PREDICTIONS, day, root))
+        if target.reasons is not None and reasons is None:
+            partition_file(*target.reasons, day, root).unlink(missing_ok=True)
+        elif reasons is not None:  # the reasons first: a file of reasons is never older than the predictions
+            publish_copy(reasons_file, partition_file(*target.reasons, day, root))
+        publish_copy(file, partition_file(*target.predictions, day, root))
         rows[day] = len(frame)
         failpoint("scoring.publish.partition")
     failpoint("scoring.publish.done")
@@ -417,12 +486,14 @@ def write_plan(staging: Path, plans: list[dict[str, Any]]) -> dict[str, Any]:
             "models": {p["ds"]: p["model"]["version"] for p in plans}}
 
 
-def publish_staged(plan: dict[str, Any], root: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def publish_staged(plan: dict[str, Any], root: Path | None = None,
+                   target: Target = CHAMPION_TARGET) -> tuple[dict[str, Any], dict[str, Any]]:
     """Publish a scoring run once: :func:`publish_predictions` from the staging folder and the plan
     file named by ``plan`` (the XCom of :func:`write_plan`), then record the result and delete the
     staging (include.storage.finish_staging). A retry of a publish that died after that finds the
     recorded result (include.storage.published_before) and publishes nothing twice.
 
+    ``target``: where it publishes (:data:`SHADOW_TARGET` for the shadow).
     Returns ``(result, extra)``: the publish's result and the extra of the predictions Asset event,
     ``{"start", "end"}`` of the planned days. StagedPredictionsMissing, naming the days and the
     folder, when a staged day or the plan file is gone (a retry cannot help: rescore from plan)."""
@@ -434,6 +505,6 @@ def publish_staged(plan: dict[str, Any], root: Path | None = None) -> tuple[dict
         except FileNotFoundError:
             raise StagedPredictionsMissing(f"the plan file {plan['plans']} of ds={', '.join(plan['days'])} is gone "
                                            f"(staging {staging}); rescore: clear the run from plan") from None
-        result = publish_predictions(staging, plans, root)
+        result = publish_predictions(staging, plans, root, target)
         finish_staging(staging, result)
     return result, {"start": plan["days"][0], "end": plan["days"][-1]}

@@ -74,23 +74,32 @@ promotions = Table(
 )
 
 
-# One row per scored transaction, with the lineage of the model that scored it.
-predictions = Table(
-    "predictions", metadata,
-    Column("ds", Date, nullable=False, index=True),
-    Column("transaction_id", BigInteger, nullable=False),
-    Column("customer_id", BigInteger, nullable=False),
-    Column("terminal_id", BigInteger, nullable=False),
-    Column("tx_datetime", DateTime, nullable=False),
-    Column("score", Float, nullable=False),
-    Column("flagged", Boolean, nullable=False),
-    Column("model_name", String(200), nullable=False),
-    Column("model_version", String(20), nullable=False),
-    Column("run_id", String(64), nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("scored_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("ds", "transaction_id", name="uq_predictions_ds_transaction"),
-)
+def _predictions_table(name: str) -> Table:
+    """One row per scored transaction, with the lineage of the model that scored it."""
+    return Table(
+        name, metadata,
+        Column("ds", Date, nullable=False, index=True),
+        Column("transaction_id", BigInteger, nullable=False),
+        Column("customer_id", BigInteger, nullable=False),
+        Column("terminal_id", BigInteger, nullable=False),
+        Column("tx_datetime", DateTime, nullable=False),
+        Column("score", Float, nullable=False),
+        Column("flagged", Boolean, nullable=False),
+        Column("model_name", String(200), nullable=False),
+        Column("model_version", String(20), nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("threshold", Float, nullable=False),
+        Column("scored_at", DateTime(timezone=True), nullable=False),
+        UniqueConstraint("ds", "transaction_id", name=f"uq_{name}_ds_transaction"),
+    )
+
+
+# The champion's predictions: the decision.
+predictions = _predictions_table("predictions")
+# The shadow version's scores of the same days (include.scoring.SHADOW_TARGET; docs/shadow.md): no
+# consumer reads them as the decision. No summary rows, no reasons.
+shadow_predictions = _predictions_table("shadow_predictions")
+PREDICTION_TABLES = {t.name: t for t in (predictions, shadow_predictions)}
 
 
 # The reasons of each flagged prediction (include.training.explain; docs/reasons.md): its ``rank`` 1..3
@@ -393,11 +402,18 @@ def first_promotion(model_name: str) -> dt.date | None:
     return first if first is None or isinstance(first, dt.date) else dt.date.fromisoformat(str(first))
 
 
-def replace_predictions(day: dt.date, frame, reasons=None) -> int:
+def replace_predictions(day: dt.date, frame, reasons=None, table: str = "predictions") -> int:
     """Delete the day's predictions and insert ``frame``, and replace the day's ``prediction_days``
     rows with the summary of ``frame`` and its ``prediction_reasons`` with ``reasons`` (a frame of
     include.scoring.REASON_COLUMNS; None: the day has none), in one transaction: a rerun never
-    duplicates, and a reader never sees predictions without their summary or their reasons."""
+    duplicates, and a reader never sees predictions without their summary or their reasons.
+    ``table="shadow_predictions"``: the shadow's rows of the day only (no summary, no reasons)."""
+    if table not in PREDICTION_TABLES:
+        raise ValueError(f"replace_predictions: no predictions table {table!r}; known: {sorted(PREDICTION_TABLES)}")
+    target = PREDICTION_TABLES[table]
+    champion = target is predictions
+    if reasons is not None and not champion:
+        raise ValueError(f"replace_predictions: table {table!r} keeps no reasons")
     records = [{
         "ds": day, "transaction_id": int(r.transaction_id), "customer_id": int(r.customer_id),
         "terminal_id": int(r.terminal_id), "tx_datetime": r.tx_datetime.to_pydatetime().replace(tzinfo=None),
@@ -405,18 +421,20 @@ def replace_predictions(day: dt.date, frame, reasons=None) -> int:
         "model_version": str(r.model_version), "run_id": r.run_id, "threshold": float(r.threshold),
         "scored_at": r.scored_at.to_pydatetime(),
     } for r in frame.itertuples(index=False)]
-    summary = _day_summary(day, frame)
+    summary = _day_summary(day, frame) if champion else []
     why = [] if reasons is None else [{
         "ds": day, "transaction_id": int(r.transaction_id), "model_name": r.model_name,
         "model_version": str(r.model_version), "rank": int(r.rank), "feature": r.feature, "value": float(r.value),
         "contribution": float(r.contribution)} for r in reasons.itertuples(index=False)]
     with engine().begin() as conn:
-        _lock(conn, "predictions", day)
-        conn.execute(delete(predictions).where(predictions.c.ds == day))
-        conn.execute(delete(prediction_days).where(prediction_days.c.ds == day))
-        conn.execute(delete(prediction_reasons).where(prediction_reasons.c.ds == day))
+        _lock(conn, table, day)
+        conn.execute(delete(target).where(target.c.ds == day))
+        if champion:
+            conn.execute(delete(prediction_days).where(prediction_days.c.ds == day))
+            conn.execute(delete(prediction_reasons).where(prediction_reasons.c.ds == day))
         if records:
-            conn.execute(predictions.insert(), records)
+            conn.execute(target.insert(), records)
+        if summary:
             conn.execute(prediction_days.insert(), summary)
         if why:
             conn.execute(prediction_reasons.insert(), why)
@@ -448,12 +466,13 @@ def _day_summary(day: dt.date, frame) -> list[dict[str, Any]]:
     return out
 
 
-def prediction_counts(day: dt.date) -> dict[str, int]:
-    """Rows and distinct transactions of the day (equal when there are no duplicates)."""
+def prediction_counts(day: dt.date, table: str = "predictions") -> dict[str, int]:
+    """Rows and distinct transactions of the day in ``table`` (equal when there are no duplicates)."""
+    target = PREDICTION_TABLES[table]
     with engine().connect() as conn:
         rows, distinct = conn.execute(
-            select(func.count(), func.count(func.distinct(predictions.c.transaction_id)))
-            .where(predictions.c.ds == day)).one()
+            select(func.count(), func.count(func.distinct(target.c.transaction_id)))
+            .where(target.c.ds == day)).one()
     return {"rows": rows, "distinct_transactions": distinct}
 
 
@@ -672,21 +691,23 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
 
 def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "fraud"),
             reports: tuple[str, str] = ("reports", "drift"),
-            reasons_dataset: tuple[str, str] = ("reasons", "fraud")) -> dict[str, Any]:
+            reasons_dataset: tuple[str, str] = ("reasons", "fraud"),
+            shadow_dataset: tuple[str, str] = ("predictions", "fraud_shadow")) -> dict[str, Any]:
     """Reload what the lake and the registry hold, day by day, each day replaced in one transaction
     (a rerun of the rebuild changes nothing): ``predictions``, ``prediction_days`` and
     ``prediction_reasons`` from the prediction partitions and the reasons partitions beside them, ``drift_metrics``, the drift / performance ``alerts`` and the live ``performance_days`` from the
     drift reports (``reports/drift/ds=*/report.json``, the alert that started an episode kept as such), and
-    the ``promotions`` of every registered model from the registry's tags (:func:`reconcile_promotions`).
-    Data-quality rows and task-failure alerts have no other copy and are left as they are. Returns
+    the ``promotions`` of every registered model from the registry's tags (:func:`reconcile_promotions`),
+    and ``shadow_predictions`` from the shadow's partitions (``shadow_dataset``), its ``performance_days``
+    rows (``role='shadow'``) from the reports' ``shadow`` section. Data-quality rows and task-failure alerts have no other copy and are left as they are. Returns
     the days and events reloaded, and the files that could not be (each also a WARNING)."""
     import json
 
     import pandas as pd
 
     from include import registry
-    from include.config import LABEL_DELAY_DAYS, data_root
-    from include.drift.performance import parts as perf_parts
+    from include.config import data_root
+    from include.drift.monitor import live_parts
 
     root = root or data_root()
     scored, failed = [], []
@@ -702,6 +723,17 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
             failed.append(str(path))
             continue
         scored.append(path.parent.name[3:])
+    shadow = []
+    for path in sorted((root / shadow_dataset[0] / shadow_dataset[1]).glob("ds=*/data.parquet")):
+        try:
+            replace_predictions(dt.date.fromisoformat(path.parent.name[3:]), pd.read_parquet(path),
+                                table=shadow_predictions.name)
+        except (ValueError, KeyError, AttributeError, OSError) as exc:
+            log.warning("shadow predictions partition %s cannot be reloaded (%s: %s): its day keeps the rows it has",
+                        path, type(exc).__name__, exc)
+            failed.append(str(path))
+            continue
+        shadow.append(path.parent.name[3:])
     monitored = []
     for path in sorted((root / reports[0] / reports[1]).glob("ds=*/report.json")):
         try:
@@ -713,7 +745,7 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
             day = dt.date.fromisoformat(report["ds"])
             # the live performance halves, as monitoring wrote them; a report from before they existed
             # (no "estimate" key) leaves that table alone
-            live = perf_parts(day, report.get("performance"), report["estimate"], LABEL_DELAY_DAYS) \
+            live = live_parts(day, report.get("performance"), report["estimate"], report.get("shadow")) \
                 if "estimate" in report else None
             replace_monitoring_day(day, report["model_name"], str(report["model_version"]), columns, day_alerts,
                                    performance=live)
@@ -724,7 +756,7 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
             continue
         monitored.append(report["ds"])
     rebuilt = {name: len(reconcile_promotions(name)) for name in registry.known_models()}
-    return {"predictions_days": scored, "monitoring_days": monitored, "promotions_rebuilt": rebuilt,
+    return {"predictions_days": scored, "shadow_predictions_days": shadow, "monitoring_days": monitored, "promotions_rebuilt": rebuilt,
             "not_reloaded": failed}
 
 
@@ -749,3 +781,51 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- Promotions decided on shadow evidence (include/training/shadow.py; docs/shadow.md) -------------------
+# A promotion by monitoring's review_shadow is a ``promotions`` row as of the review day (it governs from the
+# next day, as every promotion) marked by ``dag_run_id``: it stands beside the gate decision of a training
+# run as of the same day, which the gate reads and replaces with the two functions below, never this row.
+
+SHADOW_REVIEW = "review_shadow"
+
+
+def _not_shadow_review():
+    return promotions.c.dag_run_id.is_distinct_from(SHADOW_REVIEW)
+
+
+def gate_decision_for(model_name: str, as_of: dt.date) -> dict[str, Any] | None:
+    """The gate decision of the training run of ``model_name`` as of ``as_of`` (:func:`decision_for`
+    without a promotion decided on shadow evidence that day)."""
+    with engine().connect() as conn:
+        row = conn.execute(select(promotions).where(
+            promotions.c.model_name == model_name, promotions.c.as_of == as_of,
+            promotions.c.decision != "rollback", _not_shadow_review())).mappings().first()
+    return dict(row) if row else None
+
+
+def record_gate_decision(row: dict[str, Any]) -> None:
+    """:func:`record_decision` for a gate decision: replaces the day's gate decision, keeps the day's
+    rollbacks and its promotion decided on shadow evidence."""
+    row = {**row, "decided_at": row.get("decided_at") or dt.datetime.now(dt.UTC)}
+    with engine().begin() as conn:
+        _lock(conn, "promotions", row["model_name"], row["as_of"])
+        conn.execute(delete(promotions).where(promotions.c.model_name == row["model_name"],
+                                              promotions.c.as_of == row["as_of"],
+                                              promotions.c.decision != "rollback", _not_shadow_review()))
+        conn.execute(promotions.insert().values(**row))
+
+
+def record_shadow_promotion(row: dict[str, Any]) -> None:
+    """The promotion of ``row['challenger_version']`` decided on shadow evidence as of ``row['as_of']``
+    (the review day), promoted; a rerun replaces its own row and keeps the first ``promoted_at``."""
+    with engine().begin() as conn:
+        _lock(conn, "promotions", row["model_name"], row["as_of"])
+        key = (promotions.c.model_name == row["model_name"], promotions.c.as_of == row["as_of"],
+               promotions.c.challenger_version == row["challenger_version"], promotions.c.dag_run_id == SHADOW_REVIEW)
+        old = conn.execute(select(promotions.c.promoted_at).where(*key)).scalar()
+        conn.execute(delete(promotions).where(*key))
+        conn.execute(promotions.insert().values(**{**row, "decision": "promote", "promoted": True,
+                                                   "dag_run_id": SHADOW_REVIEW,
+                                                   "promoted_at": old or row.get("promoted_at")}))

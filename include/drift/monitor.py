@@ -32,6 +32,8 @@ from include.storage import MissingInputError, as_date, partition_dir, partition
 log = logging.getLogger(__name__)
 
 REPORTS = ("reports", "drift")
+PREDICTIONS = ("predictions", "fraud")  # the champion's scores (include.scoring.PREDICTIONS)
+SHADOW_PREDICTIONS = ("predictions", "fraud_shadow")  # the shadow's (include.scoring.SHADOW_PREDICTIONS)
 
 
 @functools.lru_cache(maxsize=16)
@@ -69,12 +71,12 @@ def _version(name: str, version: str) -> tuple[dict[str, float], float]:
     return json.loads(mv.tags.get("metrics", "{}")), float(mv.tags["threshold"])
 
 
-def _labelled(scored_day: dt.date, root: Path, columns: list[str]):
-    """The predictions of ``scored_day`` (``columns`` and model_version) joined with their labels, which
-    arrive LABEL_DELAY_DAYS later, as (version, rows); None when either partition is missing."""
+def _labelled(scored_day: dt.date, root: Path, columns: list[str], dataset: tuple[str, str] = PREDICTIONS):
+    """The predictions of ``scored_day`` in ``dataset`` (``columns`` and model_version) joined with their
+    labels, which arrive LABEL_DELAY_DAYS later, as (version, rows); None when either partition is missing."""
     import pandas as pd
 
-    preds_file = partition_file("predictions", "fraud", scored_day, root)
+    preds_file = partition_file(*dataset, scored_day, root)
     labels_file = partition_file("raw", "labels", scored_day + dt.timedelta(days=LABEL_DELAY_DAYS), root)
     if not preds_file.exists() or not labels_file.exists():
         return None
@@ -84,13 +86,15 @@ def _labelled(scored_day: dt.date, root: Path, columns: list[str]):
     return version, preds.merge(labels, on="transaction_id", how="inner").assign(ds=scored_day)
 
 
-def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
-    """Metrics of the labels arriving on ``day`` against the predictions made for their day; None when
-    none arrived or the configuration has no ``performance`` section."""
+def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path,
+                    dataset: tuple[str, str] = PREDICTIONS) -> dict[str, Any] | None:
+    """Metrics of the labels arriving on ``day`` against the predictions made for their day (in
+    ``dataset``: the champion's, or the shadow's); None when none arrived, the predictions of that day
+    are not there, or the configuration has no ``performance`` section."""
     if cfg.performance is None:
         return None
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
-    found = _labelled(labelled_day, root, ["transaction_id", "customer_id", "score"])
+    found = _labelled(labelled_day, root, ["transaction_id", "customer_id", "score"], dataset)
     if found is None or found[0] is None:
         return None
     version, rows = found
@@ -130,12 +134,13 @@ def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg:
 
 
 def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float | None, cfg: MonitoringConfig,
-                 root: Path) -> dict[str, Any] | None:
+                 root: Path, dataset: tuple[str, str] = PREDICTIONS) -> dict[str, Any] | None:
     """The CBPE estimate of ``day``'s performance from its ``scores`` alone (include.drift.performance),
     the scores calibrated on the newest ``calibration_days`` labelled days that ``version`` scored; a
     dict with ``skipped`` (why) instead of figures when those hold fewer than ``calibration_min_frauds``
     frauds. ``threshold``: the one the day was flagged with (None: the version's). The registry is read
-    only when there is an estimate to make. None when the configuration has no ``performance`` section."""
+    only when there is an estimate to make. None when the configuration has no ``performance`` section.
+    ``dataset``: where the version's labelled predictions are (the shadow's own partitions for the shadow)."""
     import pandas as pd
 
     from include.drift import performance
@@ -144,7 +149,7 @@ def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float
     if perf is None:
         return None
     newest = day - dt.timedelta(days=LABEL_DELAY_DAYS)  # labels of newer days have not arrived on ``day``
-    frames = [f[1] for f in (_labelled(newest - dt.timedelta(days=i), root, ["transaction_id", "score"])
+    frames = [f[1] for f in (_labelled(newest - dt.timedelta(days=i), root, ["transaction_id", "score"], dataset)
                              for i in range(perf.calibration_days)) if f is not None]
     history = pd.concat(frames) if frames else pd.DataFrame({"score": [], "tx_fraud": [], "model_version": []})
     history = history[history["model_version"].astype(str) == version]
@@ -159,6 +164,68 @@ def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float
     figures = performance.estimate(scores, base["threshold"], perf.missed_fraud_cost, perf.false_alarm_cost,
                                    calibration)
     return {**base, **figures, "calibration": calibration.describe()}
+
+
+def _scored(file: Path):
+    """The scores of a predictions partition, its single model version and the threshold it was
+    flagged with (None: a file without that column); ValueError when it mixes versions."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    extra = ["threshold"] if "threshold" in pq.read_schema(file).names else []
+    preds = pd.read_parquet(file, columns=["transaction_id", "score", "model_version", "run_id", *extra])
+    versions = preds["model_version"].unique()
+    if len(versions) > 1:
+        raise ValueError(f"predictions {file} mix model versions {sorted(versions)}; rescore the day")
+    threshold = float(preds["threshold"].iloc[0]) if extra and len(preds) else None
+    return preds, (str(versions[0]) if len(versions) else None), threshold
+
+
+def estimate_of(day: dt.date, name: str, cfg: MonitoringConfig, root: Path, file: Path,
+                dataset: tuple[str, str] = PREDICTIONS) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """The predictions of ``file`` (the day's partition of ``dataset``), their version and their CBPE
+    estimate (:func:`day_estimate`; None without rows)."""
+    preds, version, threshold = _scored(file)
+    estimate = day_estimate(day, name, version, preds["score"].to_numpy(dtype=float), threshold, cfg, root,
+                            dataset) if len(preds) else None
+    return preds, version, estimate
+
+
+def shadow_day(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
+    """The shadow version's live performance on ``day``, computed as the champion's is (the same
+    functions on the shadow's partitions, ``predictions/fraud_shadow``): ``performance``, the labels
+    arriving today against its scores of ``day - LABEL_DELAY_DAYS``, and ``estimate``, the CBPE of its
+    scores of ``day``. A missing shadow partition leaves its half out (logged, never an error); None
+    when neither is there or the configuration has no ``performance`` section."""
+    if cfg.performance is None:
+        return None
+    scored_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
+    performance = day_performance(day, name, cfg, root, SHADOW_PREDICTIONS)
+    if performance is None:
+        log.info("monitoring ds=%s: no shadow performance (no shadow partition %s or no labels of it)", day,
+                 partition_file(*SHADOW_PREDICTIONS, scored_day, root))
+    file = partition_file(*SHADOW_PREDICTIONS, day, root)
+    estimate = None
+    if file.exists():
+        estimate = estimate_of(day, name, cfg, root, file, SHADOW_PREDICTIONS)[2]
+    else:
+        log.info("monitoring ds=%s: no shadow estimate (no shadow partition %s yet)", day, file)
+    if performance is None and estimate is None:
+        return None
+    return {"performance": performance, "estimate": estimate}
+
+
+def live_parts(day: dt.date, performance: dict[str, Any] | None, estimate: dict[str, Any] | None,
+               shadow: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``performance_days`` halves of a monitored day (include.drift.performance.parts): the
+    champion's, then the shadow's (``role='shadow'``) of the halves it has (a shadow partition that is
+    missing writes nothing, so it never clears what a run that had it wrote)."""
+    out = perf_parts(day, performance, estimate, LABEL_DELAY_DAYS)
+    if shadow:
+        mine = perf_parts(day, shadow.get("performance"), shadow.get("estimate"), LABEL_DELAY_DAYS, role="shadow")
+        out += [p for p, source in zip(mine, (shadow.get("performance"), shadow.get("estimate")), strict=True)
+                if source is not None]
+    return out
 
 
 def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:
@@ -259,37 +326,37 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
     day, root = as_date(day), root or data_root()
-    preds_file = partition_file("predictions", "fraud", day, root)
+    preds_file = partition_file(*PREDICTIONS, day, root)
     features_file = partition_file("features", "baseline", day, root)
     for f in (preds_file, features_file):
         if not f.exists():
             raise MissingInputError(f"monitoring ds={day}: no partition at {f}")
-    import pyarrow.parquet as pq
-
-    # the threshold the day was flagged with (a file without it: the version's tag, when estimating)
-    extra = ["threshold"] if "threshold" in pq.read_schema(preds_file).names else []
-    preds = pd.read_parquet(preds_file, columns=["transaction_id", "score", "model_version", "run_id", *extra])
-    versions = preds["model_version"].unique()
-    if len(versions) != 1:
-        raise ValueError(f"predictions ds={day} mix model versions {sorted(versions)}; rescore the day")
-    version, run_id = str(versions[0]), str(preds["run_id"].iloc[0])
+    preds, version, estimate = estimate_of(day, name, cfg, root, preds_file)
+    if version is None:
+        raise ValueError(f"predictions ds={day} ({preds_file}) have no rows; rescore the day")
+    run_id = str(preds["run_id"].iloc[0])
     results = drift_of_day(pd.read_parquet(features_file, columns=MODEL_INPUTS), preds["score"],
                            load_reference(run_id), cfg, MODEL_INPUTS)
     drifted = [r["column_name"] for r in results if r["drifted"]]
     performance = day_performance(day, name, cfg, root)
-    estimate = day_estimate(day, name, version, preds["score"].to_numpy(dtype=float),
-                            float(preds["threshold"].iloc[0]) if extra else None, cfg, root) if len(preds) else None
     alerts = drift_alerts(results, cfg)
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
-    live = None if cfg.performance is None else perf_parts(day, performance, estimate, LABEL_DELAY_DAYS)
+    shadow = None
+    if cfg.performance is not None:
+        try:  # the shadow never fails monitoring
+            shadow = shadow_day(day, name, cfg, root)
+        except (ValueError, KeyError, OSError) as exc:
+            log.warning("monitoring ds=%s: the shadow's performance is left out (%s: %s)", day,
+                        type(exc).__name__, exc)
+    live = None if cfg.performance is None else live_parts(day, performance, estimate, shadow)
     verdict = record_day(day, name, version, results, alerts, cfg, root, performance=live)
     # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
     # written from the same values after it, so a crash in between leaves the old report until the rerun
     failpoint("monitoring.report.pending")
     report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
               "columns": results, "drifted": drifted, "performance": performance, "estimate": estimate,
-              "alerts": alerts, **verdict}
+              "shadow": shadow, "alerts": alerts, **verdict}
     paths = write_report(report, root)
     log.info("monitoring ds=%s: %d drifted column(s) %s; performance: %s; alerts: %d; triggers training: %s",
              day, len(drifted), drifted, performance and performance["verdict"], len(alerts),

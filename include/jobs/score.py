@@ -80,7 +80,8 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
     """Score and stage every day of ``plans``; ``scorers``: :func:`load_scorers` of the plans, loaded
     here when not given. With ``reasons`` (the default), the top reasons of each day's flagged rows
     are staged too, in ``<output>/reasons/ds=<day>`` (include.scoring.REASON_COLUMNS), from the same
-    scoring pass and the same Spark write (include.scoring.split_reasons)."""
+    scoring pass and the same Spark write (include.scoring.split_reasons), unless the day's plan says
+    ``"reasons": false`` (the shadow's, include.scoring.plan_scoring with an alias)."""
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
@@ -88,11 +89,13 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     scored_at = dt.datetime.now(dt.UTC)  # aware: Spark reads a naive datetime in the JVM's local zone, not UTC
     broadcasts = {uri: spark.sparkContext.broadcast(scorer) for uri, scorer in loaded.items()}
+    every_day_reasons = reasons
     for plan in plans:
         model = plan["model"]
         broadcast, threshold = broadcasts[model["uri"]], float(model["threshold"])
+        reasons = every_day_reasons and plan.get("reasons", True)
 
-        def predict(batches, broadcast=broadcast, threshold=threshold):
+        def predict(batches, broadcast=broadcast, threshold=threshold, reasons=reasons):
             scorer = broadcast.value
             for batch in batches:
                 yield score_batch(scorer, batch, threshold, reasons)
