@@ -13,9 +13,10 @@ import yaml
 
 from include.config import REPO_ROOT
 
+WORKERS = ["airflow-worker-1", "airflow-worker-2"]
 AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer"]
-ALL_SERVICES = {"postgres", *AIRFLOW_SERVICES, "mlflow", "spark-master", "spark-worker"}
+                    "airflow-triggerer", *WORKERS]
+ALL_SERVICES = {"postgres", "redis", *AIRFLOW_SERVICES, "mlflow", "spark-master", "spark-worker"}
 REQUIRED = re.compile(r"\$\{(\w+):\?[^}]*\}")  # ${VAR:?message}: compose refuses to start without VAR
 
 
@@ -38,12 +39,16 @@ def test_every_component_is_a_service(services):
     assert set(services) == ALL_SERVICES
 
 
-def test_airflow_services_share_postgres_localexecutor_and_the_project_mounts(services):
+def test_airflow_services_share_postgres_the_celery_executor_and_the_project_mounts(services):
     for name in AIRFLOW_SERVICES:
         svc = services[name]
         env = svc["environment"]
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        # task results in the metadata database (Celery's SQLAlchemy backend: the db+ prefix)
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert env["BATCHML_WAREHOUSE_URL"].startswith("postgresql+psycopg2://warehouse:")
         mounts = {v.split(":")[1] for v in svc["volumes"]}
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/data"} <= mounts
@@ -52,6 +57,24 @@ def test_airflow_services_share_postgres_localexecutor_and_the_project_mounts(se
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert services["postgres"]["healthcheck"]
     assert services["airflow-apiserver"]["ports"] == ["8080:8080"]
+
+
+def test_two_celery_workers_take_tasks_from_redis(services):
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:") and "redis-cli" in redis["healthcheck"]["test"]
+    assert "ports" not in redis  # the broker stays inside the compose network
+    assert any(v.startswith("redis:") for v in redis["volumes"])
+    hostnames = set()
+    for name in WORKERS:
+        worker = services[name]
+        command = worker["command"]
+        assert command[:2] == ["celery", "worker"] and int(command[command.index("--concurrency") + 1]) >= 1
+        # distinct hostnames: the task instances say which worker ran them, and Spark's executors reach
+        # a client-mode driver there, so the hostname is the service's name on the compose network
+        assert worker["hostname"] == name
+        hostnames.add(worker["hostname"])
+        assert worker["volumes"] == services["airflow-scheduler"]["volumes"]  # the same lake and code
+    assert len(hostnames) == len(WORKERS)
 
 
 def test_init_migrates_applies_the_settings_and_creates_the_admin(services):
