@@ -22,8 +22,17 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Labels of day D are known on day D + LABEL_DELAY_DAYS (shared/SIMULATOR.md).
-LABEL_DELAY_DAYS = 7
+
+
+def __getattr__(name: str):
+    """``LABEL_DELAY_DAYS``: labels of day D are known on day D + LABEL_DELAY_DAYS, the fraud pipeline's
+    ``label_delay_days`` (include/pipelines/fraud/spec.py, single source). Looked up on first use, so
+    that importing this module stays on the standard library (DAG files import it while parsed)."""
+    if name == "LABEL_DELAY_DAYS":
+        from include.pipelines import get
+
+        return get("fraud").label_delay_days
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_root() -> Path:

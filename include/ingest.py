@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import data_root
+from include.pipelines import get as pipeline_spec
 from include.storage import (
     UnusableFileError,
     as_date,
@@ -45,7 +46,8 @@ from include.storage import (
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("transactions", "labels")
+# The landing sources of the fraud pipeline's raw datasets (include/pipelines/fraud/spec.py)
+SOURCES = tuple(d.landing_source for d in pipeline_spec("fraud").in_zone("raw"))
 
 # The schema of every published raw partition, by dataset (the name of its checkpoint suite).
 RAW_SCHEMAS: dict[str, dict[str, str]] = {

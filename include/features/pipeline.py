@@ -31,6 +31,7 @@ from typing import Any
 
 from include.config import data_root
 from include.faults import failpoint
+from include.pipelines import get as pipeline_spec
 from include.pipelines.fraud.features.baseline import (
     LABEL_LOOKBACK_DAYS,
     TRANSACTION_LOOKBACK_DAYS,
@@ -51,7 +52,7 @@ from include.storage import (
 
 log = logging.getLogger(__name__)
 
-FEATURE_SET = "baseline"
+FEATURE_SET = pipeline_spec("fraud").only("features").dataset  # the lake folder features/<set>/ (its spec)
 INPUTS_FILE = "_inputs.json"  # beside data.parquet: a leading "_" keeps Spark and pyarrow from reading it
 # The raw datasets a feature day reads, and which of their days (include.pipelines.fraud.features.baseline)
 INPUT_WINDOWS: dict[str, Callable[[dt.date, dt.date], list[dt.date]]] = {

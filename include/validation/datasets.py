@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, ConfigError, data_root
+from include.pipelines import get as pipeline_spec
 from include.storage import (
     MissingInputError,
     as_date,
@@ -30,6 +31,9 @@ from include.validation.checkpoints import (
 )
 
 log = logging.getLogger(__name__)
+# the lake folders of the fraud pipeline's features and predictions (include/pipelines/fraud/spec.py)
+_FEATURES = pipeline_spec("fraud").only("features")
+_PREDICTIONS = pipeline_spec("fraud").only("predictions")
 
 
 
@@ -261,7 +265,7 @@ def _features_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) ->
 
 
 def _predictions_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    return {"expected_rows": parquet_row_count(partition_file("features", "baseline", day, root))}
+    return {"expected_rows": parquet_row_count(partition_file("features", _FEATURES.dataset, day, root))}
 
 
 def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
@@ -282,9 +286,10 @@ DATASETS: dict[str, DatasetCheck] = {
         _labels_parameters,
     ),
     "features_baseline": DatasetCheck(
-        "features_baseline", "features", "baseline", _staged_file, _features_parameters
+        "features_baseline", "features", _FEATURES.dataset, _staged_file, _features_parameters
     ),
-    "predictions": DatasetCheck("predictions", "predictions", "fraud", _staged_file, _predictions_parameters),
+    "predictions": DatasetCheck("predictions", "predictions", _PREDICTIONS.dataset, _staged_file,
+                                _predictions_parameters),
 }
 
 
