@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from include.config import REPO_ROOT, ConfigError
 from include.schema import STRICT, Invalid, one_of, validate_config
@@ -107,7 +107,7 @@ class PipelineSpec(BaseModel):
     label: Column
     label_delay_days: Annotated[int, Field(ge=0, le=366)]
     cadence: Annotated[str, one_of("cadence", CADENCES)]
-    datasets: Annotated[tuple[DatasetSpec, ...], Field(strict=False, min_length=1)]
+    datasets: Annotated[tuple[DatasetSpec, ...], Field(strict=False)]  # one of each zone at least (below)
     feature_job: Module
     model_inputs: Reference
     registered_model: Annotated[str, AfterValidator(_model_name)]
@@ -116,20 +116,21 @@ class PipelineSpec(BaseModel):
     training_config: ConfigPath
     monitoring_config: ConfigPath
 
-    @model_validator(mode="after")
-    def _datasets(self) -> PipelineSpec:
-        names = [d.name for d in self.datasets]
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, datasets: tuple[DatasetSpec, ...]) -> tuple[DatasetSpec, ...]:
+        names = [d.name for d in datasets]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise Invalid(f"datasets: names must be unique, {twice} appear twice", show_value=False)
-        places = [(d.zone, d.dataset) for d in self.datasets]
+            raise Invalid(f"needs unique names, {twice} appear twice", show_value=False)
+        places = [(d.zone, d.dataset) for d in datasets]
         if len(set(places)) != len(places):
-            raise Invalid("datasets: two datasets share a lake path (zone, dataset)", show_value=False)
-        missing = [z for z in ZONES if z not in {d.zone for d in self.datasets}]
+            raise Invalid("needs one lake path (zone, dataset) per dataset, two share one", show_value=False)
+        missing = [z for z in ZONES if z not in {d.zone for d in datasets}]
         if missing:
-            raise Invalid(f"datasets: needs at least one dataset of each zone {list(ZONES)}, none in {missing}",
+            raise Invalid(f"needs at least one dataset of each zone {list(ZONES)}, none in {missing}",
                           show_value=False)
-        return self
+        return datasets
 
     # -- lookups ---------------------------------------------------------------------------------
     def dataset(self, name: str) -> DatasetSpec:

@@ -71,12 +71,17 @@ def test_a_bad_spec_is_one_line_naming_the_key(changes, key, rule):
 def test_datasets_must_be_unique_and_cover_every_zone():
     fraud = pipelines.get("fraud")
     datasets = [d.model_dump() for d in fraud.datasets]
-    with pytest.raises(ConfigError, match="raw_labels'] appear twice"):
-        declare(_raw(fraud, datasets=[*datasets, datasets[1]]))
-    with pytest.raises(ConfigError, match=r"none in \['predictions'\]"):
-        declare(_raw(fraud, datasets=datasets[:3]))
-    with pytest.raises(ConfigError, match="only a raw dataset has a landing source"):
-        declare(_raw(fraud, datasets=[*datasets[:3], {**datasets[3], "source": "x"}]))
+    for bad, expected in [
+        ([*datasets, datasets[1]], "'datasets' needs unique names, ['raw_labels'] appear twice"),
+        ([*datasets, {**datasets[1], "name": "labels_again"}], "'datasets' needs one lake path"),
+        (datasets[:3], "'datasets' needs at least one dataset of each zone"),
+        ([], "none in ['raw', 'features', 'predictions']"),
+        ([*datasets[:3], {**datasets[3], "source": "x"}], "'datasets[3]' dataset 'predictions_fraud': only a raw"),
+        ([{**datasets[0], "zone": "lake"}, *datasets[1:]], "'datasets[0].zone' names an unknown zone 'lake'"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            declare(_raw(fraud, datasets=bad))
+        assert expected in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
 
 
 def test_an_unresolvable_reference_names_it():
