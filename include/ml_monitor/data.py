@@ -41,7 +41,8 @@ MAX_DAYS = 731
 SCORE_BINS = 10  # the bins of warehouse.prediction_days (warehouse.SCORE_BINS)
 REGISTRY_TIMEOUT_S = 10.0
 DEFAULT_MODEL = "fraud-detector"
-ALIASES = ("champion", "challenger", "previous_champion")
+# the shadow: scored every night beside the champion (dags/shadow_scoring.py), never the decision
+ALIASES = ("champion", "challenger", "previous_champion", "shadow")
 # newest rows kept in the data (and the JSON)
 MAX_PROMOTIONS, MAX_ALERTS = 50, 100
 # JSON read from the registry or the warehouse (a metrics tag, promotions.metrics_json) nests two levels;

@@ -386,6 +386,22 @@ def _live_chart(metric: str, label: str, pattern: str, has_estimate: bool, refer
     return "".join(out)
 
 
+def _roles_legend(data: MonitorData, rows: list[dict[str, Any]]) -> str:
+    """Which line is which model: the champion's and, when monitoring measured one, the shadow's
+    (docs/shadow.md), each with the version(s) of its rows and the version behind its registry alias."""
+    items = []
+    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != "champion", r)):
+        versions = sorted({str(r["model_version"]) for r in rows if r["role"] == role}, key=lambda v: (len(v), v))
+        alias = data.registry.versions.get(role)
+        now = f", alias <code>{_e(role)}</code> now on version {_e(alias.version)}" if alias else ""
+        what = " (scored beside the champion; not the decision)" if role == "shadow" else ""
+        items.append(f'<span class="role" id="role-{_e(role)}" data-versions="{_e(" ".join(versions))}">'
+                     f'<svg width="26" height="8" aria-hidden="true"><line x1="0" x2="26" y1="4" y2="4" '
+                     f'stroke="{ROLE_COLOURS.get(role, "#455a64")}" stroke-width="2"/></svg> {_e(role)}: version '
+                     f'{_e(", ".join(versions))}{now}{what}</span>')
+    return f'<p class="legend" id="performance-roles">{" ".join(items)}</p>'
+
+
 def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
     if "performance" in data.errors:
         return _error_box("live performance", data.errors["performance"])
@@ -402,6 +418,7 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
               'x2="26" y1="4" y2="4" stroke="#9e9e9e" stroke-width="1"/></svg> the version\'s offline evaluation figure '
               '<svg width="10" height="8" aria-hidden="true"><path d="M1 0 h8 l-4 7 z" fill="#e53935"/></svg> '
               'performance alert</p>')
+    legend += _roles_legend(data, rows)
     charts = "".join(_live_chart(*m, days, rows, day_labels=i == 0) for i, m in enumerate(LIVE_METRICS))
     both = [r for r in rows if not r["estimated"] and r.get("estimated_at") is not None]
     mae = []
