@@ -1,0 +1,234 @@
+"""The churn feature job (include/pipelines/churn/features.py) against an independent pandas
+computation, its point-in-time edges and its leakage guard, on a small simulation in a raw lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.pipelines.churn import features as cf
+from include.pipelines.churn.simulator import (
+    CONTRACTS,
+    EVENT_TABLES,
+    PLANS,
+    ChurnSimulatorConfig,
+    active_customers,
+    simulate,
+    snapshot_dates,
+    weekly_snapshot,
+)
+from include.storage import partition_file, write_parquet_atomic
+
+CFG = ChurnSimulatorConfig(n_customers=300, n_weeks=14, seed=3)
+DAY = pd.Timedelta(days=1)
+
+
+def _write_raw(root: Path, table: str, frame: pd.DataFrame, day: dt.date) -> None:
+    write_parquet_atomic(frame.reset_index(drop=True), partition_file("raw", cf.RAW_DATASETS[table], day, root))
+
+
+def _land(sim, root: Path, days: list[dt.date]) -> None:
+    """The simulation as raw partitions (one file per day; days without rows have none)."""
+    for table in (*EVENT_TABLES, "cancellations"):
+        frame = sim.table(table)
+        key = frame["cancel_date"] if table == "cancellations" else frame["event_time"].dt.date
+        for day, part in frame.groupby(key):
+            if day in days:
+                _write_raw(root, table, part, day)
+    for s in snapshot_dates(sim.config):
+        _write_raw(root, "customers", active_customers(sim, s), s)
+    for s in snapshot_dates(sim.config, labelled_only=True):
+        label = weekly_snapshot(sim, s)[["snapshot_date", "customer_id", "churned_30d"]]
+        _write_raw(root, "labels", label, s + dt.timedelta(days=30))
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(CFG)
+
+
+@pytest.fixture(scope="module")
+def lake(sim, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("churn-lake")
+    _land(sim, root, [CFG.start_date + dt.timedelta(days=i) for i in range(CFG.n_days)])
+    return root
+
+
+# snapshots: one whose lookback starts before the history (day 63, labelled), one with a full lookback
+SNAPSHOTS = [CFG.start_date + dt.timedelta(days=d) for d in (63, 84)]
+
+
+def oracle(sim, s: dt.date) -> pd.DataFrame:
+    """The features of snapshot ``s``, computed with pandas from the simulation's frames."""
+    c = sim.customers.copy()
+    cancel = c["customer_id"].map(sim.cancellations.set_index("customer_id")["cancel_date"])
+    c = c[(c["signup_date"] < s) & ~(cancel < s)].set_index("customer_id")
+    changes = sim.fee_changes.sort_values("change_date")
+
+    def fee_on(day: dt.date) -> pd.Series:
+        fee = c["monthly_fee"].copy()
+        last = changes[changes["change_date"] <= day].groupby("customer_id")["new_fee"].last()
+        fee.loc[fee.index.intersection(last.index)] = last
+        return fee
+
+    out = pd.DataFrame(index=c.index)
+    out["snapshot_date"] = s
+    out["plan"], out["contract_type"] = c["plan"], c["contract_type"]
+    out["tenure_days"] = [(s - d).days for d in c["signup_date"]]
+    out["monthly_fee"] = fee_on(s)
+    before = s - dt.timedelta(days=28)
+    had = (c["signup_date"] < before) & (before >= CFG.start_date)  # the extract of S - 28 holds them
+    out["fee_change_28d"] = np.where(had, out["monthly_fee"] / fee_on(before) - 1, 0.0)
+    for p in PLANS:
+        out[f"plan_{p}"] = (c["plan"] == p).astype(np.int64)
+    for k in CONTRACTS:
+        out[f"contract_{k}"] = (c["contract_type"] == k).astype(np.int64)
+    at = pd.Timestamp(s, tz="UTC")
+
+    def window(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+        return frame[(frame["event_time"] >= at - n * DAY) & (frame["event_time"] < at)]
+
+    u = sim.usage_events
+    for n in (7, 28, 84):
+        w = window(u, n).groupby("customer_id")
+        out[f"sessions_{n}d"] = w["sessions"].sum().reindex(out.index, fill_value=0).astype(np.int64)
+        out[f"minutes_{n}d"] = w["minutes"].sum().reindex(out.index, fill_value=0.0)
+    w28 = window(u, 28)
+    out["active_days_28d"] = (w28.assign(day=w28["event_time"].dt.date).groupby("customer_id")["day"].nunique()
+                              .reindex(out.index, fill_value=0).astype(np.int64))
+    for name, short, long, ratio in (("minutes_trend_7_28", "minutes_7d", "minutes_28d", 4.0),
+                                     ("minutes_trend_28_84", "minutes_28d", "minutes_84d", 3.0)):
+        out[name] = np.where(out[long] > 0, out[short] * ratio / out[long].where(out[long] > 0, 1.0), 0.0)
+    last = window(u, 84).groupby("customer_id")["event_time"].max()
+    out["days_since_last_use"] = [(s - last[i].date()).days if i in last.index else 85 for i in out.index]
+    for table, prefix in (("support_contacts", "support_contacts"), ("payment_failures", "payment_failures")):
+        for n in (28, 84):
+            out[f"{prefix}_{n}d"] = (window(sim.table(table), n).groupby("customer_id").size()
+                                     .reindex(out.index, fill_value=0).astype(np.int64))
+    return out.reset_index()[list(cf.OUTPUT_COLUMNS)]
+
+
+def _compare(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    got = got.sort_values(list(cf.KEY_COLUMNS), ignore_index=True)
+    want = want.sort_values(list(cf.KEY_COLUMNS), ignore_index=True)
+    assert len(got) == len(want) > 0
+    assert list(got["customer_id"]) == list(want["customer_id"])
+    for column in cf.OUTPUT_COLUMNS:
+        if column in cf.FLOAT_INPUTS:
+            np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float), rtol=1e-9,
+                                       atol=0, err_msg=column)
+        else:
+            assert list(got[column]) == list(want[column]), column
+
+
+def _compute(spark, root: Path, snapshots: list[dt.date]) -> pd.DataFrame:
+    out = cf.churn_features(cf.read_inputs(spark, snapshots, root), snapshots).drop("ds").toPandas()
+    out["snapshot_date"] = pd.to_datetime(out["snapshot_date"]).dt.date
+    return out
+
+
+@pytest.mark.slow
+def test_spark_features_equal_the_pandas_oracle(spark, sim, lake, tmp_path):
+    summary = cf.run(spark, SNAPSHOTS[0], SNAPSHOTS[-1], tmp_path / "staged", lake)
+    assert summary["snapshots"] == [s.isoformat() for s in cf.snapshot_days(SNAPSHOTS[0], SNAPSHOTS[-1])]
+    for s in SNAPSHOTS:
+        got = pd.read_parquet(tmp_path / "staged" / f"ds={s}")
+        got["snapshot_date"] = pd.to_datetime(got["snapshot_date"]).dt.date
+        assert list(got.columns) == list(cf.OUTPUT_COLUMNS)
+        assert summary["rows_per_snapshot"][s.isoformat()] == len(got)
+        want = oracle(sim, s)
+        _compare(got, want)
+        # the snapshot is the simulator's active base (what its label rule and extracts hold)
+        assert sorted(got["customer_id"]) == sorted(active_customers(sim, s)["customer_id"])
+    # the bounded lookback: a weekly run reads 84 days of events, not the whole history
+    assert cf.event_days([SNAPSHOTS[-1]]) == [SNAPSHOTS[-1] - dt.timedelta(days=d) for d in range(84, 0, -1)]
+
+
+def test_labels_join_only_the_labelled_snapshots(spark, sim, lake):
+    labelled = SNAPSHOTS[0]  # S + 30 lies in the history; the others' labels have not landed
+    assert labelled in snapshot_dates(CFG, labelled_only=True) and SNAPSHOTS[1] not in snapshot_dates(
+        CFG, labelled_only=True)
+    inputs = cf.read_inputs(spark, SNAPSHOTS[:2], lake)
+    rows = cf.with_labels(cf.churn_features(inputs, SNAPSHOTS[:2]), cf.read_labels(spark, SNAPSHOTS[:2], lake))
+    got = rows.select("customer_id", "snapshot_date", cf.LABEL).toPandas()
+    want = weekly_snapshot(sim, labelled)
+    assert set(pd.to_datetime(got["snapshot_date"]).dt.date) == {labelled}
+    assert dict(zip(got["customer_id"], got[cf.LABEL], strict=True)) == dict(
+        zip(want["customer_id"], want["churned_30d"], strict=True))
+    assert got[cf.LABEL].sum() > 0
+    assert cf.LABEL not in cf.MODEL_INPUTS
+
+
+@pytest.mark.slow
+def test_events_after_the_snapshot_change_nothing(spark, sim, lake, tmp_path):
+    s = SNAPSHOTS[1]
+    shutil.copytree(lake, tmp_path / "lake")
+    changed = tmp_path / "lake"
+    at = pd.Timestamp(s, tz="UTC")
+    for table in EVENT_TABLES:
+        later = sim.table(table)
+        later = later[later["event_time"] >= at]
+        if table == "usage_events":
+            later = later.assign(minutes=later["minutes"] * 10, sessions=later["sessions"] + 5)
+        doubled = pd.concat([later, later], ignore_index=True)  # and every one of them twice
+        for day, part in doubled.groupby(doubled["event_time"].dt.date):
+            _write_raw(changed, table, part, day)
+    # everyone cancels on the snapshot day itself: still active at S 00:00
+    before = oracle(sim, s)  # equal to the Spark features of the unchanged lake (test above)
+    _write_raw(changed, "cancellations", pd.DataFrame({"customer_id": before["customer_id"],
+                                                       "cancel_date": s}), s)
+    _compare(_compute(spark, changed, [s]), before)
+
+
+def _edge_lake(root: Path, s: dt.date) -> None:
+    t = pd.Timestamp(s, tz="UTC")
+    customers = pd.DataFrame({"customer_id": [1, 2, 3], "signup_date": [s - dt.timedelta(days=200), s - dt.timedelta(
+        days=200), s], "plan": ["basic", "standard", "premium"], "contract_type": ["monthly", "annual", "two_year"],
+        "monthly_fee": [10.0, 20.0, 35.0]})
+    _write_raw(root, "customers", customers, s)  # a stale extract: 2 cancelled before S, 3 signs up on S
+    _write_raw(root, "customers", customers.iloc[:2].assign(monthly_fee=[8.0, 20.0]), s - dt.timedelta(days=28))
+    _write_raw(root, "cancellations", pd.DataFrame({"customer_id": [2], "cancel_date": [s - dt.timedelta(days=3)]}),
+               s - dt.timedelta(days=3))
+    times = {
+        t: 1000,  # exactly at S, filed late in the day before's file: excluded
+        t - pd.Timedelta(microseconds=1): 1,  # the last instant before S: in every window
+        t - 7 * DAY: 10,  # exactly 7 days before: in the 7-day window
+        t - 7 * DAY - pd.Timedelta(seconds=1): 100,  # just outside it: in 28 and 84
+        t - 84 * DAY: 10_000,  # exactly at the lookback's start: included
+    }
+    usage = pd.DataFrame({"customer_id": 1, "event_time": pd.Series(list(times), dtype="datetime64[us, UTC]"),
+                          "sessions": list(times.values()), "minutes": [float(v) for v in times.values()]})
+    filed = usage["event_time"].dt.date.clip(upper=s - dt.timedelta(days=1))  # the event at S filed a day early
+    for day, part in usage.groupby(filed):
+        _write_raw(root, "usage_events", part, day)
+    # before the lookback (day S - 85): not read at all
+    _write_raw(root, "usage_events", usage.iloc[:1].assign(event_time=t - 84 * DAY - pd.Timedelta(seconds=1)),
+               s - dt.timedelta(days=85))
+    contacts = pd.DataFrame({"customer_id": [1, 1, 1], "event_time": pd.Series(
+        [t - 28 * DAY, t - 28 * DAY - pd.Timedelta(seconds=1), t], dtype="datetime64[us, UTC]"),
+        "kind": ["billing"] * 3})
+    _write_raw(root, "support_contacts", contacts, s - dt.timedelta(days=1))
+
+
+def test_point_in_time_edges(spark, tmp_path):
+    s = dt.date(2026, 6, 1)
+    _edge_lake(tmp_path, s)
+    got = _compute(spark, tmp_path, [s])
+    assert list(got["customer_id"]) == [1]  # 2 cancelled before S, 3 signed up on S
+    row = got.iloc[0]
+    assert (row["sessions_7d"], row["sessions_28d"], row["sessions_84d"]) == (11, 111, 10_111)
+    assert row["days_since_last_use"] == 1 and row["active_days_28d"] == 3
+    assert (row["support_contacts_28d"], row["support_contacts_84d"]) == (1, 2)
+    assert row["fee_change_28d"] == pytest.approx(10.0 / 8.0 - 1, rel=1e-12)
+    assert row["tenure_days"] == 200 and row["plan_basic"] == 1 and row["contract_monthly"] == 1
+    assert row["minutes_trend_7_28"] == pytest.approx((11 / 7) / (111 / 28), rel=1e-12)
+
+
+def test_missing_extract_is_named(spark, tmp_path):
+    with pytest.raises(FileNotFoundError, match="churn_customers/ds=2026-06-01"):
+        cf.read_inputs(spark, [dt.date(2026, 6, 1)], tmp_path)
