@@ -167,6 +167,25 @@ class SlicesConfig(BaseModel):
         return definitions
 
 
+# the realised figures of include.warehouse.performance_days where higher is better: a shadow metric
+SHADOW_METRICS = (*PRIMARY_METRICS, "precision_at_threshold", "recall_at_threshold")
+
+
+class ShadowConfig(BaseModel):
+    """Promotion on shadow evidence (docs/shadow.md). ``days`` = 0: a challenger the gate approves is
+    promoted at once. ``days`` > 0: it is scored beside the champion (alias ``shadow``) and promoted by
+    monitoring's ``review_shadow`` once it has ``days`` label-arrival days with realised figures for both
+    models and at least ``min_frauds`` labelled frauds over them, if its mean ``metric`` (default: the
+    primary metric) is not below the champion's by more than ``tolerance``; refused otherwise."""
+
+    model_config = STRICT
+
+    days: Annotated[int, Field(ge=0, le=MAX_WINDOW_DAYS)] = 0
+    metric: Annotated[str, one_of("shadow metric", SHADOW_METRICS)] | None = None
+    min_frauds: Annotated[int, Field(ge=1)] = 30
+    tolerance: Fraction = 0.01
+
+
 class TuningConfig(BaseModel):
     """The search budget is ``trials``; ``safety_timeout_seconds`` only stops a search that runs far
     longer than expected (a trial never stops midway: the cap is checked between trials). A capped
@@ -243,6 +262,7 @@ class TrainingConfig(BaseModel):
     gate: GateConfig = GateConfig()
     tuning: TuningConfig = TuningConfig()
     slices: SlicesConfig = SlicesConfig()
+    shadow: ShadowConfig = ShadowConfig()
     # a list in the file (strict mode would want a Python tuple)
     models: Annotated[tuple[ModelSpec, ...], Field(strict=False)]
     _source: str = PrivateAttr(default="")
@@ -260,6 +280,11 @@ class TrainingConfig(BaseModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def shadow_metric(self) -> str:
+        """The realised figure compared on the shadow days: ``shadow.metric``, else the primary metric."""
+        return self.shadow.metric or self.metrics.primary
 
     @property
     def trials(self) -> int:
