@@ -22,6 +22,8 @@ what a reader sees and what a rerun makes of it.
 | ``registry.challenger_set`` | select_challenger: challenger alias set, model card not written |
 | ``gate.half_recorded`` | run_gate: the MLflow gate tags written, the promotions row not |
 | ``promote.champion_set`` | promote: champion alias moved, promotions row not marked promoted |
+| ``shadow.outcome_tagged`` | review_shadow: the outcome tagged on the shadow version, nothing moved yet |
+| ``shadow.champion_set`` | review_shadow: champion alias moved on shadow evidence, promotions row not written |
 | ``monitoring.warehouse.before_commit`` | monitor_day: drift rows and alerts inserted, not committed |
 | ``monitoring.report.pending`` | monitor_day: the day's warehouse rows committed, its report not rewritten |
 | ``staging.receipt_written`` | features or scoring publish: the receipt written, the staging not yet deleted |

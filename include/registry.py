@@ -201,7 +201,8 @@ def ensure_registered_model(name: str) -> None:
         c.get_registered_model(name)
     except MlflowException:
         c.create_registered_model(name, description="Card-fraud detector of the reference pipeline; "
-                                  "aliases: champion (scores nightly), challenger, previous_champion (rollback).")
+                                  "aliases: champion (scores nightly), challenger, previous_champion (rollback), "
+                                  "shadow (scored beside the champion).")
 
 
 def version_of_run(name: str, run_id: str) -> ModelVersion | None:
@@ -239,6 +240,12 @@ def alias_version(name: str, alias: str) -> ModelVersion | None:
 
 def set_alias(name: str, alias: str, version: str) -> None:
     tracking.client().set_registered_model_alias(name, alias, version)
+
+
+def remove_alias(name: str, alias: str) -> None:
+    """``alias`` no longer points at any version of ``name`` (nothing to do when it points at none)."""
+    if alias_version(name, alias) is not None:
+        tracking.client().delete_registered_model_alias(name, alias)
 
 
 def promote(name: str, version: str, as_of: dt.date | None = None) -> dict[str, str | None]:

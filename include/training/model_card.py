@@ -21,7 +21,10 @@ LIMITATIONS = """\
 
 
 def render(summary: dict[str, Any], version: str, registered_model: str, costs: tuple[float, float],
-           decision: dict[str, Any] | None = None, slices: SlicesConfig | None = None) -> str:
+           decision: dict[str, Any] | None = None, slices: SlicesConfig | None = None,
+           shadow: str | None = None) -> str:
+    """The card of ``version``; ``decision``: the gate's (``promote``, ``reason``); ``shadow``: the
+    version's shadow state after the gate (include/training/shadow.py:place), one line."""
     m = summary["metrics"]
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in m.items())
     params = ", ".join(f"{k}={v}" for k, v in summary["best_params"].items())
@@ -45,6 +48,8 @@ def render(summary: dict[str, Any], version: str, registered_model: str, costs: 
 {LIMITATIONS.format(missed=costs[0], false_alarm=costs[1])}"""
     if decision:
         text += f"\n## Promotion decision\n{'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}\n"
+    if shadow:
+        text += f"\n## Shadow\n{shadow}\n"
     return text
 
 

@@ -2,6 +2,10 @@
 
 prepare -> train_family (one per model spec, in parallel) -> select_challenger -> run_gate -> promote
 
+After the gate, a challenger that is not promoted gets the alias ``shadow`` (include/training/shadow.py):
+it is scored beside the champion; with ``shadow.days`` > 0 an approved one waits there for shadow evidence
+(decision ``awaiting_shadow``) and monitoring's ``review_shadow`` promotes or refuses it.
+
 Each returns a small JSON-able dict (the XCom) and is safe to rerun for the same ``as_of``.
 """
 
@@ -17,7 +21,7 @@ from typing import Any
 from include import registry, warehouse
 from include.faults import failpoint
 from include.storage import as_date
-from include.training import tracking
+from include.training import shadow, tracking
 from include.training.config import TrainingConfig
 from include.training.dataset import build_training_set, load_training_set
 from include.training.gate import Decision, decide
@@ -114,7 +118,7 @@ def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = 
     rebuilt from them, so a rerun never makes a second decision.
     """
     name, as_of = cfg.registered_model, as_date(challenger["as_of"])
-    recorded = warehouse.decision_for(name, as_of)
+    recorded = warehouse.gate_decision_for(name, as_of)
     if recorded is None:
         recorded = _decision_from_tags(challenger, cfg)
     if recorded and recorded["challenger_version"] == challenger["version"]:
@@ -127,8 +131,19 @@ def run_gate(challenger: dict[str, Any], cfg: TrainingConfig, dag_run_id: str = 
         champion_metrics, champion_slices = evaluate_version(cfg, str(champion.version), challenger["as_of"], root)
     decision = decide(challenger["metrics"], champion_metrics, cfg.gate, cfg.metrics.primary, cfg.slices,
                       challenger.get("slices") or [], champion_slices)
-    _record(decision, challenger, champion, champion_metrics, cfg, dag_run_id)
-    return _decision_xcom(warehouse.decision_for(name, as_of), challenger)
+    return record_gate(decision, challenger, champion, champion_metrics, cfg, dag_run_id)
+
+
+def record_gate(decision: Decision, challenger: dict[str, Any], champion, champion_metrics: dict | None,
+                cfg: TrainingConfig, dag_run_id: str = "") -> dict[str, Any]:
+    """Record the gate's ``decision`` on the challenger (MLflow tags, model card, the ``shadow`` alias,
+    the warehouse row) and return the XCom. With ``shadow.days`` > 0 an approved challenger is not
+    promoted yet when there is a champion: the decision is ``awaiting_shadow``; the first champion is
+    promoted at once (there is nothing to compare it with in shadow)."""
+    awaiting = cfg.shadow.days > 0 and decision.promote and champion is not None
+    _record(decision, challenger, champion, champion_metrics, cfg, dag_run_id, awaiting)
+    return _decision_xcom(warehouse.gate_decision_for(cfg.registered_model, as_date(challenger["as_of"])),
+                          challenger)
 
 
 def _decision_from_tags(challenger: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any] | None:
@@ -141,7 +156,7 @@ def _decision_from_tags(challenger: dict[str, Any], cfg: TrainingConfig) -> dict
     as_of = as_date(challenger["as_of"])
     promoted = tags.get("promoted_as_of") == as_of.isoformat()
     champion = tags.get("gate_champion_version")
-    warehouse.record_decision({
+    warehouse.record_gate_decision({
         "model_name": name, "as_of": as_of, "challenger_version": version, "challenger_run_id": challenger["run_id"],
         "champion_version": None if champion in (None, "None", "") else champion,
         "decision": tags["gate_decision"], "promoted": promoted, "reason": tags["gate_reason"],
@@ -152,16 +167,18 @@ def _decision_from_tags(challenger: dict[str, Any], cfg: TrainingConfig) -> dict
     log.warning("the warehouse had no gate decision for %s as_of=%s: reused the one the tags of version %s "
                 "record (%s: %s); no new decision is made", name, as_of, version, tags["gate_decision"],
                 tags["gate_reason"])
-    return warehouse.decision_for(name, as_of)
+    return warehouse.gate_decision_for(name, as_of)
 
 
 def _record(decision: Decision, challenger: dict, champion, champion_metrics, cfg: TrainingConfig,
-            dag_run_id: str) -> None:
+            dag_run_id: str, awaiting: bool = False) -> None:
     name = cfg.registered_model
+    verdict = shadow.AWAITING if awaiting else "promote" if decision.promote else "reject"
+    reason = (f"{decision.reason}; {shadow.awaiting_note(cfg)}" if awaiting else decision.reason)
     row = {
         "model_name": name, "as_of": as_date(challenger["as_of"]), "challenger_version": challenger["version"],
         "challenger_run_id": challenger["run_id"], "champion_version": None if champion is None else str(champion.version),
-        "decision": "promote" if decision.promote else "reject", "promoted": False, "reason": decision.reason,
+        "decision": verdict, "promoted": False, "reason": reason,
         "primary_metric": decision.primary, "challenger_value": decision.challenger_value,
         "champion_value": decision.champion_value, "dag_run_id": dag_run_id,
         # slices: the bands with both models' figures and the gate's verdict on each (the ML monitor shows them)
@@ -171,20 +188,24 @@ def _record(decision: Decision, challenger: dict, champion, champion_metrics, cf
         "decided_at": dt.datetime.now(dt.UTC),
     }
     c = tracking.client()
-    gate_tags = {"gate_decision": row["decision"], "gate_reason": decision.reason,
+    gate_tags = {"gate_decision": row["decision"], "gate_reason": reason,
                  "gate_champion_version": str(row["champion_version"])}
     for k, v in gate_tags.items():
         c.set_tag(challenger["run_id"], f"{tracking.TAG_PREFIX}{k}", v)
         c.set_model_version_tag(name, challenger["version"], k, v)
-    card = render(challenger, challenger["version"], name, _costs(cfg), decision.as_dict(), cfg.slices)
+    # the shadow alias before the decision is complete in the registry: a rerun replays the decision as
+    # recorded and does not place the alias again
+    state = shadow.place(cfg, challenger["version"], as_date(challenger["as_of"]), verdict)
+    card = render(challenger, challenger["version"], name, _costs(cfg),
+                  {**decision.as_dict(), "promote": verdict == "promote", "reason": reason}, cfg.slices, shadow=state)
     c.update_model_version(name, challenger["version"], description=card)
     # the last tag: the decision is complete in the registry (a rerun after warehouse loss reuses it)
     c.set_model_version_tag(name, challenger["version"], "gate_decided_at", row["decided_at"].isoformat())
     failpoint("gate.half_recorded")
     # the warehouse row last: a rerun reuses a recorded decision as it is, so it must not exist before
     # the MLflow tags and the model card it stands for
-    warehouse.record_decision(row)
-    log.info("gate: %s version %s: %s", row["decision"], challenger["version"], decision.reason)
+    warehouse.record_gate_decision(row)
+    log.info("gate: %s version %s: %s; %s", row["decision"], challenger["version"], reason, state)
 
 
 def _decision_xcom(row: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +242,7 @@ def promote(decision: dict[str, Any], cfg: TrainingConfig) -> dict[str, Any]:
 def replay_refusal(name: str, as_of: dt.date, version: str) -> str | None:
     """Why promoting ``version`` by the decision as of ``as_of`` must change nothing, or None when it
     is to be carried out (or completed: the alias already moved, the row not marked yet)."""
-    recorded = warehouse.decision_for(name, as_of)
+    recorded = warehouse.gate_decision_for(name, as_of)
     mv = tracking.client().get_model_version(name, version)
     tags = mv.tags or {}
     champion = registry.alias_version(name, registry.CHAMPION)
@@ -247,7 +268,7 @@ def replay_refusal(name: str, as_of: dt.date, version: str) -> str | None:
 def leaderboard(as_of: str, cfg: TrainingConfig) -> list[dict[str, Any]]:
     """One row per model family of the run of ``as_of``, with the gate's verdict on the challenger."""
     experiment_id = tracking.ensure_experiment(cfg.experiment)
-    decision = warehouse.decision_for(cfg.registered_model, as_date(as_of))
+    decision = warehouse.gate_decision_for(cfg.registered_model, as_date(as_of))
     rows = []
     for spec in cfg.models:
         run = tracking.find_run(experiment_id, run_key(as_of, spec.name))
@@ -259,6 +280,8 @@ def leaderboard(as_of: str, cfg: TrainingConfig) -> list[dict[str, Any]]:
         if is_challenger:
             verdict = ("promoted: " if decision["promoted"] else
                        "accepted, awaiting promotion: " if decision["decision"] == "promote" else
+                       "accepted, awaiting shadow evidence: " if decision["decision"] == shadow.AWAITING else
+                       "promoted on shadow evidence: " if decision["decision"] == shadow.PROMOTED else
                        "not promoted: ") + decision["reason"]
         else:
             verdict = "not the best family this run"
