@@ -7,7 +7,7 @@ references (``package.module`` and ``package.module:ATTRIBUTE``) resolved on use
 spec stays cheap for DAG files (pydantic only). A spec that breaks a rule is refused with one line per
 broken rule naming the pipeline, the key, the value and the rule (include/schema.py):
 
-    pipeline spec 'fraud': 'label_delay_days' must be >= 0, got -1
+    pipeline spec '<name>': 'label_delay_days' must be >= 0, got -1
 """
 
 from __future__ import annotations

@@ -51,12 +51,14 @@ from include.storage import (
 )
 
 log = logging.getLogger(__name__)
+# the fraud pipeline's raw datasets (include/pipelines/fraud/spec.py)
+RAW_TRANSACTIONS, RAW_LABELS = (pipeline_spec("fraud").dataset(n) for n in ("raw_transactions", "raw_labels"))
 
 FEATURE_SET = pipeline_spec("fraud").only("features").dataset  # the lake folder features/<set>/ (its spec)
 INPUTS_FILE = "_inputs.json"  # beside data.parquet: a leading "_" keeps Spark and pyarrow from reading it
 # The raw datasets a feature day reads, and which of their days (include.pipelines.fraud.features.baseline)
 INPUT_WINDOWS: dict[str, Callable[[dt.date, dt.date], list[dt.date]]] = {
-    "transactions": transaction_days, "labels": label_days}
+    RAW_TRANSACTIONS.dataset: transaction_days, RAW_LABELS.dataset: label_days}
 # A raw day is read by the feature days up to this many days after it
 DEPENDANT_DAYS = max(TRANSACTION_LOOKBACK_DAYS, LABEL_LOOKBACK_DAYS)
 
@@ -117,9 +119,9 @@ def _requested_days(start: str | None, end: str | None, triggered_days: Iterable
 def _not_computable(day: dt.date, root: Path | None) -> str | None:
     """Why the plan would refuse feature day ``day`` (its raw transactions, or the labels arriving
     on it while its transactions are there), or None."""
-    if not partition_file("raw", "transactions", day, root).exists():
+    if not partition_file("raw", RAW_TRANSACTIONS.dataset, day, root).exists():
         return f"raw transactions ds={day} are not published"
-    if not partition_file("raw", "labels", day, root).exists():
+    if not partition_file("raw", RAW_LABELS.dataset, day, root).exists():
         return f"raw labels arriving on ds={day} are not published"
     return None
 
@@ -134,15 +136,15 @@ def plan_features(
     it are logged as left (the run of that day, once ingested, picks them up)."""
     first, last = _requested_days(start, end, triggered_days)
     wanted = day_range(first, last)
-    missing = [d.isoformat() for d in wanted if not partition_file("raw", "transactions", d, root).exists()]
+    missing = [d.isoformat() for d in wanted if not partition_file("raw", RAW_TRANSACTIONS.dataset, d, root).exists()]
     if missing:
         raise FileNotFoundError(f"raw transactions are not published for feature days {missing}; run ingest first")
     # ingest publishes a day's labels (possibly none) with its transactions: a lookback day with
     # transactions but no labels partition is a label delivery still on its way, and features built
     # without it would count that day's frauds as genuine
     late = [d.isoformat() for d in label_days(first, last)
-            if partition_file("raw", "transactions", d, root).exists()
-            and not partition_file("raw", "labels", d, root).exists()]
+            if partition_file("raw", RAW_TRANSACTIONS.dataset, d, root).exists()
+            and not partition_file("raw", RAW_LABELS.dataset, d, root).exists()]
     if late:
         raise FileNotFoundError(f"raw labels are not published for arrival days {late} that the terminal risk of "
                                 f"{first}..{last} reads; run (or finish) ingest of those days first")

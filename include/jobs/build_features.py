@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from include.faults import failpoint
+from include.pipelines import get as pipeline_spec
 from include.pipelines.fraud.features.baseline import (
     baseline_features,
     label_days,
@@ -29,18 +30,20 @@ from include.spark import classify_spark_error, get_session, report_failure
 from include.storage import as_date, day_range, existing_partitions, parquet_row_count, partition_file
 
 log = logging.getLogger("build_features")
+# the fraud pipeline's raw datasets (include/pipelines/fraud/spec.py)
+RAW_TRANSACTIONS, RAW_LABELS = (pipeline_spec("fraud").dataset(n) for n in ("raw_transactions", "raw_labels"))
 
 
 def run(spark, start: dt.date, end: dt.date, output: Path, root: Path | None = None) -> dict:
     """Compute and stage the features of [start, end]; returns the summary written beside them."""
     began = time.perf_counter()
     # every output day needs its own raw partition; lookback days before the history began may be absent
-    missing = [str(p) for p in (partition_file("raw", "transactions", d, root) for d in day_range(start, end))
+    missing = [str(p) for p in (partition_file("raw", RAW_TRANSACTIONS.dataset, d, root) for d in day_range(start, end))
                if not p.exists()]
     if missing:
         raise FileNotFoundError(f"raw transactions missing for feature days: {missing}")
-    tx_paths = existing_partitions("raw", "transactions", transaction_days(start, end), root)
-    label_paths = existing_partitions("raw", "labels", label_days(start, end), root)
+    tx_paths = existing_partitions("raw", RAW_TRANSACTIONS.dataset, transaction_days(start, end), root)
+    label_paths = existing_partitions("raw", RAW_LABELS.dataset, label_days(start, end), root)
 
     transactions = spark.read.parquet(*map(str, tx_paths))
     labels = (

@@ -3,8 +3,8 @@ spec (``spec.py``, ``SPEC``: include/spec.py), its data source and its feature l
 docs/adding-a-pipeline.md.
 
     from include import pipelines
-    pipelines.names()          # ['churn', 'fraud']
-    pipelines.get("fraud")     # the PipelineSpec of include/pipelines/fraud/spec.py
+    pipelines.names()          # the pipelines, sorted
+    pipelines.get("<name>")    # the PipelineSpec of include/pipelines/<name>/spec.py
 
 Discovery lists the sub-packages of this folder that have a ``spec.py`` and imports only that module
 (pydantic; nothing heavy), so DAG files may call it while they are parsed.

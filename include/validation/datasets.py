@@ -31,9 +31,10 @@ from include.validation.checkpoints import (
 )
 
 log = logging.getLogger(__name__)
-# the lake folders of the fraud pipeline's features and predictions (include/pipelines/fraud/spec.py)
+# the fraud pipeline's datasets (include/pipelines/fraud/spec.py)
 _FEATURES = pipeline_spec("fraud").only("features")
 _PREDICTIONS = pipeline_spec("fraud").only("predictions")
+RAW_TRANSACTIONS, RAW_LABELS = (pipeline_spec("fraud").dataset(n) for n in ("raw_transactions", "raw_labels"))
 
 
 
@@ -60,7 +61,7 @@ def transaction_row_bounds(day: dt.date, root: Path, floor: int = 1, ceiling: in
 
     cfg = load_plausibility()
     recent_days = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
-    recent = [parquet_row_count(p) for p in existing_partitions("raw", "transactions", recent_days, root)]
+    recent = [parquet_row_count(p) for p in existing_partitions("raw", RAW_TRANSACTIONS.dataset, recent_days, root)]
     median, band = median_of(recent, cfg.min_recent_days), cfg.transactions.rows
     low, high = floor, ceiling
     if median is not None:
@@ -183,13 +184,13 @@ def transaction_plausibility(day: dt.date, root: Path) -> dict[str, Any]:
 
     cfg = load_plausibility()
     window = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
-    recent = [transactions_profile(p) for p in existing_partitions("raw", "transactions", window, root)]
+    recent = [transactions_profile(p) for p in existing_partitions("raw", RAW_TRANSACTIONS.dataset, window, root)]
     recent = [r for r in recent if r.rows]
     later = [day + dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]  # a rerun of a past day
-    following = next((r for r in map(transactions_profile, existing_partitions("raw", "transactions", later, root))
+    following = next((r for r in map(transactions_profile, existing_partitions("raw", RAW_TRANSACTIONS.dataset, later, root))
                       if r.rows), None)
     # the day's own row count sets the sampling noise; without it, the recent median stands in
-    n = _delivered_rows(landing_file("transactions", day, root)) or median_of([r.rows for r in recent], 1)
+    n = _delivered_rows(landing_file(RAW_TRANSACTIONS.landing_source, day, root)) or median_of([r.rows for r in recent], 1)
     n = int(n) if n else None
     tx = cfg.transactions
 
@@ -220,7 +221,7 @@ def label_plausibility(day: dt.date, root: Path, expected_rows: int) -> dict[str
 
     cfg = load_plausibility()
     window = [day - dt.timedelta(days=i) for i in range(1, cfg.recent_days + 1)]
-    recent = [c for c in map(fraud_count, existing_partitions("raw", "labels", window, root)) if c[0]]
+    recent = [c for c in map(fraud_count, existing_partitions("raw", RAW_LABELS.dataset, window, root)) if c[0]]
     rows, frauds = sum(r for r, _ in recent), sum(f for _, f in recent)
     # at least one fraud, whatever the file says: a rate of 0 would make any fraud implausible
     enough = len(recent) >= cfg.min_recent_days and frauds >= max(1, cfg.labels.min_reference_frauds)
@@ -238,9 +239,9 @@ def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> d
     transactions published for its day is accepted as the start of history (no transactions, nothing
     to label)."""
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
-    labelled = partition_file("raw", "transactions", labelled_day, root)
+    labelled = partition_file("raw", RAW_TRANSACTIONS.dataset, labelled_day, root)
     if not labelled.exists():
-        delivered = _delivered_rows(landing_file("labels", day, root))
+        delivered = _delivered_rows(landing_file(RAW_LABELS.landing_source, day, root))
         if delivered:  # the transactions of that day are late, refused or never delivered: wait for them
             raise MissingInputError(
                 f"raw_labels ds={day}: the {delivered} labels arriving on {day} label the transactions of "
@@ -260,7 +261,7 @@ def _labels_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> d
 
 
 def _features_parameters(day: dt.date, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    raw = partition_file("raw", "transactions", day, root)
+    raw = partition_file("raw", RAW_TRANSACTIONS.dataset, day, root)
     return {**day_bounds(day), "expected_rows": parquet_row_count(raw)}
 
 
@@ -276,13 +277,13 @@ def _staged_file(day: dt.date, staging: Path | None, root: Path) -> Path:
 
 DATASETS: dict[str, DatasetCheck] = {
     "raw_transactions": DatasetCheck(
-        "raw_transactions", "landing", "transactions",
-        lambda day, _staging, root: landing_file("transactions", day, root),
+        "raw_transactions", "landing", RAW_TRANSACTIONS.dataset,
+        lambda day, _staging, root: landing_file(RAW_TRANSACTIONS.landing_source, day, root),
         _transactions_parameters,
     ),
     "raw_labels": DatasetCheck(
-        "raw_labels", "landing", "labels",
-        lambda day, _staging, root: landing_file("labels", day, root),
+        "raw_labels", "landing", RAW_LABELS.dataset,
+        lambda day, _staging, root: landing_file(RAW_LABELS.landing_source, day, root),
         _labels_parameters,
     ),
     "features_baseline": DatasetCheck(
