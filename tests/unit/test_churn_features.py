@@ -13,38 +13,16 @@ import pytest
 
 from include.pipelines.churn import features as cf
 from include.pipelines.churn.simulator import (
-    CONTRACTS,
     EVENT_TABLES,
-    PLANS,
     ChurnSimulatorConfig,
     active_customers,
     simulate,
     snapshot_dates,
     weekly_snapshot,
 )
-from include.storage import partition_file, write_parquet_atomic
+from tests.churn_reference import DAY, land, oracle, write_raw
 
 CFG = ChurnSimulatorConfig(n_customers=300, n_weeks=14, seed=3)
-DAY = pd.Timedelta(days=1)
-
-
-def _write_raw(root: Path, table: str, frame: pd.DataFrame, day: dt.date) -> None:
-    write_parquet_atomic(frame.reset_index(drop=True), partition_file("raw", cf.RAW_DATASETS[table], day, root))
-
-
-def _land(sim, root: Path, days: list[dt.date]) -> None:
-    """The simulation as raw partitions (one file per day; days without rows have none)."""
-    for table in (*EVENT_TABLES, "cancellations"):
-        frame = sim.table(table)
-        key = frame["cancel_date"] if table == "cancellations" else frame["event_time"].dt.date
-        for day, part in frame.groupby(key):
-            if day in days:
-                _write_raw(root, table, part, day)
-    for s in snapshot_dates(sim.config):
-        _write_raw(root, "customers", active_customers(sim, s), s)
-    for s in snapshot_dates(sim.config, labelled_only=True):
-        label = weekly_snapshot(sim, s)[["snapshot_date", "customer_id", "churned_30d"]]
-        _write_raw(root, "labels", label, s + dt.timedelta(days=30))
 
 
 @pytest.fixture(scope="module")
@@ -55,62 +33,12 @@ def sim():
 @pytest.fixture(scope="module")
 def lake(sim, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("churn-lake")
-    _land(sim, root, [CFG.start_date + dt.timedelta(days=i) for i in range(CFG.n_days)])
+    land(sim, root, [CFG.start_date + dt.timedelta(days=i) for i in range(CFG.n_days)])
     return root
 
 
 # snapshots: one whose lookback starts before the history (day 63, labelled), one with a full lookback
 SNAPSHOTS = [CFG.start_date + dt.timedelta(days=d) for d in (63, 84)]
-
-
-def oracle(sim, s: dt.date) -> pd.DataFrame:
-    """The features of snapshot ``s``, computed with pandas from the simulation's frames."""
-    c = sim.customers.copy()
-    cancel = c["customer_id"].map(sim.cancellations.set_index("customer_id")["cancel_date"])
-    c = c[(c["signup_date"] < s) & ~(cancel < s)].set_index("customer_id")
-    changes = sim.fee_changes.sort_values("change_date")
-
-    def fee_on(day: dt.date) -> pd.Series:
-        fee = c["monthly_fee"].copy()
-        last = changes[changes["change_date"] <= day].groupby("customer_id")["new_fee"].last()
-        fee.loc[fee.index.intersection(last.index)] = last
-        return fee
-
-    out = pd.DataFrame(index=c.index)
-    out["snapshot_date"] = s
-    out["plan"], out["contract_type"] = c["plan"], c["contract_type"]
-    out["tenure_days"] = [(s - d).days for d in c["signup_date"]]
-    out["monthly_fee"] = fee_on(s)
-    before = s - dt.timedelta(days=28)
-    had = (c["signup_date"] < before) & (before >= CFG.start_date)  # the extract of S - 28 holds them
-    out["fee_change_28d"] = np.where(had, out["monthly_fee"] / fee_on(before) - 1, 0.0)
-    for p in PLANS:
-        out[f"plan_{p}"] = (c["plan"] == p).astype(np.int64)
-    for k in CONTRACTS:
-        out[f"contract_{k}"] = (c["contract_type"] == k).astype(np.int64)
-    at = pd.Timestamp(s, tz="UTC")
-
-    def window(frame: pd.DataFrame, n: int) -> pd.DataFrame:
-        return frame[(frame["event_time"] >= at - n * DAY) & (frame["event_time"] < at)]
-
-    u = sim.usage_events
-    for n in (7, 28, 84):
-        w = window(u, n).groupby("customer_id")
-        out[f"sessions_{n}d"] = w["sessions"].sum().reindex(out.index, fill_value=0).astype(np.int64)
-        out[f"minutes_{n}d"] = w["minutes"].sum().reindex(out.index, fill_value=0.0)
-    w28 = window(u, 28)
-    out["active_days_28d"] = (w28.assign(day=w28["event_time"].dt.date).groupby("customer_id")["day"].nunique()
-                              .reindex(out.index, fill_value=0).astype(np.int64))
-    for name, short, long, ratio in (("minutes_trend_7_28", "minutes_7d", "minutes_28d", 4.0),
-                                     ("minutes_trend_28_84", "minutes_28d", "minutes_84d", 3.0)):
-        out[name] = np.where(out[long] > 0, out[short] * ratio / out[long].where(out[long] > 0, 1.0), 0.0)
-    last = window(u, 84).groupby("customer_id")["event_time"].max()
-    out["days_since_last_use"] = [(s - last[i].date()).days if i in last.index else 85 for i in out.index]
-    for table, prefix in (("support_contacts", "support_contacts"), ("payment_failures", "payment_failures")):
-        for n in (28, 84):
-            out[f"{prefix}_{n}d"] = (window(sim.table(table), n).groupby("customer_id").size()
-                                     .reindex(out.index, fill_value=0).astype(np.int64))
-    return out.reset_index()[list(cf.OUTPUT_COLUMNS)]
 
 
 def _compare(got: pd.DataFrame, want: pd.DataFrame) -> None:
@@ -177,10 +105,10 @@ def test_events_after_the_snapshot_change_nothing(spark, sim, lake, tmp_path):
             later = later.assign(minutes=later["minutes"] * 10, sessions=later["sessions"] + 5)
         doubled = pd.concat([later, later], ignore_index=True)  # and every one of them twice
         for day, part in doubled.groupby(doubled["event_time"].dt.date):
-            _write_raw(changed, table, part, day)
+            write_raw(changed, table, part, day)
     # everyone cancels on the snapshot day itself: still active at S 00:00
     before = oracle(sim, s)  # equal to the Spark features of the unchanged lake (test above)
-    _write_raw(changed, "cancellations", pd.DataFrame({"customer_id": before["customer_id"],
+    write_raw(changed, "cancellations", pd.DataFrame({"customer_id": before["customer_id"],
                                                        "cancel_date": s}), s)
     _compare(_compute(spark, changed, [s]), before)
 
@@ -190,9 +118,9 @@ def _edge_lake(root: Path, s: dt.date) -> None:
     customers = pd.DataFrame({"customer_id": [1, 2, 3], "signup_date": [s - dt.timedelta(days=200), s - dt.timedelta(
         days=200), s], "plan": ["basic", "standard", "premium"], "contract_type": ["monthly", "annual", "two_year"],
         "monthly_fee": [10.0, 20.0, 35.0]})
-    _write_raw(root, "customers", customers, s)  # a stale extract: 2 cancelled before S, 3 signs up on S
-    _write_raw(root, "customers", customers.iloc[:2].assign(monthly_fee=[8.0, 20.0]), s - dt.timedelta(days=28))
-    _write_raw(root, "cancellations", pd.DataFrame({"customer_id": [2], "cancel_date": [s - dt.timedelta(days=3)]}),
+    write_raw(root, "customers", customers, s)  # a stale extract: 2 cancelled before S, 3 signs up on S
+    write_raw(root, "customers", customers.iloc[:2].assign(monthly_fee=[8.0, 20.0]), s - dt.timedelta(days=28))
+    write_raw(root, "cancellations", pd.DataFrame({"customer_id": [2], "cancel_date": [s - dt.timedelta(days=3)]}),
                s - dt.timedelta(days=3))
     times = {
         t: 1000,  # exactly at S, filed late in the day before's file: excluded
@@ -205,14 +133,14 @@ def _edge_lake(root: Path, s: dt.date) -> None:
                           "sessions": list(times.values()), "minutes": [float(v) for v in times.values()]})
     filed = usage["event_time"].dt.date.clip(upper=s - dt.timedelta(days=1))  # the event at S filed a day early
     for day, part in usage.groupby(filed):
-        _write_raw(root, "usage_events", part, day)
+        write_raw(root, "usage_events", part, day)
     # before the lookback (day S - 85): not read at all
-    _write_raw(root, "usage_events", usage.iloc[:1].assign(event_time=t - 84 * DAY - pd.Timedelta(seconds=1)),
+    write_raw(root, "usage_events", usage.iloc[:1].assign(event_time=t - 84 * DAY - pd.Timedelta(seconds=1)),
                s - dt.timedelta(days=85))
     contacts = pd.DataFrame({"customer_id": [1, 1, 1], "event_time": pd.Series(
         [t - 28 * DAY, t - 28 * DAY - pd.Timedelta(seconds=1), t], dtype="datetime64[us, UTC]"),
         "kind": ["billing"] * 3})
-    _write_raw(root, "support_contacts", contacts, s - dt.timedelta(days=1))
+    write_raw(root, "support_contacts", contacts, s - dt.timedelta(days=1))
 
 
 def test_point_in_time_edges(spark, tmp_path):

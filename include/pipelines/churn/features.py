@@ -196,8 +196,10 @@ def churn_features(inputs: dict[str, DataFrame], snapshots: list[dt.date]) -> Da
     per_day = {f"minutes_{n}d": n for n in USAGE_WINDOWS}
 
     def trend(short: str, long: str):
-        """Mean daily minutes over the short window / over the long one (0 without use in the long one)."""
-        ratio = (F.col(short) / per_day[short]) / (F.col(long) / per_day[long])
+        """Mean daily minutes over the short window / over the long one (0 without use in the long one),
+        at most long / short (all the use in the short window; the cap absorbs rounding errors)."""
+        cap = per_day[long] / per_day[short]
+        ratio = F.least((F.col(short) / per_day[short]) / (F.col(long) / per_day[long]), F.lit(cap))
         return F.when(F.col(long) > 0, ratio).otherwise(F.lit(0.0))
 
     counted = rows.select(
