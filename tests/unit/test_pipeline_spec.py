@@ -120,3 +120,13 @@ def test_fraud_spec_is_what_the_platform_uses():
 
     assert {a.name for a in (assets.RAW_TRANSACTIONS, assets.RAW_LABELS, assets.FEATURES_BASELINE,
                              assets.PREDICTIONS)} == {d.name for d in spec.datasets}
+
+
+def test_churn_spec_is_what_its_package_uses():
+    from include.pipelines.churn import features
+
+    spec = pipelines.get("churn")
+    assert set(features.RAW_DATASETS.values()) == {d.dataset for d in spec.in_zone("raw")}
+    assert features.FEATURE_SET == spec.only("features").dataset
+    assert spec.resolve_model_inputs() == list(features.MODEL_INPUTS)
+    assert spec.feature_job == features.__name__
