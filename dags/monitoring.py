@@ -12,7 +12,8 @@ Thresholds: `include/drift/monitoring.yaml` (or `BATCHML_MONITORING_CONFIG`).
 **Inputs:** `predictions/fraud/ds=<day>/`, `features/baseline/ds=<day>/`, `raw/labels/ds=<day>/` (the
 labels of day − 7), the reference distributions logged with the model version in MLflow.
 **Outputs:** warehouse tables `drift_metrics` (PSI and KS per column and day) and `alerts`,
-`reports/drift/ds=<day>/report.{json,html}`, Asset `drift_alert` (extra `{"ds", "model_version"}`).
+`reports/drift/ds=<day>/report.{json,html}`, Asset `drift_alert` (extra `{"ds", "model_version"}`), Asset
+`champion_model` when `review_shadow` promotes the shadow challenger.
 
 ## Tasks, and what to do when one fails
 
@@ -20,6 +21,7 @@ labels of day − 7), the reference distributions logged with the model version 
 |---|---|---|---|
 | `check_drift` | skips (green, with the reason) days **not over yet** in UTC and days **before the first champion** (no predictions: nothing to monitor); for each other day in order: PSI on the reference's quantile bins (categories for the 0/1 flags; warn 0.1, alert 0.2) and the two-sample KS test (p < 0.05 and statistic > 0.1) of every model input and the score; AUC ROC and average precision of the labels arriving that day against the version's evaluation figures | **bad params** or invalid thresholds file, or a day **scored by two model versions** (not retried). **Partition missing, MLflow or warehouse unreachable** (retried 3x with backoff) | params: trigger with `{"start": ..., "end": ...}`. Mixed versions: rerun `scoring` for the day, then clear `check_drift`. Missing: wait for / rerun `scoring`. The **Drift report** link opens the day's report |
 | `should_retrain` | lets the run go on only when an alert is new: one drift episode triggers one retraining within `cooldown_days` (7, the label delay) **on either side** of the day, whichever champion version raised it. An episode already started on the day itself (an earlier run: a rerun, a clear, a late day's recomputation) or on a day within the window deduplicates; the episodes are read from the warehouse `alerts` and from the lake's reports (`started_episode`), so a lost or restored warehouse re-triggers none | — (a skip of `emit_drift_alert` is the normal outcome of a quiet night or a known episode) | nothing |
+| `review_shadow` | reviews the `shadow` version on the realised figures of both models (`performance_days`, by label-arrival day) up to the run's newest day ([docs/shadow.md](../docs/shadow.md)): one **awaiting shadow evidence** (training.yaml `shadow.days` > 0) is promoted as of that day when it has `shadow.days` label days and `shadow.min_frauds` frauds and its mean `shadow.metric` is not below the champion's by more than `shadow.tolerance` (champion alias moved, a `promotions` row as of the day citing both means, emits `champion_model`), else refused (alias `shadow` removed). **Skipped** (green, with the state: "3 of 7 label days", observation figures, no shadow) whenever nothing is promoted | registry or warehouse unreachable (retried) | clear the task: a rerun changes nothing, and one interrupted after the outcome was tagged on the version completes it |
 | `emit_drift_alert` | sends the alert to the task log and the configured channels (e-mail: Variable `batchml_alert_emails` + connection `smtp_default`; Slack: connection `slack_alerts`), then emits `drift_alert` | not an unreachable channel (that is logged as an error and the others still go out): a metadata-DB problem while emitting the Asset (retried) | clear the task; the alert is already in the `alerts` table and the report |
 
 **Operations** (reruns and clears, late and out-of-order days, lost state, time zones, odd dates): [docs/operations.md](../docs/operations.md).
@@ -39,7 +41,7 @@ from airflow.sdk import Param, dag, task
 from batchml.defaults import default_args
 from batchml.operators import DriftCheckOperator
 
-from include.assets import DRIFT_ALERT, PREDICTIONS
+from include.assets import CHAMPION_MODEL, DRIFT_ALERT, PREDICTIONS
 
 
 @task.short_circuit
@@ -63,6 +65,27 @@ def emit_drift_alert(results: list[dict], outlet_events=None) -> dict:
     return alert.summary(notifier.delivered)
 
 
+@task(outlets=[CHAMPION_MODEL], retries=2)
+def review_shadow(results: list[dict], outlet_events=None) -> dict:
+    import logging
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.storage import as_date
+    from include.training.config import load_training_config
+    from include.training.shadow import review
+
+    days = [as_date(r["ds"]) for r in results or [] if r.get("ds")]
+    if not days:
+        raise AirflowSkipException("no day monitored in this run: no new shadow evidence to review")
+    state = review(load_training_config(), max(days))
+    logging.getLogger(__name__).info("shadow review: %s", state["reason"])
+    if not state["promoted"]:
+        raise AirflowSkipException(state["reason"])  # skipped: no champion_model event
+    outlet_events[CHAMPION_MODEL].extra = {"version": state["version"], "as_of": state["day"]}
+    return state
+
+
 @dag(
     dag_id="monitoring",
     schedule=[PREDICTIONS],
@@ -81,6 +104,7 @@ def monitoring():
     # the run's days: its start/end params, else the ranges of the predictions_fraud events
     results = DriftCheckOperator(task_id="check_drift", retries=3).output
     should_retrain(results) >> emit_drift_alert(results)
+    review_shadow(results)  # after check_drift, which writes both models' performance_days rows
 
 
 monitoring()

@@ -131,6 +131,11 @@ def review(cfg: TrainingConfig, day: dt.date | str) -> dict[str, Any]:
     row = _gate_row(name, version)
     if OUTCOME_TAG in tags:  # decided by an earlier review that did not finish
         return _carry_out(cfg, current, row, tags[OUTCOME_TAG], as_date(tags[REVIEWED_TAG]), tags[REASON_TAG])
+    champion = registry.alias_version(name, registry.CHAMPION)
+    if champion is not None and str(champion.version) == version:  # promoted otherwise (by hand, a training)
+        registry.remove_alias(name, registry.SHADOW)
+        return {"state": "none", "promoted": False, "version": version, "day": day.isoformat(),
+                "reason": f"version {version} is the champion: nothing to review in shadow (alias shadow removed)"}
     since = (as_date(row["as_of"]) if row else as_date(tags.get("as_of", day.isoformat()))) + dt.timedelta(days=1)
     e = evidence(cfg, version, since, day)
     base = {"version": version, "day": day.isoformat(), "promoted": False, **e}
