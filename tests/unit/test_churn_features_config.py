@@ -23,3 +23,12 @@ def test_churn_training_config_loads_and_matches_the_spec():
     assert cfg.window.train_days % 7 == 0 and cfg.window.test_days % 7 == 0
     # slices cut columns the features have
     assert {s.column for s in cfg.slices.definitions} <= set(MODEL_INPUTS)
+
+
+def test_churn_monitoring_config_loads_against_its_model_inputs():
+    from include.drift.config import load_monitoring_config
+
+    spec = get("churn")
+    cfg = load_monitoring_config(REPO_ROOT / spec.monitoring_config, columns=MODEL_INPUTS)
+    assert cfg.psi_alert >= cfg.psi_warn
+    assert cfg.performance is not None and cfg.cooldown_days >= 7  # at least one weekly snapshot apart
