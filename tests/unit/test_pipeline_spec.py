@@ -115,6 +115,12 @@ def test_fraud_spec_is_what_the_platform_uses():
     for dataset in spec.datasets:
         check = DATASETS[dataset.suite]
         assert (check.suite, check.dataset) == (dataset.suite, dataset.dataset)
+    # its suites are its package's, in the registry the checkpoints read
+    from include.pipelines.fraud import suites
+    from include.validation.suites import SUITES
+
+    assert set(suites.SUITES) == {d.suite for d in spec.datasets}
+    assert all(SUITES[name] is suites.SUITES[name] for name in suites.SUITES)
     # the Assets that connect the DAGs carry the datasets' logical names
     from include import assets
 
