@@ -185,3 +185,35 @@ def test_the_shadow_metric_defaults_to_the_primary_metric():
     raw["metrics"]["primary"] = "auc_roc"
     cfg = parse_training_config(raw)
     assert (cfg.shadow_metric, cfg.shadow.days, load_training_config().shadow.days) == ("auc_roc", 7, 0)
+
+
+@pytest.mark.slow  # 6 and 11 s on a loaded machine (a child process imports MLflow)
+@pytest.mark.parametrize("point", ["shadow.outcome_tagged", "shadow.champion_set"])
+def test_a_review_killed_midway_is_completed_by_the_next_one(scoring_world, small_sim, tmp_path, point):  # noqa: F811
+    """SIGKILL of the review in a child process at each failpoint; the next review completes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg = _config()
+    version, _, _ = _gate(scoring_world, small_sim, cfg)
+    scored = [T + dt.timedelta(days=i) for i in (1, 2, 3)]
+    _shadow_days(small_sim, version, "1", scored, shadow_signal=0.8, champion_signal=0.1)
+    day = scored[-1] + dt.timedelta(days=DELAY)
+    path = tmp_path / "training.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(DEFAULT_PATH.read_text()), "shadow": cfg.shadow.model_dump()}))
+    killed = subprocess.run(
+        [sys.executable, "-c", "import sys; from include.training.config import load_training_config; "
+         "from include.training.shadow import review; review(load_training_config(), sys.argv[1])", day.isoformat()],
+        env={**os.environ, "BATCHML_FAILPOINT": point, "BATCHML_TRAINING_CONFIG": str(path)}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert _aliases()["shadow"] == version  # nothing finished: the shadow still holds its alias
+
+    done = shadow.review(cfg, day)
+    assert done["state"] == "promoted" and "promoted on shadow evidence" in done["reason"]
+    assert _aliases() == {"champion": version, "previous_champion": "1"}
+    timeline = warehouse.champion_timeline(NAME)
+    assert (timeline[-1]["version"], timeline[-1]["from"]) == (version, day + dt.timedelta(days=1))
+    assert warehouse.gate_decision_for(NAME, T)["decision"] == shadow.PROMOTED
+    assert shadow.review(cfg, day)["state"] == "none"
