@@ -15,7 +15,8 @@ alias:** the run is skipped (green, the reason in the log of `plan`).
 **Inputs:** `features/baseline/ds=<day>/`, the MLflow registry (`MLFLOW_TRACKING_URI`, alias
 `shadow`). **Outputs:** `predictions/fraud_shadow/ds=<day>/data.parquet`, warehouse table
 `shadow_predictions` (the columns of `predictions`, lineage on every row; no reasons), Asset
-`shadow_predictions_fraud` (extra `{"start", "end"}`).
+`shadow_predictions_fraud` (extra `{"start", "end"}`), and the estimate half of the shadow's
+`performance_days` rows (`role = shadow`).
 
 ## Tasks, and what to do when one fails
 
@@ -25,6 +26,7 @@ alias:** the run is skipped (green, the reason in the log of `plan`).
 | `score` | `spark-submit`s `include/jobs/score.py` (the scoring job, no reasons) through `spark_default` (pool `spark`) | not retried: `BATCHML-ERROR: bad registry state` (the shadow version's model files do not load) or `bad data`. Retried once: any other Spark failure | bad registry state: move the `shadow` alias or retrain, clear from `plan`. Spark: read the driver log in the task log, fix, clear `score` |
 | `validate_predictions` | the `predictions` checkpoint on the shadow's staged file (dataset `shadow_predictions`): one row per feature row, unique ids, scores in [0, 1], no nulls | **bad data** (not retried): the file is in `quarantine/predictions/fraud_shadow/ds=<day>/` | open the **Data Docs** link; usually a shadow version that outputs NaN: move the alias or retrain, clear from `plan` |
 | `publish` | replaces the day's `shadow_predictions` rows (delete + insert in one transaction), renames the file into place, emits `shadow_predictions_fraud`; once per run (a retry after it finished publishes nothing twice) | warehouse or lake unreachable (retried); staging or plan file gone (not retried) | unreachable: fix, clear `publish` (idempotent). Staging gone: clear the run from `plan` |
+| `estimate` | the shadow's CBPE estimate of each published day (`include.drift.monitor.record_shadow_estimate`, the champion's code path): the estimate half of its `performance_days` row (`role = shadow`), kept beside the day's drift report (`reports/drift/ds=<day>/shadow_estimate.json`) for the rebuild. Monitoring starts when the champion publishes and has usually run without the shadow's partition of the day | warehouse unreachable, MLflow unreachable (retried) | fix, clear `estimate`: it replaces its own half, nothing else; the shadow's scores are published whatever happens here |
 
 Nothing is published unless every day passed its checks. **Operations** (reruns and clears, late and
 out-of-order days, lost state): [docs/operations.md](../docs/operations.md).
@@ -92,6 +94,13 @@ def publish(plan: dict, outlet_events=None) -> dict:
     return result
 
 
+@task
+def estimate(plan: dict) -> dict:
+    from include.drift.monitor import record_shadow_estimates
+
+    return record_shadow_estimates(plan["days"])
+
+
 @dag(
     dag_id="shadow_scoring",
     schedule=[PREDICTIONS],
@@ -122,7 +131,8 @@ def shadow_scoring():
         partitions=f"{{{{ {PLAN}['days'] }}}}",
         staging=f"{{{{ {PLAN}['staging'] }}}}",
     )
-    planned >> score >> validate >> publish(planned)
+    published = publish(planned)
+    planned >> score >> validate >> published >> estimate(planned)
 
 
 shadow_scoring()

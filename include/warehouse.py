@@ -541,6 +541,16 @@ def _replace_performance_part(conn, model_name: str, part: dict[str, Any], now: 
     conn.execute(performance_days.insert().values(**row))
 
 
+def replace_performance_parts(model_name: str, parts: list[dict[str, Any]]) -> None:
+    """Replace the ``performance_days`` halves ``parts`` (include.drift.performance.parts) in one
+    transaction, outside a monitoring run: the shadow's estimate of a day, written by the shadow
+    scoring DAG once its partition is published (include.drift.monitor.record_shadow_estimate)."""
+    now = dt.datetime.now(dt.UTC)
+    with engine().begin() as conn:
+        for part in parts:
+            _replace_performance_part(conn, model_name, part, now)
+
+
 def _realised_of(figure: str) -> str:
     """The realised column an estimated figure is compared with (the expected frauds: the frauds)."""
     return "n_frauds" if figure == "expected_frauds" else figure
@@ -689,6 +699,11 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
                                             triggered_training=False, raised_at=dt.datetime.now(dt.UTC)))
 
 
+# beside a day's drift report: the shadow's estimate of the day when the shadow scoring DAG published
+# after the monitoring run (include.drift.monitor.record_shadow_estimate); reloaded by rebuild
+SHADOW_ESTIMATE_FILE = "shadow_estimate.json"
+
+
 def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "fraud"),
             reports: tuple[str, str] = ("reports", "drift"),
             reasons_dataset: tuple[str, str] = ("reasons", "fraud"),
@@ -707,7 +722,7 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
 
     from include import registry
     from include.config import data_root
-    from include.drift.monitor import live_parts
+    from include.drift.monitor import live_parts, shadow_estimate_parts
 
     root = root or data_root()
     scored, failed = [], []
@@ -749,12 +764,22 @@ def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "f
                 if "estimate" in report else None
             replace_monitoring_day(day, report["model_name"], str(report["model_version"]), columns, day_alerts,
                                    performance=live)
+
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("drift report %s cannot be reloaded (%s: %s): its day keeps the rows it has",
                         path, type(exc).__name__, exc)
             failed.append(str(path))
             continue
         monitored.append(report["ds"])
+    # the shadow's estimates written by its scoring DAG after the monitoring run, over the reports' halves
+    for path in sorted((root / reports[0] / reports[1]).glob(f"ds=*/{SHADOW_ESTIMATE_FILE}")):
+        try:
+            late = json.loads(path.read_text())
+            replace_performance_parts(late["model_name"], shadow_estimate_parts(dt.date.fromisoformat(late["ds"]),
+                                                                                late["estimate"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("shadow estimate %s cannot be reloaded (%s: %s)", path, type(exc).__name__, exc)
+            failed.append(str(path))
     rebuilt = {name: len(reconcile_promotions(name)) for name in registry.known_models()}
     return {"predictions_days": scored, "shadow_predictions_days": shadow, "monitoring_days": monitored, "promotions_rebuilt": rebuilt,
             "not_reloaded": failed}

@@ -228,6 +228,56 @@ def live_parts(day: dt.date, performance: dict[str, Any] | None, estimate: dict[
     return out
 
 
+def record_shadow_estimate(day: str | dt.date, name: str, cfg: MonitoringConfig,
+                           root: Path | None = None) -> dict[str, Any] | None:
+    """The shadow's CBPE estimate of ``day`` (:func:`estimate_of` on its partition of the day), written
+    as the estimate half of its ``performance_days`` row (``role='shadow'``) and kept beside the day's
+    drift report (include.warehouse.SHADOW_ESTIMATE_FILE, reloaded by the rebuild). Called by the shadow
+    scoring DAG once it published the day: monitoring, which starts when the champion publishes, has
+    usually run by then without it. The same figures monitoring writes when the partition is there.
+    None (nothing written) without a ``performance`` section; MissingInputError without the partition."""
+    from include import warehouse
+
+    day, root = as_date(day), root or data_root()
+    if cfg.performance is None:
+        return None
+    file = partition_file(*SHADOW_PREDICTIONS, day, root)
+    if not file.exists():
+        raise MissingInputError(f"shadow estimate ds={day}: no partition at {file}")
+    estimate = estimate_of(day, name, cfg, root, file, SHADOW_PREDICTIONS)[2]
+    if estimate is None:
+        return None
+    warehouse.replace_performance_parts(name, shadow_estimate_parts(day, estimate))
+    folder = partition_dir(*REPORTS, day.isoformat(), root)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / warehouse.SHADOW_ESTIMATE_FILE
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"ds": day.isoformat(), "model_name": name, "estimate": estimate}, indent=2, default=str))
+    tmp.replace(target)
+    return estimate
+
+
+def record_shadow_estimates(days: list[str], root: Path | None = None) -> dict[str, Any]:
+    """:func:`record_shadow_estimate` of each of ``days``, with the shipped monitoring and training
+    configurations (the shadow scoring DAG's last task): per day the estimated expected frauds, or why
+    there is no estimate (no ``performance`` section, too few labelled frauds to calibrate)."""
+    from include.drift.config import load_monitoring_config
+    from include.training.config import load_training_config
+
+    cfg, name = load_monitoring_config(), load_training_config().registered_model
+    out = {}
+    for day in days:
+        estimate = record_shadow_estimate(day, name, cfg, root)
+        out[str(day)] = ("no performance section" if estimate is None else estimate.get("skipped")
+                         or f"expected frauds {estimate['expected_frauds']:.1f}")
+    return out
+
+
+def shadow_estimate_parts(day: dt.date, estimate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The estimate half of the shadow's ``performance_days`` row of ``day + LABEL_DELAY_DAYS``."""
+    return [p for p in perf_parts(day, None, estimate, LABEL_DELAY_DAYS, role="shadow") if p["part"] == "estimate"]
+
+
 def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:
     """PSI/KS of every monitored column of ``columns`` in ``features`` and of ``scores`` (pure: no I/O)."""
     import numpy as np

@@ -23,6 +23,7 @@ from include.drift.monitor import (
     day_estimate,
     day_performance,
     live_parts,
+    record_shadow_estimate,
     shadow_day,
     write_report,
 )
@@ -76,6 +77,23 @@ def test_monitoring_writes_the_shadow_rows_beside_the_champions(data_root):
     assert rows[TODAY, "shadow"]["model_version"] == versions["mlp"]
     assert rows[TODAY, "champion"]["auc_roc"] == pytest.approx(champion_perf["auc_roc"])
     assert rows[later, "shadow"]["estimated"] and rows[later, "shadow"]["est_auc_roc"] is not None
+
+    # the shadow DAG's estimate task, after a monitoring run that did not find today's shadow partition:
+    # the same estimate half, kept beside the report for the rebuild
+    with warehouse.engine().begin() as conn:
+        conn.execute(warehouse.performance_days.delete().where(warehouse.performance_days.c.role == "shadow"))
+    late = record_shadow_estimate(TODAY, MODEL, CFG, data_root)
+    assert late["auc_roc"] == pytest.approx(shadow["estimate"]["auc_roc"])
+    [row] = [r for r in warehouse.performance_between(FIRST, TODAY, MODEL) if r["role"] == "shadow"]
+    assert (row["ds"], row["estimated"], row["model_version"]) == (later, True, versions["mlp"])
+    assert row["est_auc_roc"] == pytest.approx(late["auc_roc"])
+    with warehouse.engine().begin() as conn:
+        conn.execute(warehouse.performance_days.delete())
+    # the rebuild of the live performance alone (no report, the shadow's estimate file only)
+    warehouse.rebuild(data_root, predictions_dataset=("none", "none"), shadow_dataset=("none", "none"))
+    assert [(r["ds"], r["role"]) for r in warehouse.performance_between(FIRST, TODAY, MODEL)] == [(later, "shadow")]
+    warehouse.replace_monitoring_day(TODAY, MODEL, versions["xgboost"], [], [],
+                                     performance=live_parts(TODAY, champion_perf, champion_est, shadow))
 
     # today's shadow partition missing (the shadow failed, or has not published yet): the realised half
     # only, and a rerun leaves the shadow's estimate written before alone
