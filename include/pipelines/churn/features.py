@@ -170,8 +170,9 @@ def churn_features(inputs: dict[str, DataFrame], snapshots: list[dt.date]) -> Da
           for n in USAGE_WINDOWS],
         *[F.sum(F.when(within(n), F.col("minutes")).otherwise(F.lit(0.0))).alias(f"minutes_{n}d")
           for n in USAGE_WINDOWS],
-        F.countDistinct(F.when(within(ACTIVE_DAYS_WINDOW), F.to_date("event_time")))
-        .alias(f"active_days_{ACTIVE_DAYS_WINDOW}d"),
+        # usage records are one per customer and day (the suite churn_usage_events checks it): a count,
+        # not a distinct count, which would make Spark expand every row for its distinct aggregate
+        F.count(F.when(within(ACTIVE_DAYS_WINDOW), F.lit(1))).alias(f"active_days_{ACTIVE_DAYS_WINDOW}d"),
         F.max("event_time").alias("last_use"))
     support = windowed(inputs["support_contacts"]).groupBy(*keys).agg(
         *[F.count(F.when(within(n), F.lit(1))).alias(f"support_contacts_{n}d") for n in EVENT_WINDOWS])
