@@ -4,13 +4,14 @@ warehouse, on the scoring world of tests/scoring_registry.py (the champion, vers
 the day's predictions).
 
 - no ``shadow`` alias: the run is skipped (green), nothing written;
+- the ``estimate`` task writes the shadow's estimate half of its ``performance_days`` row;
 - a second registered version behind ``shadow``: its scores land in predictions/fraud_shadow and the
   warehouse's ``shadow_predictions``, and the champion's predictions are untouched;
 - a second publish of the day replaces it (no duplicates);
 - a shadow whose model files do not load fails the shadow DAG's ``score`` only: the champion's
   published predictions stay as they are (its scoring DAG runs before, and apart from, the shadow's).
 
-Slow (three shadow runs through spark-submit): about 3 minutes on the loaded 2-core machine.
+Slow (three shadow runs through spark-submit): 65 to 111 s on the loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def test_the_shadow_scores_beside_the_champion_and_never_stops_it(scoring_world,
     before = _champion_side(world.root)  # the champion's partitions and warehouse rows, the aliases
 
     states = _run(shadow)
-    assert states["run"] == "success", states
+    assert states["run"] == "success" and states["estimate"] == "success", states
+    # the estimate task: the shadow's estimate half of DAY + 7 (none yet: no labelled day of the version)
+    [row] = warehouse.performance_between(DAY, DAY, NAME)
+    assert (row["role"], row["model_version"], row["estimated"]) == ("shadow", version, True)
+    assert row["estimate_note"].startswith(f"0 labelled frauds of version {version}"), row["estimate_note"]
     preds = pd.read_parquet(partition_file(*SHADOW_PREDICTIONS, DAY, world.root))
     features = world.features[DAY]
     for rerun in (False, True):
@@ -116,7 +121,7 @@ def test_the_shadow_scores_beside_the_champion_and_never_stops_it(scoring_world,
     last = pd.read_parquet(partition_file(*SHADOW_PREDICTIONS, DAY, world.root))
     states = _run(shadow)
     assert states["run"] == "failed" and states["score"] == "failed", states
-    assert states["validate_predictions"] == states["publish"] == "upstream_failed"
+    assert states["validate_predictions"] == states["publish"] == states["estimate"] == "upstream_failed"
     assert pd.read_parquet(partition_file(*SHADOW_PREDICTIONS, DAY, world.root)).equals(last)
     after = _champion_side(world.root)
     assert after.pop("aliases") != before.pop("aliases") and after == before  # only the shadow alias moved
