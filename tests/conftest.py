@@ -125,7 +125,8 @@ def pytest_sessionfinish(session, exitstatus):
 # the .airflow-test SQLite metadata database, and a session's Spark and feature lake). Two groups, by
 # path: xdist 3.8's own xdist_group marks do not group on pytest 9 (they set item._nodeid, which
 # pytest 9 no longer reads), and the controller that schedules sees node ids, not marks.
-PRODUCTION_GROUP = ("tests/integration/test_production_path.py::", "tests/operations/")
+PRODUCTION_GROUP = ("tests/integration/test_production_path.py::", "tests/integration/test_celery_workers.py::",
+                    "tests/operations/")
 
 
 @pytest.hookimpl(optionalhook=True)

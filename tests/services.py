@@ -1,6 +1,7 @@
 """The production services as local processes on loopback, for the integration tests: a Spark
-standalone master and worker (from the pyspark package, through scripts/spark-daemon.sh) and an
-``mlflow server`` backed by PostgreSQL. Each is a context manager over the project's one process
+standalone master and worker (from the pyspark package, through scripts/spark-daemon.sh), an
+``mlflow server`` backed by PostgreSQL, and for the CeleryExecutor a Redis broker (Debian's
+redis-server) and ``airflow celery worker`` processes. Each is a context manager over the project's one process
 supervisor (tools/supervisor.py): it starts the process group, waits until it answers, and stops it on
 exit; the output goes to a log file the failure names."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -75,3 +77,55 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, logs: Path) -> Iterat
     with service("mlflow server", args, logs / "mlflow-server.log", f"{url}/health", timeout=180,
                  env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         yield url
+
+
+@contextlib.contextmanager
+def redis_server(logs: Path) -> Iterator[str]:
+    """A private ``redis-server`` on a free loopback port, nothing persisted (the Celery broker of one
+    test: no queue shared with another session's Redis on 6379); yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found on PATH: the CeleryExecutor test needs Redis as its broker. "
+                           "Install Debian's package: apt-get install -y redis-server (scripts/bootstrap.sh does "
+                           "it when run as root)")
+    port = free_port()
+
+    def answers() -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping())
+        except redis.RedisError:
+            return False
+
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with service("redis", args, logs / "redis.log", answers, timeout=30):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def worker_hostname() -> str:
+    """Airflow's ``[core] hostname_callable`` in the test's Celery workers: two workers on one machine
+    stand for two machines, so each reports the name it was given (a real worker reports its FQDN)."""
+    return os.environ["BATCHML_WORKER_HOSTNAME"]
+
+
+@contextlib.contextmanager
+def celery_workers(names: list[str], env: dict[str, str], logs: Path, concurrency: int = 1) -> Iterator[list[str]]:
+    """One ``airflow celery worker`` per name, each reporting that name as the hostname of the task
+    instances it runs; ready once Celery logs that the worker is ready. ``env`` holds the Airflow and
+    pipeline configuration (the same as the scheduler's, CeleryExecutor and its broker included)."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            log = logs / f"celery-{name}.log"
+
+            def ready(log: Path = log) -> bool:
+                return log.exists() and " ready." in log.read_text(errors="replace")
+
+            args = ["airflow", "celery", "worker", "--concurrency", str(concurrency),
+                    "--celery-hostname", f"{name}@127.0.0.1",
+                    "--skip-serve-logs"]  # the task logs are files of the shared AIRFLOW_HOME; no port 8793 twice
+            stack.enter_context(service(f"celery worker {name}", args, log, ready, timeout=180, env={
+                **env, "BATCHML_WORKER_HOSTNAME": name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.services.worker_hostname",
+                "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}"}))
+        yield list(names)
