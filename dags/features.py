@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
-from batchml.defaults import default_args
+from airflow.sdk import dag, task
+from batchml.defaults import day_range_params, default_args
 from batchml.operators import GXCheckpointOperator, SparkJobOperator
 
 from include.assets import FEATURES_BASELINE, RAW_LABELS, RAW_TRANSACTIONS
@@ -108,10 +108,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,  # so validate_features receives the list of days
-    params={
-        "start": Param(None, type=["null", "string"], format="date", description="first day (backfill)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
-    },
+    params=day_range_params(),
     tags=["batchml", "fraud", "features", "spark", "great-expectations"],
     default_args=default_args("data-platform"),
     doc_md=__doc__,

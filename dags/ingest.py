@@ -59,8 +59,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
-from batchml.defaults import default_args
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from batchml.defaults import day_range_params, default_args
 from batchml.operators import GXCheckpointOperator
 
 from include.assets import RAW_LABELS, RAW_TRANSACTIONS
@@ -135,10 +135,7 @@ def _validate(source: str, run_days, **kwargs) -> GXCheckpointOperator:
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # label checks and row-count bounds read the days published before
-    params={
-        "start": Param(None, type=["null", "string"], format="date", description="first day (initial load)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last day (initial load)"),
-    },
+    params=day_range_params("initial load"),
     tags=["batchml", "fraud", "ingest", "great-expectations"],
     default_args=default_args("data-platform", retries=2, retry_delay=dt.timedelta(minutes=5)),  # a late landing file
     doc_md=__doc__,

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
-from batchml.defaults import default_args
+from airflow.sdk import dag, task
+from batchml.defaults import day_range_params, default_args
 from batchml.operators import DriftCheckOperator
 
 from include.assets import CHAMPION_MODEL, DRIFT_ALERT, PREDICTIONS
@@ -92,10 +92,7 @@ def review_shadow(results: list[dict], outlet_events=None) -> dict:
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
-    params={
-        "start": Param(None, type=["null", "string"], format="date", description="first day (backfill)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
-    },
+    params=day_range_params(),
     tags=["batchml", "fraud", "monitoring", "drift"],
     default_args=default_args("ml-platform", max_retry_delay=dt.timedelta(minutes=20)),
     doc_md=__doc__,

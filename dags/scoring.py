@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, dag, task
-from batchml.defaults import default_args
+from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback, dag, task
+from batchml.defaults import day_range_params, default_args
 from batchml.notifiers import deadline_missed
 from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
@@ -67,30 +67,17 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from batchml.connections import require_connection
 
-    from include.config import ConfigError
-    from include.registry import RegistryStateError
-    from include.run_days import NothingToDo, check_not_future, days_to_process
-    from include.scoring import FeatureInputError, plan_scoring, write_plan
+    from include.run_days import NothingToDo
+    from include.scoring import PlanRefused, plan_run
     from include.storage import staging_dir
-    from include.training.config import load_training_config
 
     require_connection(SPARK_CONN, "score (spark-submit)")
-    try:
-        days = days_to_process(params, triggering_asset_events, "score")
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the run's parameters
-    try:
-        check_not_future(days, "score")  # a day not over yet (UTC) has no complete features
-        cfg = load_training_config()
-        plans = plan_scoring(days, cfg.registered_model, experiment=cfg.experiment)
-    except NothingToDo as exc:  # a future day, or every day before the first champion: skipped, not red
+    try:  # plans.json in the run's staging folder, read by score and publish
+        return plan_run(params, triggering_asset_events, staging_dir(run_id, "scoring"), "score")
+    except NothingToDo as exc:  # skipped (green, with the reason), not red
         raise AirflowSkipException(str(exc)) from None
-    except (RegistryStateError, FeatureInputError, ConfigError) as exc:
-        # no champion or one that cannot be used, a feature partition that must not be scored, an
-        # invalid training.yaml: retries cannot help. A missing partition or an unreachable registry
-        # or warehouse raise other errors, and are retried.
+    except PlanRefused as exc:  # retries cannot help; anything else (unreachable, missing input) is retried
         raise AirflowFailException(str(exc)) from exc
-    return write_plan(staging_dir(run_id, "scoring"), plans)  # plans.json, read by score and publish
 
 
 @task(outlets=[PREDICTIONS])
@@ -114,10 +101,7 @@ def publish(plan: dict, outlet_events=None) -> dict:
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    params={
-        "start": Param(None, type=["null", "string"], format="date", description="first day (backfill)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
-    },
+    params=day_range_params(),
     # asset-triggered runs have no logical date: the clock starts when the run is queued
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
-from batchml.defaults import default_args
+from airflow.sdk import dag, task
+from batchml.defaults import day_range_params, default_args
 from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
 from include.assets import PREDICTIONS, SHADOW_PREDICTIONS
@@ -57,27 +57,18 @@ def plan(params: dict | None = None, triggering_asset_events=None, run_id: str |
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from batchml.connections import require_connection
 
-    from include.config import ConfigError
-    from include.registry import SHADOW, RegistryStateError
-    from include.run_days import NothingToDo, check_not_future, days_to_process
-    from include.scoring import FeatureInputError, plan_scoring, write_plan
+    from include.registry import SHADOW
+    from include.run_days import NothingToDo
+    from include.scoring import PlanRefused, plan_run
     from include.storage import staging_dir
-    from include.training.config import load_training_config
 
     require_connection(SPARK_CONN, "shadow score (spark-submit)")
-    try:
-        days = days_to_process(params, triggering_asset_events, "score in shadow")
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    try:
-        check_not_future(days, "score in shadow")
-        cfg = load_training_config()
-        plans = plan_scoring(days, cfg.registered_model, experiment=cfg.experiment, alias=SHADOW)
-    except NothingToDo as exc:  # no shadow alias, or a future day: skipped, not red
+    try:  # plans.json in the run's staging folder, read by score and publish
+        return plan_run(params, triggering_asset_events, staging_dir(run_id, "shadow_scoring"), "score in shadow", alias=SHADOW)
+    except NothingToDo as exc:  # skipped (green, with the reason), not red
         raise AirflowSkipException(str(exc)) from None
-    except (RegistryStateError, FeatureInputError, ConfigError) as exc:
+    except PlanRefused as exc:  # retries cannot help; anything else (unreachable, missing input) is retried
         raise AirflowFailException(str(exc)) from exc
-    return write_plan(staging_dir(run_id, "shadow_scoring"), plans)
 
 
 @task(outlets=[SHADOW_PREDICTIONS])
@@ -108,10 +99,7 @@ def estimate(plan: dict) -> dict:
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    params={
-        "start": Param(None, type=["null", "string"], format="date", description="first day (backfill)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last day (backfill)"),
-    },
+    params=day_range_params(),
     tags=["batchml", "fraud", "scoring", "shadow", "spark", "mlflow"],
     default_args=default_args("ml-platform", max_retry_delay=dt.timedelta(minutes=20)),
     doc_md=__doc__,

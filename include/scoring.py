@@ -473,6 +473,38 @@ def publish_predictions(staging: Path, plans: list[dict[str, Any]], root: Path |
     return {"rows": rows, "models": {p["ds"]: p["model"]["version"] for p in plans}}
 
 
+class PlanRefused(ValueError):
+    """A scoring run that a retry cannot fix: bad run parameters, no champion or a version that cannot
+    be used, a feature partition that must not be scored, an invalid training.yaml."""
+
+
+def plan_run(params: dict | None, events, staging: Path, what: str, alias: str | None = None) -> dict[str, Any]:
+    """The plan step of a scoring run, the champion's (``alias`` None) or the version behind ``alias``'s
+    (the shadow): the days the run's params or Asset events name, checked, planned
+    (:func:`plan_scoring`) and written to ``staging`` (:func:`write_plan`, whose result is returned).
+
+    include.run_days.NothingToDo (a skip with its reason): a day not over yet (UTC), every day before
+    the first champion, no version behind ``alias``. :class:`PlanRefused` (not retried): see there.
+    Anything else (a feature partition missing, the registry or the warehouse unreachable) is left to
+    the task's retries. ``what`` names the step in the messages."""
+    from include.config import ConfigError
+    from include.registry import RegistryStateError
+    from include.run_days import check_not_future, days_to_process
+    from include.training.config import load_training_config
+
+    try:
+        days = days_to_process(params, events, what)
+    except ValueError as exc:
+        raise PlanRefused(str(exc)) from exc
+    check_not_future(days, what)  # a day not over yet (UTC) has no complete features
+    try:
+        cfg = load_training_config()
+        plans = plan_scoring(days, cfg.registered_model, experiment=cfg.experiment, alias=alias)
+    except (RegistryStateError, FeatureInputError, ConfigError) as exc:
+        raise PlanRefused(str(exc)) from exc
+    return write_plan(staging, plans)
+
+
 def write_plan(staging: Path, plans: list[dict[str, Any]]) -> dict[str, Any]:
     """Write the plans of :func:`plan_scoring` to ``<staging>/plans.json`` (what the score job and
     publish read; written whole or not at all) and return the plan task's XCom: the days, the staging

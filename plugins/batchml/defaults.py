@@ -16,3 +16,14 @@ def default_args(owner: str, *, retries: int = 1, retry_delay: dt.timedelta = dt
     parameters skip the retries by raising ``AirflowFailException``."""
     return {"owner": owner, "retries": retries, "retry_delay": retry_delay, "retry_exponential_backoff": 2.0,
             "max_retry_delay": max_retry_delay, "on_failure_callback": TaskFailureNotifier()}
+
+
+def day_range_params(purpose: str = "backfill") -> dict[str, Any]:
+    """The ``start`` / ``end`` params of a DAG that processes a range of days when triggered by hand
+    (``purpose`` is shown in the trigger form); both empty: the days of the triggering event."""
+    from airflow.sdk import Param
+
+    return {
+        "start": Param(None, type=["null", "string"], format="date", description=f"first day ({purpose})"),
+        "end": Param(None, type=["null", "string"], format="date", description=f"last day ({purpose})"),
+    }
