@@ -44,12 +44,10 @@ from batchml.defaults import day_range_params, default_args
 from batchml.operators import BatchScoringOperator, GXCheckpointOperator
 
 from include.assets import PREDICTIONS, SHADOW_PREDICTIONS
-from include.scoring import SHADOW_CHECK, register_shadow_check
+from include.scoring import SHADOW_CHECK
 
 PLAN = "ti.xcom_pull(task_ids='plan')"
 SPARK_CONN = "spark_default"
-
-register_shadow_check()  # the checkpoint of the shadow's staged predictions, known to this DAG's workers
 
 
 @task(retries=3, retry_delay=dt.timedelta(minutes=1))

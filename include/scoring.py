@@ -83,21 +83,9 @@ class Target:
 
 CHAMPION_TARGET = Target(PREDICTIONS, REASONS, "predictions")  # the decision
 SHADOW_TARGET = Target(SHADOW_PREDICTIONS, None, "shadow_predictions")  # beside it, read by no consumer
-# the dataset check (include.validation.datasets) of the shadow's staged predictions: the predictions
-# suite, quarantined apart from the champion's (quarantine/predictions/fraud_shadow/)
+# the dataset check (include.validation.datasets.DATASETS) of the shadow's staged predictions: the
+# predictions suite, quarantined apart from the champion's (quarantine/predictions/fraud_shadow/)
 SHADOW_CHECK = "shadow_predictions"
-
-
-def register_shadow_check() -> None:
-    """Register :data:`SHADOW_CHECK`: the ``predictions`` checkpoint (one row per feature row, unique
-    ids, scores in [0, 1], no nulls) on a staged shadow file, quarantined under its own dataset.
-    Cheap and idempotent: the shadow scoring DAG calls it when it is parsed."""
-    import dataclasses
-
-    from include.validation.datasets import DATASETS, register
-
-    check = dataclasses.replace(DATASETS["predictions"], dataset=SHADOW_PREDICTIONS[1])
-    register(__name__, {}, {SHADOW_CHECK: check})
 
 
 class BeforeFirstChampion(Exception):

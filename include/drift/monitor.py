@@ -23,6 +23,7 @@ from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, data_root
 from include.drift.config import MonitoringConfig
+from include.drift.performance import SHADOW_ROLE
 from include.drift.performance import parts as perf_parts
 from include.drift.reference import ReferenceDistribution
 from include.drift.stats import ks, psi
@@ -222,7 +223,7 @@ def live_parts(day: dt.date, performance: dict[str, Any] | None, estimate: dict[
     missing writes nothing, so it never clears what a run that had it wrote)."""
     out = perf_parts(day, performance, estimate, LABEL_DELAY_DAYS)
     if shadow:
-        mine = perf_parts(day, shadow.get("performance"), shadow.get("estimate"), LABEL_DELAY_DAYS, role="shadow")
+        mine = perf_parts(day, shadow.get("performance"), shadow.get("estimate"), LABEL_DELAY_DAYS, role=SHADOW_ROLE)
         out += [p for p, source in zip(mine, (shadow.get("performance"), shadow.get("estimate")), strict=True)
                 if source is not None]
     return out
@@ -275,7 +276,7 @@ def record_shadow_estimates(days: list[str], root: Path | None = None) -> dict[s
 
 def shadow_estimate_parts(day: dt.date, estimate: dict[str, Any]) -> list[dict[str, Any]]:
     """The estimate half of the shadow's ``performance_days`` row of ``day + LABEL_DELAY_DAYS``."""
-    return [p for p in perf_parts(day, None, estimate, LABEL_DELAY_DAYS, role="shadow") if p["part"] == "estimate"]
+    return [p for p in perf_parts(day, None, estimate, LABEL_DELAY_DAYS, role=SHADOW_ROLE) if p["part"] == "estimate"]
 
 
 def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:

@@ -127,14 +127,16 @@ def errors(estimated: dict[str, Any], got: dict[str, Any]) -> dict[str, float | 
             for k in ESTIMATED}
 
 
-ROLE = "champion"  # the version that scores the days; a shadow model's rows would carry "shadow"
+# performance_days.role: the version that scores the days (the decision), and the one scored beside it
+# (include.registry.SHADOW, dags/shadow_scoring.py); the names of their registry aliases
+CHAMPION_ROLE, SHADOW_ROLE = "champion", "shadow"
 # the realised figures kept per day (the keys of include.drift.monitor.performance_verdict's result)
 REALISED = ("n_labelled", "n_frauds", "auc_roc", "average_precision", "card_precision", "precision_at_threshold",
             "recall_at_threshold", "expected_cost")
 
 
 def parts(day: dt.date, performance: dict[str, Any] | None, day_estimate: dict[str, Any] | None,
-          label_delay_days: int, role: str = ROLE) -> list[dict[str, Any]]:
+          label_delay_days: int, role: str = CHAMPION_ROLE) -> list[dict[str, Any]]:
     """What one monitoring run of ``day`` writes to the warehouse's ``performance_days`` (one row per
     label-arrival day ``ds``): the realised half of the row ``ds = day`` (the labels arriving today, of
     the day scored ``label_delay_days`` before) and the estimate half of the row ``ds = day +

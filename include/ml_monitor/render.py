@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import LABEL_DELAY_DAYS
+from include.drift.performance import CHAMPION_ROLE, SHADOW_ROLE
 from include.ml_monitor.data import ALIASES, SCORE_BINS, MonitorData, VersionInfo, daily_scoring, read_json
 
 # Datasets validated by include.validation.datasets, in pipeline order (others are listed after them).
@@ -301,7 +302,7 @@ LIVE_METRICS = (
     # the evaluation's cost is that of a whole week of another size: no per-day reference
     ("expected_cost", "Cost per day", "{:,.0f}", True, None),
 )
-ROLE_COLOURS = {"champion": "#1565c0", "shadow": "#6a1b9a"}
+ROLE_COLOURS = {CHAMPION_ROLE: "#1565c0", SHADOW_ROLE: "#6a1b9a"}
 LIVE_H, LIVE_TOP = 70, 16
 
 
@@ -337,7 +338,7 @@ def _live_chart(metric: str, label: str, pattern: str, has_estimate: bool, refer
 
     out.append(f'<text x="{LABEL_W + cell * len(days) + 4}" y="{LIVE_TOP + 8}" class="axis">{_e(_num(hi - pad, pattern))}</text>'
                f'<text x="{LABEL_W + cell * len(days) + 4}" y="{LIVE_TOP + LIVE_H}" class="axis">{_e(_num(lo + pad, pattern))}</text>')
-    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != "champion", r)):
+    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != CHAMPION_ROLE, r)):
         colour = ROLE_COLOURS.get(role, "#455a64")
         mine = [(r, v) for r, v in refs if r["role"] == role]
         runs: list[list[tuple[dt.date, float]]] = []  # the reference: a step line, one run per value
@@ -390,11 +391,11 @@ def _roles_legend(data: MonitorData, rows: list[dict[str, Any]]) -> str:
     """Which line is which model: the champion's and, when monitoring measured one, the shadow's
     (docs/shadow.md), each with the version(s) of its rows and the version behind its registry alias."""
     items = []
-    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != "champion", r)):
+    for role in sorted({r["role"] for r in rows}, key=lambda r: (r != CHAMPION_ROLE, r)):
         versions = sorted({str(r["model_version"]) for r in rows if r["role"] == role}, key=lambda v: (len(v), v))
         alias = data.registry.versions.get(role)
         now = f", alias <code>{_e(role)}</code> now on version {_e(alias.version)}" if alias else ""
-        what = " (scored beside the champion; not the decision)" if role == "shadow" else ""
+        what = " (scored beside the champion; not the decision)" if role == SHADOW_ROLE else ""
         items.append(f'<span class="role" id="role-{_e(role)}" data-versions="{_e(" ".join(versions))}">'
                      f'<svg width="26" height="8" aria-hidden="true"><line x1="0" x2="26" y1="4" y2="4" '
                      f'stroke="{ROLE_COLOURS.get(role, "#455a64")}" stroke-width="2"/></svg> {_e(role)}: version '
@@ -411,9 +412,9 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
                 f'when its labels arrive ({LABEL_DELAY_DAYS} days later).</p>')
     rows = data.performance
     legend = (f'<p class="legend">By the day the transactions were scored. <svg width="26" height="8" aria-hidden="true">'
-              f'<line x1="0" x2="26" y1="4" y2="4" stroke="{ROLE_COLOURS["champion"]}" stroke-width="2"/></svg> realised '
+              f'<line x1="0" x2="26" y1="4" y2="4" stroke="{ROLE_COLOURS[CHAMPION_ROLE]}" stroke-width="2"/></svg> realised '
               f'on the arrived labels <svg width="26" height="8" aria-hidden="true"><line x1="0" x2="26" y1="4" y2="4" '
-              f'stroke="{ROLE_COLOURS["champion"]}" stroke-width="2" stroke-dasharray="4 3"/></svg> estimated from the '
+              f'stroke="{ROLE_COLOURS[CHAMPION_ROLE]}" stroke-width="2" stroke-dasharray="4 3"/></svg> estimated from the '
               'calibrated scores before the labels arrive (CBPE) <svg width="26" height="8" aria-hidden="true"><line x1="0" '
               'x2="26" y1="4" y2="4" stroke="#9e9e9e" stroke-width="1"/></svg> the version\'s offline evaluation figure '
               '<svg width="10" height="8" aria-hidden="true"><path d="M1 0 h8 l-4 7 z" fill="#e53935"/></svg> '

@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from include import registry, warehouse
+from include.drift.performance import CHAMPION_ROLE, SHADOW_ROLE
 from include.faults import failpoint
 from include.storage import as_date
 from include.training import tracking
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 AWAITING, PROMOTED, REFUSED = "awaiting_shadow", "shadow_promoted", "shadow_refused"
 # the version's tags of a review's outcome (written before anything moves: a rerun completes it)
 OUTCOME_TAG, REVIEWED_TAG, REASON_TAG = "shadow_outcome", "shadow_reviewed_as_of", "shadow_review"
-CHAMPION_ROLE, SHADOW_ROLE = "champion", "shadow"  # performance_days.role
 
 
 def awaiting_note(cfg: TrainingConfig) -> str:

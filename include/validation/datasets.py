@@ -3,6 +3,7 @@ file goes. One entry per validated dataset; :func:`validate_partitions` is what 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -13,6 +14,7 @@ from typing import Any
 
 from include.config import LABEL_DELAY_DAYS, ConfigError, data_root
 from include.pipelines import get as pipeline_spec
+from include.scoring import SHADOW_CHECK, SHADOW_PREDICTIONS
 from include.storage import (
     MissingInputError,
     as_date,
@@ -292,6 +294,9 @@ DATASETS: dict[str, DatasetCheck] = {
     "predictions": DatasetCheck("predictions", "predictions", _PREDICTIONS.dataset, _staged_file,
                                 _predictions_parameters),
 }
+# the shadow version's staged predictions (dags/shadow_scoring.py): the predictions checkpoint, quarantined
+# apart from the champion's (quarantine/predictions/<its dataset>/)
+DATASETS[SHADOW_CHECK] = dataclasses.replace(DATASETS["predictions"], dataset=SHADOW_PREDICTIONS[1])
 
 
 # Who registered each dataset name beyond the reference pipeline's own (register() below).
