@@ -68,7 +68,7 @@ REASON_FIELDS = {f"reason_{r}_{part}": type_ for r in range(1, REASON_RANKS + 1)
                  for part, type_ in (("feature", "string"), ("value", "double"), ("contribution", "double"))}
 
 
-SHADOW_PREDICTIONS = ("predictions", "fraud_shadow")  # zone, dataset: the shadow version's scores
+SHADOW_PREDICTIONS = (PREDICTIONS[0], f"{PREDICTIONS[1]}_shadow")  # zone, dataset: the shadow version's scores
 
 
 @dataclass(frozen=True)

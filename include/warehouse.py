@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
+from include import scoring
 from include.config import warehouse_url
 from include.faults import failpoint
 
@@ -704,10 +705,9 @@ def record_pipeline_alert(day: dt.date, dag_id: str, kind: str, message: str) ->
 SHADOW_ESTIMATE_FILE = "shadow_estimate.json"
 
 
-def rebuild(root=None, predictions_dataset: tuple[str, str] = ("predictions", "fraud"),
-            reports: tuple[str, str] = ("reports", "drift"),
-            reasons_dataset: tuple[str, str] = ("reasons", "fraud"),
-            shadow_dataset: tuple[str, str] = ("predictions", "fraud_shadow")) -> dict[str, Any]:
+def rebuild(root=None, predictions_dataset: tuple[str, str] = scoring.PREDICTIONS,
+            reports: tuple[str, str] = ("reports", "drift"), reasons_dataset: tuple[str, str] = scoring.REASONS,
+            shadow_dataset: tuple[str, str] = scoring.SHADOW_PREDICTIONS) -> dict[str, Any]:
     """Reload what the lake and the registry hold, day by day, each day replaced in one transaction
     (a rerun of the rebuild changes nothing): ``predictions``, ``prediction_days`` and
     ``prediction_reasons`` from the prediction partitions and the reasons partitions beside them, ``drift_metrics``, the drift / performance ``alerts`` and the live ``performance_days`` from the

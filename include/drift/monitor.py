@@ -28,13 +28,12 @@ from include.drift.performance import parts as perf_parts
 from include.drift.reference import ReferenceDistribution
 from include.drift.stats import ks, psi
 from include.faults import failpoint
+from include.scoring import PREDICTIONS, SHADOW_PREDICTIONS
 from include.storage import MissingInputError, as_date, partition_dir, partition_file
 
 log = logging.getLogger(__name__)
 
 REPORTS = ("reports", "drift")
-PREDICTIONS = ("predictions", "fraud")  # the champion's scores (include.scoring.PREDICTIONS)
-SHADOW_PREDICTIONS = ("predictions", "fraud_shadow")  # the shadow's (include.scoring.SHADOW_PREDICTIONS)
 
 
 @functools.lru_cache(maxsize=16)
