@@ -8,6 +8,13 @@ whatever order the days are monitored or rerun in), whichever version raised it.
 model retrained on the alert cannot have seen the drifted days yet (their labels arrive 7 days
 later), so its reference is pre-drift too and it keeps alerting; deduplicating per version would
 retrain every night of the episode.
+
+A day is read in batches of ``batch_rows`` rows (:func:`batch_rows`: the ``BATCHML_MONITOR_BATCH_ROWS``
+environment variable, else ``DEFAULT_BATCH_ROWS``), never as a frame: the drift counts
+(include.drift.stats.ColumnCounts) and the realised performance (include.drift.performance.RealisedCounts)
+add up over the batches. What is still held for a whole day, as numpy arrays: the day's scores (8 bytes
+a row, for the CBPE estimate's weighted AUC), the label partition's ids and flags (9 bytes a label, to
+join the predictions with their labels), and the scores and labels of the calibration days.
 """
 
 from __future__ import annotations
@@ -18,22 +25,57 @@ import html
 import json
 import logging
 import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.config import LABEL_DELAY_DAYS, data_root
 from include.drift.config import MonitoringConfig
-from include.drift.performance import SHADOW_ROLE
+from include.drift.performance import SHADOW_ROLE, RealisedCounts
 from include.drift.performance import parts as perf_parts
 from include.drift.reference import ReferenceDistribution
-from include.drift.stats import ks, psi
+from include.drift.stats import ColumnCounts
 from include.faults import failpoint
 from include.scoring import PREDICTIONS, SHADOW_PREDICTIONS
 from include.storage import MissingInputError, as_date, partition_dir, partition_file
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger(__name__)
 
 REPORTS = ("reports", "drift")
+# rows per batch read from a day's partitions (features, predictions, labels)
+DEFAULT_BATCH_ROWS = 65_536
+BATCH_ROWS_ENV = "BATCHML_MONITOR_BATCH_ROWS"
+
+
+def batch_rows(value: int | None = None) -> int:
+    """``value``, else the ``BATCHML_MONITOR_BATCH_ROWS`` environment variable, else ``DEFAULT_BATCH_ROWS``;
+    ValueError naming the source unless a positive integer."""
+    raw, source = (value, "batch_rows") if value is not None else (os.environ.get(BATCH_ROWS_ENV, "").strip(), BATCH_ROWS_ENV)
+    if raw in ("", None):
+        return DEFAULT_BATCH_ROWS
+    try:
+        rows = int(raw)
+    except (TypeError, ValueError):
+        rows = 0
+    if rows < 1 or str(rows) != str(raw).strip():
+        raise ValueError(f"{source} must be a positive integer (rows per batch), got {raw!r}")
+    return rows
+
+
+def _batches(file: Path, columns: list[str], size: int) -> Iterator[Any]:
+    """The ``columns`` of a parquet file as pyarrow record batches of at most ``size`` rows."""
+    import pyarrow.parquet as pq
+
+    yield from pq.ParquetFile(file).iter_batches(batch_size=size, columns=columns)
+
+
+def _column(batch, name: str) -> np.ndarray:
+    return batch.column(name).to_numpy(zero_copy_only=False)
 
 
 @functools.lru_cache(maxsize=16)
@@ -47,9 +89,15 @@ def load_reference(run_id: str) -> dict:
 
 
 def column_drift(name: str, reference: dict, values, cfg: MonitoringConfig) -> dict[str, Any]:
-    ref = ReferenceDistribution.from_dict(reference)
-    p = psi(ref, values, warn=cfg.psi_warn, alert=cfg.psi_alert)
-    k = ks(ref, values, p_threshold=cfg.ks_p_value, statistic_threshold=cfg.ks_statistic) if ref.kind == "numeric" else None
+    """:func:`column_verdict` of one column given whole."""
+    return column_verdict(name, ColumnCounts(ReferenceDistribution.from_dict(reference)).add(values), cfg)
+
+
+def column_verdict(name: str, counts: ColumnCounts, cfg: MonitoringConfig) -> dict[str, Any]:
+    """PSI, KS (numeric columns) and the drift verdict of a column from its counts over the day."""
+    ref = counts.reference
+    p = counts.psi(warn=cfg.psi_warn, alert=cfg.psi_alert)
+    k = counts.ks(p_threshold=cfg.ks_p_value, statistic_threshold=cfg.ks_statistic) if ref.kind == "numeric" else None
     # KS on a 0/1 flag says nothing PSI does not; for numeric columns both must agree beyond a warning
     drifted = p.level == "alert" or (k is not None and k.drifted and p.level == "warn")
     return {"column_name": name, "kind": ref.kind, "psi": _finite(p.psi), "psi_level": p.level,
@@ -71,35 +119,76 @@ def _version(name: str, version: str) -> tuple[dict[str, float], float]:
     return json.loads(mv.tags.get("metrics", "{}")), float(mv.tags["threshold"])
 
 
-def _labelled(scored_day: dt.date, root: Path, columns: list[str], dataset: tuple[str, str] = PREDICTIONS):
-    """The predictions of ``scored_day`` in ``dataset`` (``columns`` and model_version) joined with their
-    labels, which arrive LABEL_DELAY_DAYS later, as (version, rows); None when either partition is missing."""
-    import pandas as pd
+def _labels(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The transaction ids of a label partition, sorted, and their tx_fraud flags (9 bytes a label);
+    ValueError naming the file when an id is labelled twice."""
+    import numpy as np
+    import pyarrow.parquet as pq
 
+    table = pq.read_table(file, columns=["transaction_id", "tx_fraud"])
+    ids = table.column("transaction_id").to_numpy()
+    fraud = table.column("tx_fraud").to_numpy(zero_copy_only=False)
+    del table
+    order = np.argsort(ids, kind="stable")
+    ids, fraud = ids[order], fraud[order].astype(np.int8)
+    if ids.size > 1 and np.any(ids[1:] == ids[:-1]):
+        raise ValueError(f"labels {file}: transaction_id {int(ids[1:][ids[1:] == ids[:-1]][0])} is labelled "
+                         "more than once; fix or re-land the partition")
+    return ids, fraud
+
+
+def _labelled(scored_day: dt.date, root: Path, columns: list[str], dataset: tuple[str, str] = PREDICTIONS,
+              size: int | None = None) -> tuple[str | None, Callable[[], Iterator[dict[str, np.ndarray]]]] | None:
+    """The predictions of ``scored_day`` in ``dataset`` joined with their labels, which arrive
+    LABEL_DELAY_DAYS later, as (version of the first prediction, batches): ``batches()`` yields, per
+    batch of at most ``size`` predictions, numpy arrays of ``columns``, model_version and tx_fraud of the
+    rows that have a label (an inner join), and may be called again for another pass. None when either
+    partition is missing."""
+    import numpy as np
+
+    size = batch_rows(size)
     preds_file = partition_file(*dataset, scored_day, root)
     labels_file = partition_file("raw", "labels", scored_day + dt.timedelta(days=LABEL_DELAY_DAYS), root)
     if not preds_file.exists() or not labels_file.exists():
         return None
-    preds = pd.read_parquet(preds_file, columns=[*columns, "model_version"])
-    labels = pd.read_parquet(labels_file, columns=["transaction_id", "tx_fraud"])
-    version = str(preds["model_version"].iloc[0]) if len(preds) else None
-    return version, preds.merge(labels, on="transaction_id", how="inner").assign(ds=scored_day)
+    first = next(_batches(preds_file, ["model_version"], 1), None)
+    version = str(first.column("model_version")[0].as_py()) if first is not None and first.num_rows else None
+    ids, fraud = _labels(labels_file)
+    wanted = list(dict.fromkeys(["transaction_id", *columns, "model_version"]))
+
+    def batches() -> Iterator[dict[str, np.ndarray]]:
+        for batch in _batches(preds_file, wanted, size):
+            tx = _column(batch, "transaction_id")
+            at = np.minimum(np.searchsorted(ids, tx), max(ids.size - 1, 0))
+            hit = ids[at] == tx if ids.size else np.zeros(tx.size, dtype=bool)
+            out = {c: _column(batch, c)[hit] for c in wanted}
+            out["tx_fraud"] = fraud[at[hit]]
+            yield out
+
+    return version, batches
 
 
 def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path,
-                    dataset: tuple[str, str] = PREDICTIONS) -> dict[str, Any] | None:
+                    dataset: tuple[str, str] = PREDICTIONS, size: int | None = None) -> dict[str, Any] | None:
     """Metrics of the labels arriving on ``day`` against the predictions made for their day (in
-    ``dataset``: the champion's, or the shadow's); None when none arrived, the predictions of that day
-    are not there, or the configuration has no ``performance`` section."""
+    ``dataset``: the champion's, or the shadow's), read in batches of ``size`` rows (two passes); None
+    when none arrived, the predictions of that day are not there, or the configuration has no
+    ``performance`` section."""
     if cfg.performance is None:
         return None
     labelled_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
-    found = _labelled(labelled_day, root, ["transaction_id", "customer_id", "score"], dataset)
+    found = _labelled(labelled_day, root, ["customer_id", "score"], dataset, size)
     if found is None or found[0] is None:
         return None
-    version, rows = found
+    version, batches = found
     expected, threshold = _version(name, version)
-    verdict = performance_verdict(rows, expected, threshold, cfg)
+    perf = cfg.performance
+    counts = RealisedCounts(threshold, missed_fraud_cost=perf.missed_fraud_cost, false_alarm_cost=perf.false_alarm_cost)
+    for b in batches():
+        counts.add(b["score"], b["tx_fraud"], b["customer_id"])
+    for b in batches():  # the second pass: AUC ROC and average precision against the frauds' scores
+        counts.add_genuine(b["score"], b["tx_fraud"])
+    verdict = realised_verdict(counts.figures(), counts.tp + counts.fp, expected, cfg)
     return {"labelled_day": labelled_day.isoformat(), "model_version": version, "threshold": threshold, **verdict}
 
 
@@ -112,7 +201,14 @@ def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg:
 
     perf = cfg.performance
     got = evaluate(rows, threshold, missed_fraud_cost=perf.missed_fraud_cost, false_alarm_cost=perf.false_alarm_cost)
-    flagged = int((rows["score"].to_numpy(dtype=float) >= threshold).sum())
+    return realised_verdict(got, int((rows["score"].to_numpy(dtype=float) >= threshold).sum()), expected, cfg)
+
+
+def realised_verdict(got: dict[str, Any], flagged: int, expected: dict[str, float], cfg: MonitoringConfig
+                     ) -> dict[str, Any]:
+    """:func:`performance_verdict` of the figures ``got`` (evaluate's, or RealisedCounts') with ``flagged``
+    transactions at or above the threshold."""
+    perf = cfg.performance
     out = {"n_labelled": got["n_transactions"], "n_frauds": got["n_frauds"], "auc_roc": _finite(got["auc_roc"]),
            "average_precision": _finite(got["average_precision"]), "card_precision": _finite(got["card_precision"]),
            # evaluate's 0.0 for "nothing flagged" is no precision at all
@@ -134,14 +230,15 @@ def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg:
 
 
 def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float | None, cfg: MonitoringConfig,
-                 root: Path, dataset: tuple[str, str] = PREDICTIONS) -> dict[str, Any] | None:
+                 root: Path, dataset: tuple[str, str] = PREDICTIONS, size: int | None = None) -> dict[str, Any] | None:
     """The CBPE estimate of ``day``'s performance from its ``scores`` alone (include.drift.performance),
     the scores calibrated on the newest ``calibration_days`` labelled days that ``version`` scored; a
     dict with ``skipped`` (why) instead of figures when those hold fewer than ``calibration_min_frauds``
     frauds. ``threshold``: the one the day was flagged with (None: the version's). The registry is read
     only when there is an estimate to make. None when the configuration has no ``performance`` section.
-    ``dataset``: where the version's labelled predictions are (the shadow's own partitions for the shadow)."""
-    import pandas as pd
+    ``dataset``: where the version's labelled predictions are (the shadow's own partitions for the shadow).
+    The calibration days are read in batches of ``size`` rows; their scores and labels are kept as arrays."""
+    import numpy as np
 
     from include.drift import performance
 
@@ -149,49 +246,80 @@ def day_estimate(day: dt.date, name: str, version: str, scores, threshold: float
     if perf is None:
         return None
     newest = day - dt.timedelta(days=LABEL_DELAY_DAYS)  # labels of newer days have not arrived on ``day``
-    frames = [f[1] for f in (_labelled(newest - dt.timedelta(days=i), root, ["transaction_id", "score"], dataset)
-                             for i in range(perf.calibration_days)) if f is not None]
-    history = pd.concat(frames) if frames else pd.DataFrame({"score": [], "tx_fraud": [], "model_version": []})
-    history = history[history["model_version"].astype(str) == version]
+    kept_scores, kept_labels = [], []
+    for i in range(perf.calibration_days):
+        found = _labelled(newest - dt.timedelta(days=i), root, ["score"], dataset, size)
+        for b in found[1]() if found is not None else ():
+            mine = b["model_version"].astype(str) == version
+            kept_scores.append(b["score"][mine])
+            kept_labels.append(b["tx_fraud"][mine])
+    history_scores = np.concatenate(kept_scores) if kept_scores else np.zeros(0)
+    history_labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, dtype=np.int8)
+    del kept_scores, kept_labels
     base = {"scored_day": day.isoformat(), "model_version": version, "threshold": threshold, "n_scored": len(scores)}
-    frauds = int(history["tx_fraud"].sum())
+    frauds = int(history_labels.sum())
     if frauds < perf.calibration_min_frauds:
         return {**base, "skipped": f"{frauds} labelled frauds of version {version} in the {perf.calibration_days} "
                                    f"days to {newest} (needs {perf.calibration_min_frauds}) to calibrate its scores"}
     expected, tagged = _version(name, version)
     base.update(expected=expected, threshold=tagged if threshold is None else threshold)
-    calibration = performance.Calibration.fit(history["score"], history["tx_fraud"])
+    calibration = performance.Calibration.fit(history_scores, history_labels)
     figures = performance.estimate(scores, base["threshold"], perf.missed_fraud_cost, perf.false_alarm_cost,
                                    calibration)
     return {**base, **figures, "calibration": calibration.describe()}
 
 
-def _scored(file: Path):
-    """The scores of a predictions partition, its single model version and the threshold it was
-    flagged with (None: a file without that column); ValueError when it mixes versions."""
-    import pandas as pd
+@dataclass(frozen=True)
+class Scored:
+    """One predictions partition, read in batches: its scores (the only per-row data kept), single model
+    version (None without rows), the threshold it was flagged with (None: a file without that column)
+    and the scoring run (the first row's)."""
+
+    scores: np.ndarray
+    version: str | None
+    threshold: float | None
+    run_id: str | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.scores)
+
+
+def _scored(file: Path, size: int | None = None) -> Scored:
+    """:class:`Scored` of a predictions partition; ValueError when it mixes versions."""
+    import numpy as np
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     extra = ["threshold"] if "threshold" in pq.read_schema(file).names else []
-    preds = pd.read_parquet(file, columns=["transaction_id", "score", "model_version", "run_id", *extra])
-    versions = preds["model_version"].unique()
+    scores, versions, threshold, run_id = [], set(), None, None
+    for batch in _batches(file, ["score", "model_version", "run_id", *extra], batch_rows(size)):
+        if not batch.num_rows:
+            continue
+        scores.append(_column(batch, "score").astype(float))
+        versions.update(pc.unique(batch.column("model_version")).to_pylist())
+        if run_id is None:
+            run_id = str(batch.column("run_id")[0].as_py())
+            threshold = float(batch.column("threshold")[0].as_py()) if extra else None
     if len(versions) > 1:
         raise ValueError(f"predictions {file} mix model versions {sorted(versions)}; rescore the day")
-    threshold = float(preds["threshold"].iloc[0]) if extra and len(preds) else None
-    return preds, (str(versions[0]) if len(versions) else None), threshold
+    return Scored(np.concatenate(scores) if scores else np.zeros(0), str(versions.pop()) if versions else None,
+                  threshold, run_id)
 
 
 def estimate_of(day: dt.date, name: str, cfg: MonitoringConfig, root: Path, file: Path,
-                dataset: tuple[str, str] = PREDICTIONS) -> tuple[Any, str | None, dict[str, Any] | None]:
-    """The predictions of ``file`` (the day's partition of ``dataset``), their version and their CBPE
-    estimate (:func:`day_estimate`; None without rows)."""
-    preds, version, threshold = _scored(file)
-    estimate = day_estimate(day, name, version, preds["score"].to_numpy(dtype=float), threshold, cfg, root,
-                            dataset) if len(preds) else None
-    return preds, version, estimate
+                dataset: tuple[str, str] = PREDICTIONS, size: int | None = None
+                ) -> tuple[Scored, str | None, dict[str, Any] | None]:
+    """The predictions of ``file`` (the day's partition of ``dataset``, :class:`Scored`), their version
+    and their CBPE estimate (:func:`day_estimate`; None without rows)."""
+    scored = _scored(file, size)
+    estimate = day_estimate(day, name, scored.version, scored.scores, scored.threshold, cfg, root, dataset,
+                            size) if scored.rows else None
+    return scored, scored.version, estimate
 
 
-def shadow_day(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> dict[str, Any] | None:
+def shadow_day(day: dt.date, name: str, cfg: MonitoringConfig, root: Path, size: int | None = None
+               ) -> dict[str, Any] | None:
     """The shadow version's live performance on ``day``, computed as the champion's is (the same
     functions on the shadow's partitions, ``predictions/fraud_shadow``): ``performance``, the labels
     arriving today against its scores of ``day - LABEL_DELAY_DAYS``, and ``estimate``, the CBPE of its
@@ -200,14 +328,14 @@ def shadow_day(day: dt.date, name: str, cfg: MonitoringConfig, root: Path) -> di
     if cfg.performance is None:
         return None
     scored_day = day - dt.timedelta(days=LABEL_DELAY_DAYS)
-    performance = day_performance(day, name, cfg, root, SHADOW_PREDICTIONS)
+    performance = day_performance(day, name, cfg, root, SHADOW_PREDICTIONS, size)
     if performance is None:
         log.info("monitoring ds=%s: no shadow performance (no shadow partition %s or no labels of it)", day,
                  partition_file(*SHADOW_PREDICTIONS, scored_day, root))
     file = partition_file(*SHADOW_PREDICTIONS, day, root)
     estimate = None
     if file.exists():
-        estimate = estimate_of(day, name, cfg, root, file, SHADOW_PREDICTIONS)[2]
+        estimate = estimate_of(day, name, cfg, root, file, SHADOW_PREDICTIONS, size)[2]
     else:
         log.info("monitoring ds=%s: no shadow estimate (no shadow partition %s yet)", day, file)
     if performance is None and estimate is None:
@@ -278,14 +406,42 @@ def shadow_estimate_parts(day: dt.date, estimate: dict[str, Any]) -> list[dict[s
     return [p for p in perf_parts(day, None, estimate, LABEL_DELAY_DAYS, role=SHADOW_ROLE) if p["part"] == "estimate"]
 
 
+def drift_counts(reference: dict, cfg: MonitoringConfig, columns) -> dict[str, ColumnCounts]:
+    """Empty counts of every monitored column of ``columns`` and of the score (last), against the
+    version's ``reference`` (its reference.json)."""
+    monitored = [c for c in columns if c not in cfg.exclude_columns]
+    out = {c: ColumnCounts(ReferenceDistribution.from_dict(reference["features"][c])) for c in monitored}
+    out["score"] = ColumnCounts(ReferenceDistribution.from_dict(reference["score"]))
+    return out
+
+
+def drift_results(counts: dict[str, ColumnCounts], cfg: MonitoringConfig) -> list[dict[str, Any]]:
+    return [column_verdict(c, n, cfg) for c, n in counts.items()]
+
+
 def drift_of_day(features, scores, reference: dict, cfg: MonitoringConfig, columns) -> list[dict[str, Any]]:
-    """PSI/KS of every monitored column of ``columns`` in ``features`` and of ``scores`` (pure: no I/O)."""
+    """PSI/KS of every monitored column of ``columns`` in ``features`` and of ``scores`` (pure: no I/O;
+    the whole-frame form of :func:`stream_drift`)."""
     import numpy as np
 
-    results = [column_drift(c, reference["features"][c], features[c].to_numpy(dtype=float), cfg)
-               for c in columns if c not in cfg.exclude_columns]
-    results.append(column_drift("score", reference["score"], np.asarray(scores, dtype=float), cfg))
-    return results
+    counts = drift_counts(reference, cfg, columns)
+    for c, n in counts.items():
+        n.add(np.asarray(scores, dtype=float) if c == "score" else features[c].to_numpy(dtype=float))
+    return drift_results(counts, cfg)
+
+
+def stream_drift(features_file: Path, scores: np.ndarray, reference: dict, cfg: MonitoringConfig, columns,
+                 size: int | None = None) -> list[dict[str, Any]]:
+    """:func:`drift_of_day` of the features partition ``features_file``, read ``size`` rows at a time."""
+    size = batch_rows(size)
+    counts = drift_counts(reference, cfg, columns)
+    features = [c for c in counts if c != "score"]
+    for batch in _batches(features_file, features, size):
+        for c in features:
+            counts[c].add(_column(batch, c))
+    for i in range(0, len(scores), size):
+        counts["score"].add(scores[i:i + size])
+    return drift_results(counts, cfg)
 
 
 def drift_alerts(results: list[dict[str, Any]], cfg: MonitoringConfig) -> list[dict[str, Any]]:
@@ -369,33 +525,31 @@ def before_first_champion(days: list[str], name: str, root: Path | None = None) 
     return [] if first is None else [d for d in missing if as_date(d) <= first]
 
 
-def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path | None = None) -> dict[str, Any]:
-    """Drift and performance of ``day``; writes the warehouse rows and the JSON/HTML report."""
-    import pandas as pd
-
+def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path | None = None,
+                size: int | None = None) -> dict[str, Any]:
+    """Drift and performance of ``day``, its partitions read ``size`` rows at a time (:func:`batch_rows`);
+    writes the warehouse rows and the JSON/HTML report."""
     from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 
-    day, root = as_date(day), root or data_root()
+    day, root, size = as_date(day), root or data_root(), batch_rows(size)
     preds_file = partition_file(*PREDICTIONS, day, root)
     features_file = partition_file("features", "baseline", day, root)
     for f in (preds_file, features_file):
         if not f.exists():
             raise MissingInputError(f"monitoring ds={day}: no partition at {f}")
-    preds, version, estimate = estimate_of(day, name, cfg, root, preds_file)
+    scored, version, estimate = estimate_of(day, name, cfg, root, preds_file, size=size)
     if version is None:
         raise ValueError(f"predictions ds={day} ({preds_file}) have no rows; rescore the day")
-    run_id = str(preds["run_id"].iloc[0])
-    results = drift_of_day(pd.read_parquet(features_file, columns=MODEL_INPUTS), preds["score"],
-                           load_reference(run_id), cfg, MODEL_INPUTS)
+    results = stream_drift(features_file, scored.scores, load_reference(scored.run_id), cfg, MODEL_INPUTS, size)
     drifted = [r["column_name"] for r in results if r["drifted"]]
-    performance = day_performance(day, name, cfg, root)
+    performance = day_performance(day, name, cfg, root, size=size)
     alerts = drift_alerts(results, cfg)
     if performance and performance["alerts"]:
         alerts.append({"kind": "performance", "message": performance["verdict"]})
     shadow = None
     if cfg.performance is not None:
         try:  # the shadow never fails monitoring
-            shadow = shadow_day(day, name, cfg, root)
+            shadow = shadow_day(day, name, cfg, root, size)
         except (ValueError, KeyError, OSError) as exc:
             log.warning("monitoring ds=%s: the shadow's performance is left out (%s: %s)", day,
                         type(exc).__name__, exc)
@@ -404,7 +558,7 @@ def monitor_day(day: str | dt.date, name: str, cfg: MonitoringConfig, root: Path
     # the warehouse is the record (alerts, the retraining episode, the ML monitor); the report is
     # written from the same values after it, so a crash in between leaves the old report until the rerun
     failpoint("monitoring.report.pending")
-    report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": len(preds),
+    report = {"ds": day.isoformat(), "model_name": name, "model_version": version, "rows": scored.rows,
               "columns": results, "drifted": drifted, "performance": performance, "estimate": estimate,
               "shadow": shadow, "alerts": alerts, **verdict}
     paths = write_report(report, root)

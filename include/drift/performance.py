@@ -162,3 +162,101 @@ def parts(day: dt.date, performance: dict[str, Any] | None, day_estimate: dict[s
          "model_version": (day_estimate or {}).get("model_version"), "threshold": (day_estimate or {}).get("threshold"),
          "reference": (day_estimate or {}).get("expected"), "note": (day_estimate or {}).get("skipped")},
     ]
+
+
+class RealisedCounts:
+    """The figures of include.training.metrics.evaluate on one day of labelled predictions (AUC ROC,
+    average precision, CP@k, precision and recall at ``threshold``, cost, counts), added up over
+    batches in two passes, so that the day is never held whole:
+
+    1. :meth:`add` every batch (scores, labels, cards): the counts at the threshold, the scores of the
+       frauds (a fraction of a percent of a day), the cards with a fraud and the ``k`` best-scored cards
+       so far (card max score; ties go to the smaller card id, as evaluate's stable sort does);
+    2. :meth:`add_genuine` every batch again: for each genuine transaction, the frauds scored above and
+       level with it (AUC ROC, ties half) and the genuine transactions at or above each distinct fraud
+       score (the precision where recall steps, average precision as scikit-learn sums it).
+
+    Memory: the frauds' scores and cards plus ``k`` cards. Same figures as evaluate to floating-point
+    rounding (the sums are integers; only the order of the final float sums differs)."""
+
+    def __init__(self, threshold: float, k: int = 100, missed_fraud_cost: float = 1000, false_alarm_cost: float = 50):
+        self.threshold, self.k = threshold, k
+        self.missed_fraud_cost, self.false_alarm_cost = missed_fraud_cost, false_alarm_cost
+        self.n = self.tp = self.fp = self.fn = 0
+        self._fraud_scores: list[np.ndarray] = []
+        self._fraud_cards: set = set()
+        self._top = None  # pandas Series card -> max score, the k best cards so far
+        self._positives: np.ndarray | None = None  # the frauds' scores, sorted (after the first pass)
+        self._pairs2 = 0  # 2 x sum over genuine of (#frauds above + half #frauds level)
+        self._genuine_at: np.ndarray | None = None  # per distinct fraud score: genuine transactions at or above
+        self._genuine_seen = 0
+
+    def add(self, scores, labels, cards) -> RealisedCounts:
+        import pandas as pd
+
+        if self._positives is not None:
+            raise RuntimeError("RealisedCounts.add after the second pass began")
+        s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+        c = np.asarray(cards)
+        flagged, fraud = s >= self.threshold, y == 1
+        self.n += len(s)
+        self.tp += int(np.count_nonzero(flagged & fraud))
+        self.fp += int(np.count_nonzero(flagged & ~fraud))
+        self.fn += int(np.count_nonzero(~flagged & fraud))
+        self._fraud_scores.append(s[fraud])
+        self._fraud_cards.update(c[fraud].tolist())
+        if len(s):
+            best = pd.Series(s, index=c).groupby(level=0).max()
+            if self._top is not None:
+                best = pd.concat([self._top, best]).groupby(level=0).max()  # sorted by card id
+            self._top = best.sort_values(ascending=False, kind="mergesort").head(self.k)
+        return self
+
+    @property
+    def frauds(self) -> int:
+        return self.tp + self.fn
+
+    def _fraud_sorted(self) -> np.ndarray:
+        if self._positives is None:
+            self._positives = np.sort(np.concatenate(self._fraud_scores)) if self._fraud_scores else np.zeros(0)
+            self._fraud_scores = []
+            self._distinct, counts = np.unique(self._positives, return_counts=True)
+            self._at_or_above = np.cumsum(counts[::-1])[::-1]  # frauds at or above each distinct fraud score
+            self._counts = counts
+            self._genuine_at = np.zeros(self._distinct.size + 1, dtype=np.int64)
+        return self._positives
+
+    def add_genuine(self, scores, labels) -> RealisedCounts:
+        """The second pass: the same batches, in any order (only the genuine transactions count)."""
+        positives = self._fraud_sorted()
+        s = np.asarray(scores, dtype=float)[np.asarray(labels, dtype=int) == 0]
+        self._genuine_seen += len(s)
+        right = np.searchsorted(positives, s, side="right")
+        left = np.searchsorted(positives, s, side="left")
+        self._pairs2 += int(np.sum(2 * len(positives) - right - left, dtype=np.int64))
+        # a genuine transaction scored x is at or above the distinct fraud scores <= x
+        self._genuine_at += np.bincount(np.searchsorted(self._distinct, s, side="right"),
+                                        minlength=self._distinct.size + 1)
+        return self
+
+    def figures(self) -> dict[str, float]:
+        """evaluate's keys (less the Brier score); NaN where evaluate has NaN."""
+        positives = self._fraud_sorted()
+        frauds, genuine = self.frauds, self.n - self.frauds
+        if self._genuine_seen != genuine:
+            raise RuntimeError(f"the second pass saw {self._genuine_seen} genuine transactions, the first {genuine}")
+        auc = ap = card = float("nan")
+        if 0 < frauds < self.n:
+            auc = self._pairs2 / (2.0 * frauds * genuine)
+            genuine_at = np.cumsum(self._genuine_at[::-1])[::-1][1:]  # at or above each distinct fraud score
+            ap = float(np.sum(self._counts / len(positives) * self._at_or_above / (self._at_or_above + genuine_at)))
+        if self.n:
+            card = sum(1 for c in self._top.index if c in self._fraud_cards) / self.k
+        flagged = self.tp + self.fp
+        return {
+            "auc_roc": float(auc), "average_precision": float(ap), "card_precision": float(card),
+            "precision_at_threshold": self.tp / flagged if flagged else 0.0,
+            "recall_at_threshold": self.tp / frauds if frauds else 0.0,
+            "expected_cost": float(self.fn * self.missed_fraud_cost + self.fp * self.false_alarm_cost),
+            "n_transactions": int(self.n), "n_frauds": int(frauds),
+        }
