@@ -4,10 +4,14 @@
 **What it does.** Computes the 20 model inputs of every transaction of the day(s) in one Spark
 application, checks them with Great Expectations and publishes one partition per day.
 
-**Schedule:** when both `raw_transactions` and `raw_labels` have been published (Assets; the
-terminal risk of day D reads the labels arriving on D), for the day(s) their events carry; several
-queued days are computed together. `plan` also refuses (and retries) a range whose label arrivals
-are not all published. **Backfill:** trigger with params `start` and `end` (YYYY-MM-DD):
+**Schedule:** when `raw_labels` has been published (Assets; `ingest` publishes a day's labels after
+its transactions, and the terminal risk of day D reads the labels arriving on D), for the day(s)
+the queued events of both raw Assets carry; several queued days are computed together. A
+`raw_transactions` event alone waits for a `raw_labels` one. `plan` also refuses (and retries) a
+range whose label arrivals are not all published. **No published day is left without features:**
+Airflow 3.3 can drop the queued events of a day published while the previous run holds the DAG's
+one run slot; the run it starts plans after they were written, and `plan` adds every published
+day without features after its range (see `plan`). **Backfill:** trigger with params `start` and `end` (YYYY-MM-DD):
 the whole range runs in one Spark application. A rerun replaces the partitions.
 
 **Inputs:** `raw/transactions/ds=*` (that day and the 37 before it) and `raw/labels/ds=*` (label
@@ -23,7 +27,7 @@ amounts (ratio and z-score over 7/30 days, ratio to the 14-day maximum; `include
 
 | task | does | a failure means | what to do |
 |---|---|---|---|
-| `plan` | checks the `spark_default` connection exists, picks the days (params, else the Asset events) and checks their raw partitions exist; **adds the stale later days**: every existing feature day in (last, last + 37] whose `_inputs.json` (the versions of the raw partitions it was computed from) differs from its inputs now, because a raw day was published late or replaced; the run computes `min..max` of them in one application and its Asset event carries that range, so scoring and monitoring redo those days (the XCom and log name each added day and why). Records the input versions of every planned day. A day **not over yet** in UTC is **skipped** with the reason | **connection `spark_default` not defined** (not retried): define it, clear `plan`. **No day / bad params** (not retried): the run was started without `start` (an `end` alone is refused), with `end` before `start`, a malformed date or a range over ten years. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
+| `plan` | checks the `spark_default` connection exists, picks the days (params, else the Asset events) and checks their raw partitions exist; in a run started by Asset events **adds the published days without features** in (last, last + 37] (raw transactions and labels published, no feature partition: their events went to no run, see Schedule); **adds the stale later days**: every existing feature day in (last, last + 37] whose `_inputs.json` (the versions of the raw partitions it was computed from) differs from its inputs now, because a raw day was published late or replaced; the run computes `min..max` of them in one application and its Asset event carries that range, so scoring and monitoring redo those days (the XCom's `unfeatured` and `stale`, and the log, name each added day and why; `stale_left`, the days past a day it cannot compute). Records the input versions of every planned day. A day **not over yet** in UTC is **skipped** with the reason | **connection `spark_default` not defined** (not retried): define it, clear `plan`. **No day / bad params** (not retried): the run was started without `start` (an `end` alone is refused), with `end` before `start`, a malformed date or a range over ten years. **Raw partition missing** (retried with backoff): ingest is late | bad params: trigger again with `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`. Missing: run or fix `ingest` for the named days, then clear `plan` |
 | `build_features` | `spark-submit`s `include/jobs/build_features.py` through `spark_default` (pool `spark`), one staged parquet file per day | **bad input files** (not retried): a `BATCHML-ERROR: bad data: Spark <error class>` line names the raw partition file and the column Spark could not read (another type, a corrupt footer). **Any other failure of the Spark application** (retried once): the driver log is in the task log | bad input: republish that raw day through `ingest` (it casts to the canonical schema), then clear `build_features`. Otherwise read the Spark error in the log (Java 17 on PATH, memory, the `spark_default` master); fix, then clear the task |
 | `validate_features` | the `features_baseline` checkpoint on each staged day: one row per raw transaction, no nulls, counts and risks in range | **bad data** (not retried): the staged file is in `quarantine/features/baseline/ds=<day>/` with `failure.json` | a bug in the feature job or a bad raw partition: open the **Data Docs** link, fix, clear from `build_features` |
 | `publish` | renames every staged day into place (all days checked before any moves) and emits `features_baseline` | a staged file is missing (not retried: rerun the job) or the lake is not writable (retried) | clear from `build_features` |
@@ -103,7 +107,9 @@ def publish(plan: dict, outlet_events=None) -> dict:
 
 @dag(
     dag_id="features",
-    schedule=[RAW_TRANSACTIONS, RAW_LABELS],  # both: one ingest run publishes the two
+    # labels alone start a run: ingest publishes them after the day's transactions, whose queue row Airflow
+    # 3.3 may have dropped (docs/operations.md); transactions alone (a republished day) wait for labels
+    schedule=RAW_LABELS | (RAW_TRANSACTIONS & RAW_LABELS),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

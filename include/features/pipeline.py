@@ -15,6 +15,15 @@ late day costs the recomputation of exactly the days it affects, not the history
 takes one range, so the run computes ``min..max`` of the requested and the stale days (the fresh days
 in between too), and its ``features_baseline`` event carries that range, so scoring and monitoring
 redo those days through their own Asset schedules.
+
+**Days without features.** A run triggered by Asset events also adds every day in ``(last, last +
+DEPENDANT_DAYS]`` whose raw transactions and labels are published but that has no feature partition
+(:func:`unfeatured_days`). Airflow 3.3 loses the events of a raw day published while ``features``
+waits for its one run slot: the Asset queue keeps one row per raw Asset, stamped with its *first*
+waiting event, and the run it starts consumes the events up to the newest stamp but deletes the
+rows of the later events too (docs/operations.md, "Late and out-of-order data"). Those events were
+written before that run was created, so its plan, which runs after, sees their days published and
+computes them. A backfill (``start``/``end`` params) computes the range it names, nothing more.
 """
 
 from __future__ import annotations
@@ -73,12 +82,14 @@ class FeaturePlan:
     last: dt.date
     requested: tuple[dt.date, dt.date]
     stale: dict[dt.date, list[str]] = field(default_factory=dict)  # days added, and why
-    left: dict[dt.date, list[str]] = field(default_factory=dict)  # stale days this run cannot recompute, and why
+    left: dict[dt.date, list[str]] = field(default_factory=dict)  # days this run cannot add, and why
+    unfeatured: dict[dt.date, list[str]] = field(default_factory=dict)  # published days without features, added
 
     def summary(self) -> dict[str, Any]:
         """The plan in JSON terms (the DAG's XCom): added and left days with their reasons."""
         return {"requested": [d.isoformat() for d in self.requested],
                 "stale": {d.isoformat(): _brief(r) for d, r in self.stale.items()},
+                "unfeatured": {d.isoformat(): r for d, r in self.unfeatured.items()},
                 "stale_left": {d.isoformat(): _brief(r) for d, r in self.left.items()}}
 
 
@@ -131,9 +142,11 @@ def plan_features(
 ) -> FeaturePlan:
     """The range to compute: the ``start``/``end`` params of a manual or backfill run, else the days
     whose raw partitions triggered this run; fails early when a day has no raw partition. Then
-    extended with the stale feature days that follow it (:func:`stale_feature_days`), as far as the
-    plan can compute them: a day without raw partitions stops the extension, and the stale days past
-    it are logged as left (the run of that day, once ingested, picks them up)."""
+    extended with the stale feature days that follow it (:func:`stale_feature_days`) and, in a run
+    triggered by Asset events (no ``start``), with the published days after it that have no features
+    (:func:`unfeatured_days`), as far as the plan can compute them: a day without raw partitions stops
+    the extension, and the days past it are logged as left (the run of that day, once ingested, picks
+    them up)."""
     first, last = _requested_days(start, end, triggered_days)
     wanted = day_range(first, last)
     missing = [d.isoformat() for d in wanted if not partition_file("raw", RAW_TRANSACTIONS.dataset, d, root).exists()]
@@ -149,24 +162,43 @@ def plan_features(
         raise FileNotFoundError(f"raw labels are not published for arrival days {late} that the terminal risk of "
                                 f"{first}..{last} reads; run (or finish) ingest of those days first")
     stale = stale_feature_days(last, root)
+    unfeatured = {} if start else unfeatured_days(last, root)  # disjoint: a stale day has a partition
+    pending = {**stale, **unfeatured}
     added, left, end_day = {}, {}, last
-    for day in day_range(last + dt.timedelta(days=1), max(stale)) if stale else []:
+    for day in day_range(last + dt.timedelta(days=1), max(pending)) if pending else []:
         blocked = _not_computable(day, root)
         if blocked:  # one range per run: nothing past a day that cannot be computed
-            left = {d: [f"cannot be recomputed in this run: {blocked}", *r] for d, r in stale.items() if d >= day}
+            left = {d: [f"cannot be recomputed in this run: {blocked}", *r] for d, r in pending.items() if d >= day}
             break
         end_day = day
-        if day in stale:
-            added[day] = stale[day]
-    plan = FeaturePlan(first, end_day, (first, last), added, left)
-    for day, reasons in added.items():
-        log.info("features ds=%s are stale, recomputed by this run: %s", day, "; ".join(_brief(reasons)))
+        if day in pending:
+            added[day] = pending[day]
+    plan = FeaturePlan(first, end_day, (first, last), {d: r for d, r in added.items() if d in stale}, left,
+                       {d: r for d, r in added.items() if d in unfeatured})
+    for day in added:
+        log.info("features ds=%s are %s by this run: %s", day, "recomputed (stale)" if day in stale else
+                 "computed (none yet)", "; ".join(_brief(added[day])))
     for day, reasons in left.items():
-        log.warning("features ds=%s are stale, left as they are: %s", day, "; ".join(_brief(reasons)))
+        log.warning("features ds=%s are %s, left as they are: %s", day, "stale" if day in stale else "missing",
+                    "; ".join(_brief(reasons)))
     if added:
-        log.info("planned %s..%s: the requested %s..%s and %d stale day(s) after it (one range: the days between "
-                 "are recomputed too)", plan.first, plan.last, first, last, len(added))
+        log.info("planned %s..%s: the requested %s..%s and %d day(s) after it, stale or without features (one "
+                 "range: the days between are recomputed too)", plan.first, plan.last, first, last, len(added))
     return plan
+
+
+def unfeatured_days(last: dt.date, root: Path | None = None) -> dict[dt.date, list[str]]:
+    """The days in ``(last, last + DEPENDANT_DAYS]`` whose raw transactions and labels are published
+    but that have no feature partition, with the reason. At most three ``stat`` calls a day: the cost
+    grows with the window, not with the history."""
+    missing = {}
+    for day in day_range(last + dt.timedelta(days=1), last + dt.timedelta(days=DEPENDANT_DAYS)):
+        if partition_file("features", FEATURE_SET, day, root).exists() or _not_computable(day, root):
+            continue
+        missing[day] = [f"raw transactions and labels ds={day} are published and features ds={day} are not: no "
+                        "features run took its Asset events (a run that waited for its slot can consume the "
+                        "events before them and drop theirs: docs/operations.md, late and out-of-order data)"]
+    return missing
 
 
 def plan_feature_days(

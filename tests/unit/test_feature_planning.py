@@ -100,7 +100,66 @@ def test_stale_days_after_the_range_join_it_as_one_range(data_root):
     # build_features takes one range: D+1 and D+2 are fresh but lie between, so they are recomputed too
     assert (plan.first, plan.last) == (D, D + dt.timedelta(days=4))
     assert plan.summary() == {
-        "requested": [str(D), str(D)], "stale_left": {},
+        "requested": [str(D), str(D)], "stale_left": {}, "unfeatured": {},
         "stale": {str(D + dt.timedelta(days=n)): [
             f"raw {source} ds={D + dt.timedelta(days=3)} republished after features ds={D + dt.timedelta(days=n)} "
             "were computed" for source in ("transactions", "labels")] for n in (3, 4)}}
+
+
+def _featured(root, *days):
+    """Feature partitions of ``days`` published by a run that planned them (with their lineage)."""
+    from include.features.pipeline import record_planned_inputs
+    from include.storage import staging_dir
+
+    staging = staging_dir(f"run-{days[0]}", "features", root=root)
+    record_planned_inputs(staging, days[0], days[-1], root)
+    for day in days:
+        write_parquet_atomic(pd.DataFrame({"x": [1]}), staging / f"ds={day}" / "part-0.parquet")
+    publish_staged_features(staging, days[0], days[-1], root)
+
+
+def _day(n: int) -> dt.date:
+    return D + dt.timedelta(days=n)
+
+
+def test_a_triggered_run_adds_the_published_days_after_it_that_have_no_features(data_root):
+    """The lost Asset queue row (docs/operations.md): the run started by the events of D+1 is created
+    after D+2 and D+3 were published, whose events it does not consume; its plan computes them."""
+    from include.features.pipeline import plan_features
+
+    _raw(data_root, D, _day(1), _day(2), _day(3))
+    _featured(data_root, D)  # the run that held the slot
+    plan = plan_features(None, None, [str(_day(1))], data_root)
+    assert (plan.first, plan.last, plan.stale, plan.left) == (_day(1), _day(3), {}, {})
+    assert sorted(plan.unfeatured) == [_day(2), _day(3)]
+    reason = plan.summary()["unfeatured"][str(_day(3))]
+    assert reason == [f"raw transactions and labels ds={_day(3)} are published and features ds={_day(3)} are not: "
+                      "no features run took its Asset events (a run that waited for its slot can consume the events "
+                      "before them and drop theirs: docs/operations.md, late and out-of-order data)"]
+
+
+def test_a_backfill_computes_the_range_it_names_only(data_root):
+    _raw(data_root, D, _day(1), _day(2))
+    assert plan_feature_days(str(D), None, []) == (D, D)
+
+
+def test_a_day_still_being_ingested_stops_the_extension_and_the_days_past_it_are_left(data_root):
+    _raw(data_root, D, _day(1), _day(3))
+    _raw(data_root, _day(2), labels=False)  # its labels are still being validated
+    from include.features.pipeline import plan_features
+
+    plan = plan_features(None, None, [str(D)], data_root)
+    assert (plan.first, plan.last, plan.unfeatured) == (D, _day(1), {_day(1): plan.unfeatured[_day(1)]})
+    assert list(plan.left) == [_day(3)]
+    assert plan.left[_day(3)][0] == f"cannot be recomputed in this run: raw labels arriving on ds={_day(2)} " \
+                                    "are not published"
+
+
+def test_the_window_ends_with_the_longest_lookback_and_a_featured_day_is_not_added(data_root):
+    from include.features.pipeline import DEPENDANT_DAYS, plan_features
+
+    _raw(data_root, *(_day(n) for n in range(DEPENDANT_DAYS + 3)))
+    _featured(data_root, _day(2))
+    plan = plan_features(None, None, [str(D)], data_root)
+    assert (plan.first, plan.last) == (D, _day(DEPENDANT_DAYS))  # D+38 and D+39 wait for a later run
+    assert _day(2) not in plan.unfeatured and len(plan.unfeatured) == DEPENDANT_DAYS - 1
