@@ -71,7 +71,7 @@ def _batches(file: Path, columns: list[str], size: int) -> Iterator[Any]:
     """The ``columns`` of a parquet file as pyarrow record batches of at most ``size`` rows."""
     import pyarrow.parquet as pq
 
-    yield from pq.ParquetFile(file).iter_batches(batch_size=size, columns=columns)
+    yield from pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20).iter_batches(batch_size=size, columns=columns)
 
 
 def _column(batch, name: str) -> np.ndarray:
@@ -182,14 +182,21 @@ def day_performance(day: dt.date, name: str, cfg: MonitoringConfig, root: Path,
         return None
     version, batches = found
     expected, threshold = _version(name, version)
+    verdict = realised_verdict(*realised_of(batches, threshold, cfg), expected, cfg)
+    return {"labelled_day": labelled_day.isoformat(), "model_version": version, "threshold": threshold, **verdict}
+
+
+def realised_of(batches: Callable[[], Iterator[dict[str, np.ndarray]]], threshold: float, cfg: MonitoringConfig
+                ) -> tuple[dict[str, Any], int]:
+    """The realised figures (include.training.metrics.evaluate's) of the labelled ``batches``
+    (:func:`_labelled`, two passes) and the number flagged at ``threshold``."""
     perf = cfg.performance
     counts = RealisedCounts(threshold, missed_fraud_cost=perf.missed_fraud_cost, false_alarm_cost=perf.false_alarm_cost)
     for b in batches():
         counts.add(b["score"], b["tx_fraud"], b["customer_id"])
     for b in batches():  # the second pass: AUC ROC and average precision against the frauds' scores
         counts.add_genuine(b["score"], b["tx_fraud"])
-    verdict = realised_verdict(counts.figures(), counts.tp + counts.fp, expected, cfg)
-    return {"labelled_day": labelled_day.isoformat(), "model_version": version, "threshold": threshold, **verdict}
+    return counts.figures(), counts.tp + counts.fp
 
 
 def performance_verdict(rows, expected: dict[str, float], threshold: float, cfg: MonitoringConfig) -> dict[str, Any]:
