@@ -16,7 +16,7 @@ partitions and read back by an in-process Spark session the way the feature job 
 ignored), keyed by seed, scale and a hash of include/pipelines/fraud/features/baseline.py, include/pipelines/fraud/features/groups.py and
 include/pipelines/fraud/simulator/generator.py: a rerun skips simulation and Spark.
 
-Models: each family of include/training/training.yaml with its configured ``params`` (no tuning unless
+Models: each family of include/pipelines/fraud/training.yaml with its configured ``params`` (no tuning unless
 ``--tune``), fitted by ``include.training.tuning.fit_and_score`` with the configured class weight and
 seed, training.yaml's ``threads``. Besides the families:
 

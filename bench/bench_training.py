@@ -1,6 +1,6 @@
 """Cost and quality of each model family of the training DAG at default volume, on this machine.
 
-For every family of include/training/training.yaml (logistic baseline, XGBoost, LightGBM, PyTorch MLP),
+For every family of include/pipelines/fraud/training.yaml (logistic baseline, XGBoost, LightGBM, PyTorch MLP),
 ``train_family`` runs in its own process exactly as the DAG's mapped task does: Optuna tuning over the
 prequential folds (the configured trial and time budget, every trial tracked in MLflow), the final fit
 on the evaluation block's training window, evaluation, plots and model logging. Reported per family:

@@ -7,7 +7,7 @@ writes a report, and when an alert is new, emits `drift_alert`, which schedules 
 
 **Schedule:** when `predictions_fraud` is published (Asset), for the day(s) it carries.
 **Backfill:** params `start` and `end`; a rerun of a day replaces its rows and report.
-Thresholds: `include/drift/monitoring.yaml` (or `BATCHML_MONITORING_CONFIG`).
+Thresholds: `include/pipelines/fraud/monitoring.yaml` (or `BATCHML_MONITORING_CONFIG`).
 
 **Inputs:** `predictions/fraud/ds=<day>/`, `features/baseline/ds=<day>/`, `raw/labels/ds=<day>/` (the
 labels of day − 7), the reference distributions logged with the model version in MLflow.

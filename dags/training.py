@@ -10,7 +10,7 @@ window and promotes it only when it is better.
 **Manual / backfill:** trigger with param `as_of` (YYYY-MM-DD). A run is *as of* a day: it uses labels
 up to that day − 7 (the label delay). Scheduled runs are as of the day before; drift-triggered runs
 as of the alert's day. A rerun of the same `as_of` creates no new run, version or decision.
-Configuration: `include/training/training.yaml` (or `BATCHML_TRAINING_CONFIG`).
+Configuration: `include/pipelines/fraud/training.yaml` (or `BATCHML_TRAINING_CONFIG`).
 
 **Inputs:** `features/baseline/ds=*` and `raw/labels/ds=*` of the windows, the MLflow registry, the
 warehouse `promotions` table. **Outputs:** `training/baseline/ds=<as_of>/` (examples + manifest),

@@ -8,9 +8,10 @@ Only the standard library is imported here: DAG files use this at parse time.
 | MLFLOW_TRACKING_URI | sqlite:///<data root>/mlflow/mlflow.db | MLflow tracking and registry (an `mlflow server` URL in production) |
 | BATCHML_MLFLOW_ARTIFACTS | <data root>/mlflow/artifacts | artifact location of new experiments (sqlite tracking only) |
 | BATCHML_WAREHOUSE_URL | sqlite:///<data root>/warehouse.db | SQLAlchemy URL of the warehouse (promotions, predictions, drift) |
-| BATCHML_TRAINING_CONFIG | include/training/training.yaml | model specs, windows, tuning budget, promotion gate |
-| BATCHML_MONITORING_CONFIG | include/drift/monitoring.yaml | drift and performance thresholds, excluded columns |
-| BATCHML_PLAUSIBILITY_CONFIG | include/validation/plausibility.yaml | plausibility bounds of the raw feed (duplicates, fraud rate, shares) |
+| BATCHML_TRAINING_CONFIG | the default pipeline's training.yaml (include/pipelines/<name>/) | model specs, windows, tuning budget, promotion gate, cost model |
+| BATCHML_MONITORING_CONFIG | the default pipeline's monitoring.yaml | drift and performance thresholds, excluded columns |
+| BATCHML_PLAUSIBILITY_CONFIG | the default pipeline's plausibility.yaml | plausibility bounds of the raw feeds (duplicates, label rate, shares) |
+| BATCHML_<PIPELINE>_<KIND>_CONFIG | the pipeline's own file | the same, for any pipeline (include/spec.py config_file) |
 | BATCHML_TIME_SCHEDULES | on | off: DAGs run on manual and Asset triggers only (the demo's past dates) |
 | BATCHML_SCORING_DEADLINE_MINUTES | 120 | a scoring run not finished this long after it was queued is reported late |
 """
@@ -25,13 +26,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def __getattr__(name: str):
-    """``LABEL_DELAY_DAYS``: labels of day D are known on day D + LABEL_DELAY_DAYS, the fraud pipeline's
-    ``label_delay_days`` (include/pipelines/fraud/spec.py, single source). Looked up on first use, so
-    that importing this module stays on the standard library (DAG files import it while parsed)."""
+    """``LABEL_DELAY_DAYS``: labels of day D are known on day D + LABEL_DELAY_DAYS, the default
+    pipeline's ``label_delay_days`` (its spec, single source). Looked up on first use, so that importing
+    this module stays on the standard library (DAG files import it while parsed)."""
     if name == "LABEL_DELAY_DAYS":
         from include.pipelines import get
 
-        return get("fraud").label_delay_days
+        return get().label_delay_days
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -49,12 +49,10 @@ log = logging.getLogger(__name__)
 # The landing sources of the fraud pipeline's raw datasets (include/pipelines/fraud/spec.py)
 SOURCES = tuple(d.landing_source for d in pipeline_spec("fraud").in_zone("raw"))
 
-# The schema of every published raw partition, by dataset (the name of its checkpoint suite).
-RAW_SCHEMAS: dict[str, dict[str, str]] = {
-    "raw_transactions": {"transaction_id": "int64", "tx_datetime": "datetime64[us, UTC]", "customer_id": "int64",
-                         "terminal_id": "int64", "tx_amount": "float64"},
-    "raw_labels": {"transaction_id": "int64", "tx_fraud": "int64", "tx_fraud_scenario": "int64"},
-}
+# The schema of every published raw partition, by dataset (the name of its checkpoint suite): the
+# ``columns`` of the fraud pipeline's raw datasets in its spec
+RAW_SCHEMAS: dict[str, dict[str, str]] = {d.name: dict(d.columns) for d in pipeline_spec("fraud").in_zone("raw")
+                                          if d.columns}
 
 
 def publish_landing(source: str, ds: str | dt.date, validated_sha256: str, root: Path | None = None) -> dict[str, Any]:

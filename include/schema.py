@@ -2,7 +2,7 @@
 include/drift/config.py are built from, reading a YAML file, and the translation of pydantic's
 ValidationError into the project's ConfigError, one line per broken rule:
 
-    include/training/training.yaml: 'gate.min_improvement' must be >= 0 (...), got -1.0
+    include/pipelines/<name>/training.yaml: 'gate.min_improvement' must be >= 0 (...), got -1.0
 
 (file, key as a dotted path, rule, value). Imported at run time only: DAG files import include.config,
 which stays on the standard library.

@@ -13,6 +13,7 @@ broken rule naming the pipeline, the key, the value and the rule (include/schema
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,10 @@ REF_RULE = "must be a reference package.module:ATTRIBUTE"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ZONES = ("raw", "features", "predictions")  # a dataset's role is the lake zone it is published to
 CADENCES = ("daily", "weekly")
+# the canonical column types of a raw dataset (include.storage.canonical_frame casts a delivery to them)
+COLUMN_TYPES = ("int64", "float64", "datetime64[us, UTC]")
+# the configuration files of a pipeline, each read by its platform loader (config_file below)
+CONFIG_KINDS = ("training", "monitoring", "plausibility")
 
 
 def _slug(value: str) -> str:
@@ -83,16 +88,35 @@ class DatasetSpec(BaseModel):
     dataset: Slug
     suite: Slug
     source: Slug | None = None
+    # raw only: the canonical schema of every published partition, column -> type (include/ingest.py)
+    columns: dict[Column, Annotated[str, one_of("column type", COLUMN_TYPES)]] | None = None
 
     @model_validator(mode="after")
     def _source_of_raw_only(self) -> DatasetSpec:
         if self.source is not None and self.zone != "raw":
             raise Invalid(f"dataset {self.name!r}: only a raw dataset has a landing source", show_value=False)
+        if self.columns is not None and (self.zone != "raw" or not self.columns):
+            raise Invalid(f"dataset {self.name!r}: only a raw dataset has columns, at least one", show_value=False)
         return self
 
     @property
     def landing_source(self) -> str:
         return self.source or self.dataset
+
+    def __hash__(self) -> int:  # frozen, and hashable with its columns (a dict) like a spec without them
+        return hash((self.name, self.zone, self.dataset, self.suite, self.source,
+                     tuple((self.columns or {}).items())))
+
+
+class PlausibilitySpec(BaseModel):
+    """Where a pipeline's plausibility bounds live: the file (``config``) and the schema that reads it
+    (``schema_ref``: ``package.module:CLASS``, a subclass of
+    :class:`include.validation.plausibility.PlausibilityConfig`), both in the pipeline's package."""
+
+    model_config = STRICT
+
+    config: ConfigPath
+    schema_ref: Reference
 
 
 class PipelineSpec(BaseModel):
@@ -115,6 +139,7 @@ class PipelineSpec(BaseModel):
     business_metric: Slug
     training_config: ConfigPath
     monitoring_config: ConfigPath
+    plausibility: PlausibilitySpec | None = None  # None: no plausibility bounds beyond the suites
 
     @field_validator("datasets")
     @classmethod
@@ -153,11 +178,34 @@ class PipelineSpec(BaseModel):
 
     @property
     def training_config_path(self) -> Path:
-        return REPO_ROOT / self.training_config
+        return self.shipped_config("training")
 
     @property
     def monitoring_config_path(self) -> Path:
-        return REPO_ROOT / self.monitoring_config
+        return self.shipped_config("monitoring")
+
+    def shipped_config(self, kind: str) -> Path:
+        """The package's file of configuration ``kind`` (:data:`CONFIG_KINDS`); ConfigError when the
+        pipeline has none."""
+        if kind not in CONFIG_KINDS:
+            raise ValueError(f"unknown configuration {kind!r}; known: {list(CONFIG_KINDS)}")
+        if kind == "plausibility":
+            if self.plausibility is None:
+                raise ConfigError(f"pipeline {self.name!r} declares no plausibility bounds "
+                                  f"(key 'plausibility' of include/pipelines/{self.name}/spec.py)")
+            return REPO_ROOT / self.plausibility.config
+        return REPO_ROOT / (self.training_config if kind == "training" else self.monitoring_config)
+
+    def config_file(self, kind: str) -> Path:
+        """The file of configuration ``kind`` a loader reads: the one an environment variable of
+        :func:`config_env_vars` names (set and not blank), else :meth:`shipped_config`."""
+        if kind not in CONFIG_KINDS:
+            raise ValueError(f"unknown configuration {kind!r}; known: {list(CONFIG_KINDS)}")
+        for var in config_env_vars(self.name, kind):
+            value = os.environ.get(var, "").strip()  # blank (X=${UNSET} in a compose file) is unset
+            if value:
+                return Path(value)
+        return self.shipped_config(kind)
 
     def resolve_model_inputs(self) -> list[str]:
         """The model input columns (imports the module that defines them)."""
@@ -171,6 +219,16 @@ def resolve(reference: str) -> Any:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"reference {reference!r} cannot be resolved: {exc}") from None
+
+
+def config_env_vars(pipeline: str, kind: str) -> tuple[str, ...]:
+    """The environment variables that replace the ``kind`` file of ``pipeline``, the first set wins:
+    ``BATCHML_<PIPELINE>_<KIND>_CONFIG``, and for the default pipeline (include.pipelines.DEFAULT) also
+    ``BATCHML_<KIND>_CONFIG``, the name it had when it was the only pipeline."""
+    from include.pipelines import DEFAULT
+
+    own = f"BATCHML_{pipeline.upper()}_{kind.upper()}_CONFIG"
+    return (own, f"BATCHML_{kind.upper()}_CONFIG") if pipeline == DEFAULT else (own,)
 
 
 def declare(raw: dict[str, Any]) -> PipelineSpec:

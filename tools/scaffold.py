@@ -14,7 +14,7 @@ reference DAGs) and the reference configuration files:
 
 Every file is written to a temporary folder inside the repository first and then moved into place;
 an invalid or taken name, or any failure, leaves the repository as it was. Only the standard library
-is used. Guide: docs/adding-a-pipeline.md.
+is used, and the reference pipeline's spec (include.pipelines: where its configuration files are). Guide: docs/adding-a-pipeline.md.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from include import pipelines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().with_name("scaffold_templates")
@@ -63,8 +65,9 @@ FILES: dict[str, str] = {
 }
 # created once, by the first pipeline, and left alone afterwards
 SHARED_FILES: dict[str, str] = {"pipelines_init.py.tmpl": "include/pipelines/__init__.py"}
-REFERENCE_TRAINING = "include/training/training.yaml"
-REFERENCE_MONITORING = "include/drift/monitoring.yaml"
+# the reference (default) pipeline's configuration files, as its spec names them
+REFERENCE_TRAINING = pipelines.get().training_config
+REFERENCE_MONITORING = pipelines.get().monitoring_config
 DAG_ID = re.compile(r"""dag_id\s*=\s*["']([^"']+)["']""")
 
 

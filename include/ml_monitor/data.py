@@ -10,7 +10,7 @@
   alerts of the window (``alerts``), the model's live performance by scored day (``performance_days``:
   realised on the arrived labels, estimated from the scores before they arrive, and the estimate's
   error) and the PSI thresholds of the monitoring configuration
-  (include/drift/monitoring.yaml through include.drift.config, their only source). A part that cannot be
+  (the pipeline's monitoring.yaml through include.drift.config, their only source). A part that cannot be
   read (registry unreachable, warehouse down, configuration invalid) is reported in ``errors`` under its
   section; the other parts are still read;
 - :func:`as_json`: the same data as JSON-safe values.
@@ -99,7 +99,7 @@ class MonitorData:
     window: Window
     generated_at: dt.datetime
     registry: RegistryState
-    # the PSI levels of the monitoring configuration (include/drift/monitoring.yaml), which colour the drift
+    # the PSI levels of the monitoring configuration (the pipeline's monitoring.yaml), which colour the drift
     # heatmap; None when it could not be read (``errors["thresholds"]`` says why): there is no other source
     psi_warn: float | None
     psi_alert: float | None
@@ -320,7 +320,7 @@ def _finite(v: Any) -> Any:
 
 def psi_thresholds() -> tuple[float, float]:
     """(warn, alert) PSI levels of the monitoring configuration (include.drift.config: the file named by
-    BATCHML_MONITORING_CONFIG, else include/drift/monitoring.yaml); raises ConfigError naming the file,
+    BATCHML_MONITORING_CONFIG, else the pipeline's monitoring.yaml); raises ConfigError naming the file,
     the key and the rule when it cannot be read or is invalid."""
     from include.drift.config import load_monitoring_config
 

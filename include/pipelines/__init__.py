@@ -5,6 +5,7 @@ docs/adding-a-pipeline.md.
     from include import pipelines
     pipelines.names()          # the pipelines, sorted
     pipelines.get("<name>")    # the PipelineSpec of include/pipelines/<name>/spec.py
+    pipelines.get()            # the spec of the default pipeline (DEFAULT)
 
 Discovery lists the sub-packages of this folder that have a ``spec.py`` and imports only that module
 (pydantic; nothing heavy), so DAG files may call it while they are parsed.
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from include.spec import PipelineSpec
 
 _HERE = Path(__file__).resolve().parent
+# The pipeline a platform call without a ``pipeline`` argument means (the reference pipeline, the one the
+# demo runs by default); the only place the platform's default names it.
+DEFAULT = "fraud"
 
 
 class UnknownPipeline(KeyError):
@@ -35,10 +39,15 @@ def names() -> list[str]:
     return sorted(p.parent.name for p in _HERE.glob("*/spec.py") if (p.parent / "__init__.py").exists())
 
 
+def get(name: str | None = None) -> PipelineSpec:
+    """The spec of pipeline ``name`` (``include.pipelines.<name>.spec:SPEC``; None: :data:`DEFAULT`);
+    UnknownPipeline (a KeyError) naming the known pipelines when there is no such package, ConfigError
+    when its spec is invalid."""
+    return _get(name or DEFAULT)
+
+
 @cache
-def get(name: str) -> PipelineSpec:
-    """The spec of pipeline ``name`` (``include.pipelines.<name>.spec:SPEC``); UnknownPipeline (a KeyError)
-    naming the known pipelines when there is no such package, ConfigError when its spec is invalid."""
+def _get(name: str) -> PipelineSpec:
     from include.spec import PipelineSpec
 
     known = names()

@@ -1,5 +1,6 @@
-"""The training configuration (include/training/training.yaml, or the file named by
-BATCHML_TRAINING_CONFIG) as a schema: pydantic models with the types, ranges, names that must exist
+"""The training configuration of a pipeline (the ``training.yaml`` its spec names, in its package:
+include/pipelines/<name>/training.yaml; or the file named by ``BATCHML_<PIPELINE>_TRAINING_CONFIG``,
+for the default pipeline also ``BATCHML_TRAINING_CONFIG``: include/spec.py ``config_file``) as a schema: pydantic models with the types, ranges, names that must exist
 (families, metrics, class weights) and rules across fields, all in this file. A file that breaks a
 rule is refused before anything trains, with one line per broken rule naming the file, the key, the
 value and the rule (include/schema.py).
@@ -10,17 +11,18 @@ Only pydantic and PyYAML are imported: the training DAG reads this at run time.
 from __future__ import annotations
 
 import ast
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, PrivateAttr, field_validator, model_validator
 
+from include import pipelines
 from include.config import ConfigError
 from include.schema import STRICT, Fraction, Invalid, at_least, one_of, read_yaml, validate_config
 
-DEFAULT_PATH = Path(__file__).with_name("training.yaml")
+# the default pipeline's shipped file (include.pipelines.DEFAULT)
+DEFAULT_PATH = pipelines.get().shipped_config("training")
 FAMILIES = ("logistic_regression", "xgboost", "lightgbm", "pytorch_mlp", "mean_ensemble")
 ENSEMBLE = "mean_ensemble"  # the mean probability of other models of the file (``members``)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
@@ -329,15 +331,17 @@ def _resolve_members(spec: ModelSpec, models: tuple[ModelSpec, ...]) -> ModelSpe
     return spec.model_copy(update={"params": {"members": resolved}})
 
 
-def config_path() -> Path:
-    """BATCHML_TRAINING_CONFIG, else the shipped file; set but blank (``X=${UNSET}`` in a compose file)
-    is unset, as for every BATCHML_*_CONFIG (it was read as ".", "a directory")."""
-    return Path(os.environ.get("BATCHML_TRAINING_CONFIG", "").strip() or DEFAULT_PATH)
+def config_path(pipeline: str | None = None) -> Path:
+    """The training file of ``pipeline`` (None: the default pipeline): the file its environment variable
+    names, else its package's. Set but blank (``X=${UNSET}`` in a compose file) is unset, as for every
+    BATCHML_*_CONFIG (it was read as ".", "a directory")."""
+    return pipelines.get(pipeline).config_file("training")
 
 
-def load_training_config(path: str | Path | None = None) -> TrainingConfig:
-    """The validated configuration; ConfigError naming the file, key, value and rule otherwise."""
-    path = Path(path) if path else config_path()
+def load_training_config(path: str | Path | None = None, *, pipeline: str | None = None) -> TrainingConfig:
+    """The validated configuration of ``pipeline`` (None: the default pipeline), read from ``path`` or
+    :func:`config_path`; ConfigError naming the file, key, value and rule otherwise."""
+    path = Path(path) if path else config_path(pipeline)
     return parse_training_config(read_yaml(path), source=str(path))
 
 

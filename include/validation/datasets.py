@@ -176,7 +176,7 @@ def _delivered_rows(path: Path) -> int | None:
 def transaction_plausibility(day: dt.date, root: Path) -> dict[str, Any]:
     """Suite parameters of the plausibility expectations of ``raw_transactions`` for ``day``: id
     continuity with the neighbouring published days, and the shares and counts of the day against
-    the recent days (include/validation/plausibility.yaml)."""
+    the recent days (include/pipelines/fraud/plausibility.yaml)."""
     from include.validation.plausibility import (
         load_plausibility,
         median_of,

@@ -1,8 +1,13 @@
-"""Plausibility bounds of the raw feed (include/validation/plausibility.yaml, or the file named by
-BATCHML_PLAUSIBILITY_CONFIG) as a schema, and the arithmetic that turns a recent reference into a
-day's bounds. The suite parameters themselves are computed in :mod:`include.validation.datasets`.
+"""Plausibility bounds of a pipeline's raw feeds: the mechanism. A pipeline that has bounds names its
+file and its schema in its spec (``plausibility``: ``config``, ``schema_ref``; include/spec.py), both in
+its package (include/pipelines/<name>/plausibility.yaml and the schema's module beside it); the file named
+by ``BATCHML_<PIPELINE>_PLAUSIBILITY_CONFIG`` (for the default pipeline also
+``BATCHML_PLAUSIBILITY_CONFIG``) replaces it. This module holds what every such schema is built from
+(:class:`Band`, :class:`ShareBand`, the shared keys of :class:`PlausibilityConfig`), the loader, and the
+arithmetic that turns a recent reference into a day's bounds. The suite parameters themselves are
+computed in :mod:`include.validation.datasets`.
 
-A bound on a share of the day's rows (the fraud rate, the busiest hour's share...) is a band around
+A bound on a share of the day's rows (a label rate, the busiest hour's share...) is a band around
 the reference learnt from recent days, clipped to absolute bounds, then widened by the sampling noise
 of the day's row count: the count of a share ``p`` of ``n`` rows is binomial, and a bound is only
 broken when chance alone would break it with probability below ``false_alarm``. So small days do
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +25,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from include import pipelines
+from include.config import ConfigError
 from include.schema import STRICT, Fraction, Invalid, read_yaml, validate_config
 
-DEFAULT_PATH = Path(__file__).with_name("plausibility.yaml")
-ENV_VAR = "BATCHML_PLAUSIBILITY_CONFIG"
-
 Factor = Annotated[float, Field(gt=0)]
+# the default pipeline's shipped file (include.pipelines.DEFAULT), when it has plausibility bounds
+DEFAULT_PATH = pipelines.get().shipped_config("plausibility") if pipelines.get().plausibility else None
 
 
 class Band(BaseModel):
@@ -59,34 +64,15 @@ class ShareBand(Band):
         return self
 
 
-class TransactionsPlausibility(BaseModel):
-    model_config = STRICT
-
-    rows: Band = Band(low=0.5, high=2.0)
-    max_duplicate_share: Fraction = 0.01
-    max_out_of_order_share: Fraction = 0.01
-    busiest_hour_share: ShareBand = ShareBand(high=2.5, max=0.5)
-    top_customer_share: ShareBand = ShareBand(high=3.0, max=0.25)
-    top_terminal_share: ShareBand = ShareBand(high=3.0, max=0.25)
-    distinct_customers: Band = Band(low=0.5, high=2.0)
-
-
-class LabelsPlausibility(BaseModel):
-    model_config = STRICT
-
-    fraud_rate: ShareBand = ShareBand(low=0.25, high=6.0, max=0.5)
-    min_reference_frauds: Annotated[int, Field(ge=0)] = 20
-
-
 class PlausibilityConfig(BaseModel):
+    """The keys every pipeline's plausibility file has; a pipeline's schema adds its feeds' sections."""
+
     model_config = STRICT
 
     # at most a year: a window of 10^6 days ran dates out of range (OverflowError, retried)
     recent_days: Annotated[int, Field(ge=1, le=366)] = 7
     min_recent_days: Annotated[int, Field(ge=1, le=366)] = 3
     false_alarm: Annotated[float, Field(gt=0, lt=0.5)] = 1e-6
-    transactions: TransactionsPlausibility = TransactionsPlausibility()
-    labels: LabelsPlausibility = LabelsPlausibility()
 
     @model_validator(mode="after")
     def _enough_days(self) -> PlausibilityConfig:
@@ -96,20 +82,38 @@ class PlausibilityConfig(BaseModel):
         return self
 
 
-def config_path() -> Path:
-    return Path(os.environ.get(ENV_VAR, "").strip() or DEFAULT_PATH)
+def config_path(pipeline: str | None = None) -> Path:
+    """The plausibility file of ``pipeline`` (None: the default pipeline): its environment variable's
+    file, else its package's (include/spec.py ``config_file``)."""
+    return pipelines.get(pipeline).config_file("plausibility")
 
 
-def load_plausibility(path: str | Path | None = None) -> PlausibilityConfig:
-    """The plausibility bounds; ConfigError naming the file, the key, the value and the rule."""
-    path = Path(path) if path else config_path()
+def schema(pipeline: str | None = None) -> type[PlausibilityConfig]:
+    """The schema class the spec of ``pipeline`` names; ConfigError when it is not a PlausibilityConfig."""
+    from include.spec import resolve
+
+    spec = pipelines.get(pipeline)
+    if spec.plausibility is None:
+        return PlausibilityConfig
+    model = resolve(spec.plausibility.schema_ref)
+    if not (isinstance(model, type) and issubclass(model, PlausibilityConfig)):
+        raise ConfigError(f"pipeline spec {spec.name!r}: 'plausibility.schema_ref' ({spec.plausibility.schema_ref}) "
+                          "must name a subclass of include.validation.plausibility.PlausibilityConfig")
+    return model
+
+
+def load_plausibility(path: str | Path | None = None, *, pipeline: str | None = None) -> PlausibilityConfig:
+    """The plausibility bounds of ``pipeline`` (None: the default pipeline), read from ``path`` or
+    :func:`config_path`, in the schema its spec names; ConfigError naming the file, the key, the value
+    and the rule."""
+    path = Path(path) if path else config_path(pipeline)
     stat = path.stat() if path.is_file() else None
-    return _load(str(path), stat.st_mtime_ns if stat else None)
+    return _load(str(path), stat.st_mtime_ns if stat else None, schema(pipeline))
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int | None) -> PlausibilityConfig:  # one parse per file version
-    return validate_config(PlausibilityConfig, read_yaml(Path(path)), path)
+def _load(path: str, _mtime_ns: int | None, model: type[PlausibilityConfig]) -> PlausibilityConfig:
+    return validate_config(model, read_yaml(Path(path)), path)  # one parse per file version and schema
 
 
 def median_of(values: Sequence[float], minimum: int) -> float | None:

@@ -1,5 +1,5 @@
 """Plausibility, not only syntax: the raw suites bound what a day of the feed may look like against
-the days published before it (include/validation/plausibility.yaml): replayed content, the fraud
+the days published before it (include/pipelines/fraud/plausibility.yaml): replayed content, the fraud
 rate, id continuity, the busiest hour, the busiest customer and terminal, distinct customers.
 
 - No false alarm: 60 ordinary simulated days, then each drift scenario of the demo (real changes,

@@ -108,7 +108,7 @@ def test_class_weighted_scores_need_the_calibration():
 
 
 def test_cost_model_from_the_config():
-    assert COSTS == (1000, 50)  # include/drift/monitoring.yaml, the only source
+    assert COSTS == (1000, 50)  # training.yaml's metrics, the only source (monitoring.yaml does not repeat them)
     assert performance.cost(2, 10, *COSTS) == 2500
     with pytest.raises(ValueError, match="costs must be >= 0"):
         performance.cost(1, 1, -1, 50)
@@ -120,7 +120,7 @@ def test_cost_model_from_the_config():
 
 def test_a_performance_section_without_a_key_is_refused(tmp_path):
     text = (tmp_path / "m.yaml")
-    shipped = (performance.__file__.rsplit("/", 1)[0] + "/monitoring.yaml")
+    from include.drift.config import DEFAULT_PATH as shipped
     lines = [line for line in open(shipped).read().splitlines() if "min_precision" not in line]
     text.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="min_precision"):

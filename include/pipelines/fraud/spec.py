@@ -13,8 +13,12 @@ SPEC = declare({
     "label_delay_days": 7,
     "cadence": "daily",
     "datasets": (
-        {"name": "raw_transactions", "zone": "raw", "dataset": "transactions", "suite": "raw_transactions"},
-        {"name": "raw_labels", "zone": "raw", "dataset": "labels", "suite": "raw_labels"},
+        # columns: the canonical schema of every published partition (include/ingest.py casts to it)
+        {"name": "raw_transactions", "zone": "raw", "dataset": "transactions", "suite": "raw_transactions",
+         "columns": {"transaction_id": "int64", "tx_datetime": "datetime64[us, UTC]", "customer_id": "int64",
+                     "terminal_id": "int64", "tx_amount": "float64"}},
+        {"name": "raw_labels", "zone": "raw", "dataset": "labels", "suite": "raw_labels",
+         "columns": {"transaction_id": "int64", "tx_fraud": "int64", "tx_fraud_scenario": "int64"}},
         {"name": "features_baseline", "zone": "features", "dataset": "baseline", "suite": "features_baseline"},
         {"name": "predictions_fraud", "zone": "predictions", "dataset": "fraud", "suite": "predictions"},
     ),
@@ -23,6 +27,9 @@ SPEC = declare({
     "registered_model": "fraud-detector",
     "primary_metric": "average_precision",
     "business_metric": "expected_cost",
-    "training_config": "include/training/training.yaml",
-    "monitoring_config": "include/drift/monitoring.yaml",
+    "training_config": "include/pipelines/fraud/training.yaml",
+    "monitoring_config": "include/pipelines/fraud/monitoring.yaml",
+    # the bounds learnt from the recent published days (include/validation/plausibility.py: the mechanism)
+    "plausibility": {"config": "include/pipelines/fraud/plausibility.yaml",
+                     "schema_ref": "include.pipelines.fraud.plausibility:FraudPlausibility"},
 })

@@ -53,7 +53,7 @@ def _raw_transactions() -> list:
         gxe.ExpectColumnValuesToBeBetween(
             column="tx_datetime", min_value=param("day_start"), max_value=param("day_end")
         ),
-        # plausibility: bounds from include/validation/plausibility.yaml and the recent published days
+        # plausibility: bounds from include/pipelines/fraud/plausibility.yaml and the recent published days
         gxe.ExpectCompoundColumnsToBeUnique(column_list=CONTENT_KEY, mostly=param("content_unique_mostly"),
                                             meta=stat("rows repeating another row's content under a new id")),
         # ids never go back: after the last published id of the days before, before the next day's first
