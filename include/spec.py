@@ -8,6 +8,11 @@ spec stays cheap for DAG files (pydantic only). A spec that breaks a rule is ref
 broken rule naming the pipeline, the key, the value and the rule (include/schema.py):
 
     pipeline spec '<name>': 'label_delay_days' must be >= 0, got -1
+
+A pipeline's configuration files (training.yaml, monitoring.yaml, and optionally its plausibility
+bounds) are in its package; the spec names them and :meth:`PipelineSpec.config_file` is how the
+platform's loaders (include/training/config.py, include/drift/config.py,
+include/validation/plausibility.py) find the one to read, environment overrides included.
 """
 
 from __future__ import annotations
