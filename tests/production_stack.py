@@ -9,9 +9,12 @@ tests (tests/integration/test_production_path.py) and the operations suite (test
   either shows up as a wrong partition or a wrong row (docs/operations.md, "Time").
 
 `make demo`'s driver runs on it first: history ingest, features, first training, one nightly cycle
-whose drift triggers retraining. The landing files hold ``EXTRA_DAYS`` more days than the demo runs
-(simulated with the rest, so they continue the same customers, terminals, ids and drift): the
-operations suite delivers them late and out of order.
+whose drift triggers retraining, then the retrained version in shadow over the night
+(``--shadow-backfill``: the alias ``shadow``, a ``shadow_scoring`` run, monitoring rerun on the night;
+the review that monitoring runs removes the alias again, the version being the champion by then). The
+landing files hold ``EXTRA_DAYS`` more days than the demo runs (simulated with the rest, so they
+continue the same customers, terminals, ids and drift): the operations suite delivers them late and out
+of order.
 """
 
 from __future__ import annotations
@@ -96,7 +99,11 @@ def production(tmp_path_factory):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BATCHML_", "MLFLOW_"))}
         demo = (f"source scripts/airflow-env.sh && scripts/airflow-home.sh && python -m tools.demo --days {DAYS} "
                 f"--nights 1 --drift amount_shift --magnitude {MAGNITUDE:g} --drift-night 1 --start {START} "
-                f"--port {free_port()} --customers {CUSTOMERS} --terminals {TERMINALS} --seed {SEED} --no-simulate")
+                f"--port {free_port()} --customers {CUSTOMERS} --terminals {TERMINALS} --seed {SEED} --no-simulate "
+                # one night cannot hold the shadow challenger's story (its labels arrive 7 days later): the
+                # retrained version is put in shadow and scores the night (shadow_scoring through the
+                # scheduler), and monitoring reruns the night (the shadow's performance_days row)
+                "--shadow-days 0 --shadow-backfill")
         began = time.perf_counter()
         out = subprocess.run(["bash", "-c", demo], cwd=REPO, env={**env, **config}, capture_output=True, text=True,
                              timeout=1500)

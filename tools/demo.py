@@ -14,13 +14,25 @@ the real engines (Spark, Great Expectations, MLflow, the warehouse through SQLAl
    gate decides whether the retrained model becomes champion; later nights are scored by whichever
    version is champion then.
 5. A summary: rows scored per night with the model version, the PSI table per night, the alerts and
-   the gate decisions. The DAGs are paused again and the services stopped; ``make airflow`` shows the
+   the gate decisions, the top flags with their reasons, the slice table, live performance and the
+   shadow challenger. The DAGs are paused again and the services stopped; ``make airflow`` shows the
    run history.
 
-    python -m tools.demo --days 75 --nights 3 --drift amount_shift --drift-night 2
+**The shadow challenger** (``--shadow-days N``, N > 0; docs/shadow.md): the demo runs with a training
+configuration of its own (the pipeline's, with ``shadow.days: N``; BATCHML_TRAINING_CONFIG), so that a
+challenger the gate approves waits in shadow instead of being promoted. The first champion is trained
+as of ``history end - 8`` and a challenger (``--challenger``, xgboost) as of the next day; the gate's
+approval puts it behind the alias ``shadow``. The last 7 history days, whose labels arrive on the
+nights, are then scored by both (one ``scoring`` run with params ``start``/``end``; its Asset event
+starts ``shadow_scoring`` and ``monitoring`` over the same days): neither model saw those labels
+(training as of D reads labels up to D - 7). Every night, monitoring measures both on the labels that
+arrive and ``review_shadow`` promotes or refuses the challenger once it has N label days.
+``--shadow-days 0`` trains the first champion on the last history day and shows no shadow.
 
-``--days`` must leave the champion's reference window (as_of - 34 .. as_of - 21) clear of the 37-day
-warm-up of the terminal windows, or every night reports drift against a reference computed on
+    python -m tools.demo --days 80 --nights 3 --drift amount_shift --drift-night 2 --shadow-days 2
+
+``--days`` must leave the first champion's reference window (as_of - 34 .. as_of - 21) clear of the
+37-day warm-up of the terminal windows, or every night reports drift against a reference computed on
 truncated windows. The weekly time schedule of training (Sundays 03:00) is not part of the demo.
 """
 
@@ -37,12 +49,16 @@ from pathlib import Path
 from include.config import LABEL_DELAY_DAYS, REPO_ROOT, data_root, mlflow_tracking_uri
 from include.pipelines.fraud.simulator.generator import DriftScenario, SimulatorConfig, simulate
 from include.pipelines.fraud.simulator.landing import write_landing_files
-from include.storage import day_range, landing_file, parquet_row_count, partition_file
+from include.storage import as_date, day_range, landing_file, parquet_row_count, partition_file
 from tools.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 
 DEFAULT_MAGNITUDE = {"amount_shift": 1.5, "night_shift": 0.3, "terminal_wave": 20}
 MIN_HISTORY_DAYS = 72  # first training as of day 71: its reference window starts on day 37
-DAGS = ("ingest", "features", "training", "scoring", "monitoring")
+DAGS = ("ingest", "features", "training", "scoring", "monitoring", "shadow_scoring")
+# With a shadow challenger the first champion is trained this many days before the history ends and the
+# challenger the day after it: the last 7 history days (whose labels arrive on the first 7 nights) are
+# then unseen by both (training as of D reads labels up to D - LABEL_DELAY_DAYS) and scored by both.
+SHADOW_LEAD_DAYS = LABEL_DELAY_DAYS + 1
 # The first champion is the logistic baseline alone (quick to train); every later run, the drift
 # retraining included, trains all the families of training.yaml and must beat it through the gate.
 FIRST_MODEL = "logistic"
@@ -50,7 +66,7 @@ FIRST_MODEL = "logistic"
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--days", type=int, default=75, help="days of history before the first training")
+    p.add_argument("--days", type=int, default=80, help="days of history before the nights")
     p.add_argument("--nights", type=int, default=3, help="nightly cycles after the first training")
     p.add_argument("--drift", choices=[*DEFAULT_MAGNITUDE, "none"], default="amount_shift")
     p.add_argument("--drift-night", type=int, default=2, help="the night (1-based) the drift starts")
@@ -62,13 +78,25 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--terminals", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=int(os.environ.get("BATCHML_DEMO_PORT", 8080)))
+    p.add_argument("--shadow-days", type=int, default=2,
+                   help="label days of shadow evidence before the challenger's review (training.yaml shadow.days "
+                        "in the demo's own training configuration); 0: no shadow challenger")
+    p.add_argument("--challenger", default="xgboost", help="the model trained as the shadow challenger")
+    p.add_argument("--shadow-backfill", action="store_true",
+                   help="after the nights, point the alias shadow at the newest version and score the nights with "
+                        "it in shadow (shadow_scoring, params start/end), then rerun monitoring on them: the shadow's "
+                        "mechanics on a run too short for --shadow-days (the production-path test)")
     p.add_argument("--no-simulate", action="store_true",
                    help="run on the landing files already under the data root (delivered by someone else, or "
                         "simulated beforehand with more days than the demo runs) instead of simulating them")
     args = p.parse_args(argv)
-    if args.days < MIN_HISTORY_DAYS:
-        p.error(f"--days {args.days}: at least {MIN_HISTORY_DAYS} days of history are needed for a reference "
-                "window past the feature warm-up")
+    lead = SHADOW_LEAD_DAYS if args.shadow_days > 0 else 0
+    if args.shadow_days < 0:
+        p.error(f"--shadow-days {args.shadow_days}: must be >= 0")
+    if args.days < MIN_HISTORY_DAYS + lead:
+        p.error(f"--days {args.days}: at least {MIN_HISTORY_DAYS + lead} days of history are needed for a reference "
+                "window past the feature warm-up" + (f" (the first champion is trained {lead} days before the "
+                                                     "history ends, for the shadow challenger)" if lead else ""))
     if args.nights < 1 or (args.drift != "none" and not 1 <= args.drift_night <= args.nights):
         p.error(f"--nights must be >= 1 and --drift-night ({args.drift_night}) a night in 1..{args.nights}")
     return args
@@ -99,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[1/6] landing files of {history[0]}..{nights[-1]} already under {root / 'landing'}", flush=True)
     else:
         simulate_landing(cfg, root)
-    # the simulated dates lie in the past: no clock schedule may start runs for the real calendar
-    airflow = LocalAirflow(home, port=args.port, env={"BATCHML_TIME_SCHEDULES": "off"})
+    env = {"BATCHML_TIME_SCHEDULES": "off"}  # the simulated dates lie in the past: no clock schedule may run
+    if args.shadow_days > 0:  # the services and this process read the same training configuration
+        env["BATCHML_TRAINING_CONFIG"] = os.environ["BATCHML_TRAINING_CONFIG"] = str(
+            demo_training_config(root, args.shadow_days))
+    airflow = LocalAirflow(home, port=args.port, env=env)
     # a kill of the demo stops the services too: the supervisor turns SIGTERM into SystemExit(143)
     print(f"[2/6] starting the Airflow scheduler, DAG processor, triggerer and API server (logs in {airflow.logs})",
           flush=True)
@@ -112,15 +143,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      watch the runs at http://localhost:{args.port} (user {user}, password {password})",
                   flush=True)
             api.wait_for_dags(list(DAGS), since=started)  # parsed with the clock schedules off
-            for dag_id in DAGS:  # no champion yet: scoring and monitoring wait for the first training
-                api.set_paused(dag_id, dag_id in ("scoring", "monitoring"))
+            for dag_id in DAGS:  # no champion yet: scoring, its shadow and monitoring wait for the first training
+                api.set_paused(dag_id, dag_id in ("scoring", "monitoring", "shadow_scoring"))
             try:
                 load_history(api, history, root)
-                train(api, history_end, "[4/6] first champion, the quick baseline", models=[FIRST_MODEL],
+                lead = SHADOW_LEAD_DAYS if args.shadow_days > 0 else 0
+                champion_as_of = history_end - dt.timedelta(days=lead)
+                train(api, champion_as_of, "[4/6] first champion, the quick baseline", models=[FIRST_MODEL],
                       leaderboard=True)
-                api.set_paused("scoring", False)
-                api.set_paused("monitoring", False)
+                for dag_id in ("scoring", "monitoring", "shadow_scoring"):
+                    api.set_paused(dag_id, False)
+                if lead:
+                    challenger_as_of = champion_as_of + dt.timedelta(days=1)
+                    train(api, challenger_as_of, f"      the shadow challenger (shadow.days {args.shadow_days} in "
+                          f"{os.environ['BATCHML_TRAINING_CONFIG']})", models=[args.challenger])
+                    backfill_in_shadow(api, day_range(challenger_as_of + dt.timedelta(days=1), history_end), root)
                 run_nights(api, nights, root)
+                if args.shadow_backfill:
+                    shadow_backfill(api, nights, root)
             finally:
                 for dag_id in DAGS:  # no run for the real calendar's dates once the demo is over
                     api.set_paused(dag_id, True)
@@ -133,6 +173,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{root / 'gx' / 'gx' / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'}\n"
           f"MLflow: make mlflow (tracking store {mlflow_tracking_uri()})")
     return 0
+
+
+def demo_training_config(root: Path, shadow_days: int) -> Path:
+    """The pipeline's training configuration (include.training.config.config_path: the shipped file, or the
+    one BATCHML_TRAINING_CONFIG names) with ``shadow.days`` set, validated and written under the data root
+    (git-ignored), for the Airflow services and this process alike."""
+    import yaml
+
+    from include.schema import read_yaml
+    from include.training.config import config_path, parse_training_config
+
+    source = config_path()
+    raw = read_yaml(source)
+    raw["shadow"] = {**(raw.get("shadow") or {}), "days": shadow_days}
+    target = root / "demo" / "training.yaml"
+    parse_training_config(raw, source=f"{source} with shadow.days {shadow_days}")  # fails here, not in a task
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"# make demo: {source} with shadow.days {shadow_days} (tools/demo.py)\n"
+                      + yaml.safe_dump(raw, sort_keys=False))
+    return target
 
 
 def simulate_landing(cfg: SimulatorConfig, root: Path) -> None:
@@ -201,6 +261,71 @@ def train(api: AirflowAPI, as_of: dt.date, title: str, models: list[str] | None 
     return report_training(as_of, time.perf_counter() - t0, leaderboard)
 
 
+def _model_name() -> str:
+    from include.training.config import load_training_config
+
+    return load_training_config().registered_model
+
+
+def backfill_in_shadow(api: AirflowAPI, days: list[dt.date], root: Path) -> None:
+    """Score ``days`` with the champion and, through the predictions Asset, with the shadow: one scoring
+    run with params start/end. Monitoring waits paused: no label of these days has arrived yet (the nights'
+    runs measure both models on them as the labels land)."""
+    from include import registry, warehouse
+
+    name = _model_name()
+    shadow = registry.alias_version(name, registry.SHADOW)
+    if shadow is None:
+        print("      no version behind the alias shadow (the gate's decision above says why): no shadow to show",
+              flush=True)
+        return
+    print(f"      the last {len(days)} history days {days[0]}..{days[-1]} (their labels arrive on the nights) scored by "
+          f"the champion, and in shadow by v{shadow.version}: one scoring run (params start/end) whose Asset event "
+          "starts shadow_scoring", flush=True)
+    t0, since = time.perf_counter(), now()
+    api.set_paused("monitoring", True)  # nothing of these days is labelled yet
+    try:
+        run = api.trigger("scoring", {"start": days[0].isoformat(), "end": days[-1].isoformat()})
+        api.wait_run("scoring", run["dag_run_id"])
+        api.wait_triggered_run("shadow_scoring", since)
+    finally:
+        api.set_paused("monitoring", False)
+    champion = warehouse.prediction_days_between(days[0], days[-1])
+    shadow_rows = sum(parquet_row_count(partition_file("predictions", "fraud_shadow", d, root)) for d in days
+                      if partition_file("predictions", "fraud_shadow", d, root).exists())
+    versions = sorted({str(s["model_version"]) for s in champion}, key=int)
+    print(f"      scored {sum(s['rows'] for s in champion):,} rows by v{', v'.join(versions)} (table predictions) and "
+          f"{shadow_rows:,} in shadow by v{shadow.version} (table shadow_predictions) ({time.perf_counter() - t0:.0f}s)",
+          flush=True)
+
+
+def shadow_night(day: dt.date) -> str:
+    """The night's shadow line: both models' realised average precision on the labels that arrived
+    (performance_days, by label-arrival day) and where the shadow's review stands."""
+    from include import registry, warehouse
+    from include.training import shadow
+    from include.training.config import load_training_config
+
+    cfg = load_training_config()
+    scored = day - dt.timedelta(days=LABEL_DELAY_DAYS)
+    rows = {r["role"]: r for r in warehouse.performance_between(scored, scored, cfg.registered_model)
+            if r["realised_at"] is not None}
+    parts = [f"{role} v{r['model_version']} AP {_num(r['average_precision'])}" for role, r in sorted(rows.items())]
+    line = f"labels of {scored}: " + (", ".join(parts) if parts else "no realised figures")
+    current = registry.alias_version(cfg.registered_model, registry.SHADOW)
+    reviewed = [p for p in warehouse.promotion_history(cfg.registered_model)
+                if p["decision"] in (shadow.PROMOTED, shadow.REFUSED) and str(p.get("as_of")) <= day.isoformat()]
+    tags = (current.tags or {}) if current is not None else {}
+    if tags.get("gate_decision") == shadow.AWAITING and tags.get("as_of"):  # the version's gate decision
+        e = shadow.evidence(cfg, str(current.version), as_date(tags["as_of"]) + dt.timedelta(days=1), day)
+        line += (f"; review of v{current.version}: {min(e['days'], cfg.shadow.days)} of {cfg.shadow.days} label "
+                 f"days, {e['frauds']} of {cfg.shadow.min_frauds} frauds")
+    if reviewed and (current is None or str(reviewed[-1]["challenger_version"]) != str(current.version)):
+        last = reviewed[-1]
+        line += f"; v{last['challenger_version']} {last['decision'].replace('_', ' ')}"
+    return line
+
+
 def run_nights(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
     """One nightly cycle per day: the demo triggers ingest, the Asset schedules chain the rest."""
     from include import warehouse
@@ -211,7 +336,7 @@ def run_nights(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
         t0, since = time.perf_counter(), now()
         run = api.trigger("ingest", {"start": day.isoformat(), "end": day.isoformat()})
         api.wait_run("ingest", run["dag_run_id"])
-        for dag_id in ("features", "scoring", "monitoring"):
+        for dag_id in ("features", "scoring", "monitoring", "shadow_scoring"):
             api.wait_triggered_run(dag_id, since)
         tx = parquet_row_count(partition_file("raw", "transactions", day, root))
         scored = warehouse.prediction_days_between(day, day)
@@ -223,11 +348,31 @@ def run_nights(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
               + f"  drifted columns {len(drifted):>2}  alerts {len(alerts)}"
               + ("  -> drift_alert emitted" if emitted else "  (episode already handled)" if alerts else "")
               + f"  {time.perf_counter() - t0:.0f}s", flush=True)
+        print(f"        shadow: {shadow_night(day)}", flush=True)
         if emitted:
             print(f"      drift_alert scheduled {describe_training(day)}", flush=True)
             t0 = time.perf_counter()
             api.wait_triggered_run("training", since)
             report_training(day, time.perf_counter() - t0, leaderboard=False)
+
+
+def shadow_backfill(api: AirflowAPI, nights: list[dt.date], root: Path) -> None:
+    """``--shadow-backfill``: the alias shadow on the newest version, the nights scored with it in shadow
+    (shadow_scoring, params start/end), then monitoring rerun on them (both models' performance rows)."""
+    from include import registry
+    from include.training import tracking
+
+    name = _model_name()
+    newest = max(int(v.version) for v in tracking.client().search_model_versions(f"name = '{name}'"))
+    start, end = nights[0].isoformat(), nights[-1].isoformat()
+    print(f"      shadow backfill: alias shadow -> v{newest}; shadow_scoring and monitoring over {start}..{end}",
+          flush=True)
+    t0 = time.perf_counter()
+    registry.set_alias(name, registry.SHADOW, str(newest))
+    for dag_id in ("shadow_scoring", "monitoring"):
+        run = api.trigger(dag_id, {"start": start, "end": end})
+        api.wait_run(dag_id, run["dag_run_id"])
+    print(f"      shadow backfill done ({time.perf_counter() - t0:.0f}s)", flush=True)
 
 
 def print_summary(nights: list[dt.date]) -> None:
@@ -271,6 +416,7 @@ def print_summary(nights: list[dt.date]) -> None:
     print_top_flags(warehouse.top_flags(end, limit=5), end)
     print_slices(history)
     print_performance(warehouse.performance_between(start - dt.timedelta(days=LABEL_DELAY_DAYS), end, model_name))
+    print_shadow(nights, model_name, history)
 
 
 def _num(v, fmt: str = "{:.4f}") -> str:
@@ -330,6 +476,41 @@ def print_performance(rows: list[dict]) -> None:
                 else f"{_num(r['n_frauds'], '{:,}')} frauds of {_num(r['n_labelled'], '{:,}')}")
         print(f"      | {r['ds']} | {r['scored_day']} | v{r['model_version']}{'' if r['role'] == 'champion' else ' ' + r['role']}"
               " | " + " | ".join(_num(v) for v in figures[:4]) + f" | {_num(figures[4], '{:,.0f}')} | {note} |")
+
+
+def print_shadow(nights: list[dt.date], model_name: str, history: list[dict]) -> None:
+    """The shadow challenger (docs/shadow.md): the version behind the alias now, both models' realised
+    figures by label-arrival day on the nights (performance_days, roles champion and shadow), and the
+    training decisions that went through shadow, with their reasons (the review's outcome among them)."""
+    from include import registry, warehouse
+    from include.training import shadow
+
+    current = registry.alias_version(model_name, registry.SHADOW)
+    print(f"\n      shadow challenger: alias shadow -> {'v' + str(current.version) if current else 'none'} now")
+    delay = dt.timedelta(days=LABEL_DELAY_DAYS)
+    rows = warehouse.performance_between(nights[0] - delay, nights[-1], model_name)
+    by_day: dict[dt.date, dict[str, dict]] = {}
+    for r in rows:
+        if r["realised_at"] is not None:
+            by_day.setdefault(r["ds"], {})[r["role"]] = r
+    days = [d for d in sorted(by_day) if "shadow" in by_day[d]]
+    if not days:
+        print("      no realised shadow figures on the nights (labels arrive "
+              f"{LABEL_DELAY_DAYS} days after scoring; --shadow-days scores the last history days in shadow)")
+    else:
+        print("      realised on the labels arriving each night (warehouse table performance_days):")
+        print("      | labels on | scored | frauds | champion | AUC ROC | AP | CP@100 | shadow | AUC ROC | AP | CP@100 |\n"
+              "      |---|---|---|---|---|---|---|---|---|---|---|")
+        for d in days:
+            c, s = by_day[d].get("champion"), by_day[d]["shadow"]
+            figures = [f"v{r['model_version']} | " + " | ".join(_num(r[k]) for k in
+                                                                ("auc_roc", "average_precision", "card_precision"))
+                       if r else "n/a | | |" for r in (c, s)]
+            print(f"      | {d} | {s['scored_day']} | {_num(s['n_frauds'], '{:,}')} | {figures[0]} | {figures[1]} |")
+    went = [p for p in history if p["decision"] in (shadow.AWAITING, shadow.PROMOTED, shadow.REFUSED)
+            or p.get("dag_run_id") == warehouse.SHADOW_REVIEW]
+    for p in went:
+        print(f"      - as of {p['as_of']}: v{p['challenger_version']} {p['decision']}: {p['reason']}")
 
 
 if __name__ == "__main__":

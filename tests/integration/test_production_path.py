@@ -53,7 +53,7 @@ def test_the_metadata_database_is_postgresql(production, reliability):
                             expected="every DAG's runs are recorded in PostgreSQL and succeeded; no SQLite file exists")
     runs = _fetch(production["airflow_db"], "SELECT dag_id, state, count(*) AS n FROM dag_run GROUP BY dag_id, state")
     states = {(r["dag_id"], r["state"]): r["n"] for r in runs}
-    assert {dag for dag, state in states if state == "success"} == set(DAG_IDS), states
+    assert {dag for dag, state in states if state == "success"} == {*DAG_IDS, "shadow_scoring"}, states
     assert not [key for key in states if key[1] != "success"], states
     assert states[("training", "success")] == 2, "the first champion and the drift-triggered retraining"
     home, lake = Path(production["config"]["AIRFLOW_HOME"]), Path(production["config"]["BATCHML_DATA_ROOT"])
@@ -207,7 +207,8 @@ def test_reasons_slices_and_live_performance_reach_the_production_stores(product
     # (with the version's offline reference) only where the labels arrived by the demo's last night, the
     # estimate half written on the scoring night: with one scored night there is no labelled history of
     # the version to calibrate its scores on, so the estimate half holds the reason instead of figures.
-    perf = _fetch(wh, "SELECT * FROM performance_days WHERE model_name = :m ORDER BY scored_day", m=model)
+    everything = _fetch(wh, "SELECT * FROM performance_days WHERE model_name = :m ORDER BY scored_day, role", m=model)
+    perf = [r for r in everything if r["role"] == "champion"]  # the shadow's rows: test_the_shadow_challenger_...
     delay = dt.timedelta(days=LABEL_DELAY_DAYS)
     assert [r["scored_day"] for r in perf] == days, perf
     scored_versions = {r["model_version"] for r in _fetch(wh, "SELECT DISTINCT model_version FROM predictions")}
@@ -243,8 +244,8 @@ def test_reasons_slices_and_live_performance_reach_the_production_stores(product
     shown = as_json(gather(days=30, end=NIGHT, model_name=model, registry_timeout_s=30))
     assert "performance" not in shown["errors"], shown["errors"]
     assert [(r["scored_day"], r["ds"], r["role"]) for r in shown["performance"]] == \
-        [(r["scored_day"].isoformat(), r["ds"].isoformat(), r["role"]) for r in perf], shown["performance"]
-    for mine, theirs in zip(perf, shown["performance"], strict=True):
+        [(r["scored_day"].isoformat(), r["ds"].isoformat(), r["role"]) for r in everything], shown["performance"]
+    for mine, theirs in zip(everything, shown["performance"], strict=True):
         for k in ("model_version", "estimated", "estimate_note", "n_labelled", "n_frauds", *estimates):
             assert theirs[k] == (pytest.approx(mine[k]) if isinstance(mine[k], float) else mine[k]), (k, theirs)
         assert theirs["reference"] == {k: v for k, v in json.loads(mine["reference_json"] or "{}").items()
@@ -252,3 +253,69 @@ def test_reasons_slices_and_live_performance_reach_the_production_stores(product
     case.observed = (f"{reasons_seen:,} flagged predictions x 3 reasons (lake = warehouse); "
                      f"performance_days {[(str(r['scored_day']), r['estimate_note'] or 'estimated') for r in perf]}; "
                      + " | ".join(verdicts))[:1500]
+
+
+def test_the_shadow_challenger_on_the_production_stack(production, reliability):
+    case = reliability.case("production path", "the shadow challenger on PostgreSQL, an mlflow server and Spark "
+                                               "standalone",
+                            expected="the alias shadow on the retrained version, a shadow_scoring run through the "
+                                     "scheduler publishing one shadow_predictions row per transaction of the night "
+                                     "(lake = warehouse), and the night's performance_days row with role shadow "
+                                     "written by monitoring")
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from include.config import LABEL_DELAY_DAYS
+
+    out, wh, lake = production["out"].stdout, production["warehouse"], Path(production["config"]["BATCHML_DATA_ROOT"])
+    model = training_config_dict()["registered_model"]
+    newest = re.search(r"shadow backfill: alias shadow -> v(\d+)", out)
+    assert newest, out[-3000:]
+    version = newest[1]
+
+    # through the scheduler: the manual run over the night published (plan, score, checkpoint, publish, estimate)
+    tasks = _fetch(production["airflow_db"], "SELECT r.run_type, t.task_id, t.state FROM task_instance t JOIN dag_run r "
+                                             "ON r.dag_id = t.dag_id AND r.run_id = t.run_id "
+                                             "WHERE t.dag_id = 'shadow_scoring'")
+    manual = {t["task_id"]: t["state"] for t in tasks if t["run_type"] == "manual"}
+    assert manual and set(manual.values()) == {"success"}, tasks
+    assert {"plan", "publish", "estimate"} <= set(manual), manual
+    # the night's Asset-triggered run came before any shadow: skipped at plan, green
+    nightly = [t for t in tasks if t["run_type"] == "asset_triggered" and t["task_id"] == "plan"]
+    assert nightly and {t["state"] for t in nightly} == {"skipped"}, tasks
+
+    raw = pd.read_parquet(lake / "raw" / "transactions" / f"ds={NIGHT}" / "data.parquet")
+    shadow = pd.DataFrame(_fetch(wh, "SELECT transaction_id, score, model_version FROM shadow_predictions WHERE ds = :ds",
+                                 ds=NIGHT.isoformat()))
+    champion = pd.DataFrame(_fetch(wh, "SELECT transaction_id, score, model_version FROM predictions WHERE ds = :ds",
+                                   ds=NIGHT.isoformat()))
+    assert len(shadow) == shadow.transaction_id.nunique() == len(raw), (len(shadow), len(raw))
+    assert set(shadow.model_version) == {version} and set(champion.model_version) == {"1"}, \
+        (set(shadow.model_version), set(champion.model_version))
+    both = champion.merge(shadow, on="transaction_id", suffixes=("_champion", "_shadow"))
+    assert len(both) == len(raw) and not (both.score_champion == both.score_shadow).all(), "another model's scores"
+    stored = pd.read_parquet(lake / "predictions" / "fraud_shadow" / f"ds={NIGHT}" / "data.parquet")
+    assert sorted(stored.transaction_id) == sorted(shadow.transaction_id)
+    assert stored.set_index("transaction_id").score.sort_index().tolist() == \
+        pytest.approx(shadow.set_index("transaction_id").score.sort_index().tolist())
+
+    # monitoring's rerun of the night: the shadow's half in performance_days (the estimate: its labels arrive
+    # 7 days later, and the version has no labelled days to calibrate on) and in the night's report
+    rows = _fetch(wh, "SELECT * FROM performance_days WHERE model_name = :m AND role = 'shadow'", m=model)
+    assert [(r["scored_day"], r["ds"], r["model_version"]) for r in rows] == \
+        [(NIGHT, NIGHT + dt.timedelta(days=LABEL_DELAY_DAYS), version)], rows
+    assert rows[0]["estimated"] and rows[0]["realised_at"] is None and rows[0]["estimated_at"] is not None, rows
+    assert rows[0]["n_scored"] in (None, len(raw)) and (rows[0]["estimate_note"] or rows[0]["est_auc_roc"] is not None)
+    report = json.loads((lake / "reports" / "drift" / f"ds={NIGHT}" / "report.json").read_text())
+    assert report["shadow"] and report["shadow"]["estimate"]["model_version"] == version, report.get("shadow")
+
+    # the review monitoring ran removed the alias: the version is the champion since the drift retraining
+    client = mlflow.MlflowClient(tracking_uri=production["tracking"], registry_uri=production["tracking"])
+    assert client.get_model_version_by_alias(model, "champion").version == version
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(model, "shadow")
+    took = re.search(r"shadow backfill done \((\d+)s\)", out)
+    case.observed = (f"shadow v{version}: {len(shadow):,} shadow_predictions rows = raw rows, champion v1 scored the "
+                     f"night; manual shadow_scoring tasks {manual}; performance_days shadow row "
+                     f"{rows[0]['ds']} ({rows[0]['estimate_note'] or 'estimated'}); added {took and took[1]} s")
