@@ -1,9 +1,19 @@
-"""One place that configures Spark sessions, for spark-submit jobs and tests alike, and says how a
-spark-submit job reports a failure that a retry cannot fix (:class:`JobFailure`)."""
+"""One place that configures Spark sessions, for spark-submit jobs, Spark Connect clients and tests
+alike, and says how a job reports a failure that a retry cannot fix (:class:`JobFailure`).
+
+A job's ``main`` runs under spark-submit (a classic session in its own JVM) or, when the Airflow
+connection is a Spark Connect one, in the task's process inside :func:`connect_to` (a Connect session
+of a long-lived server: no JVM start per task). The jobs use only what both kinds of session offer
+(no ``sparkContext``, no ``rdd``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +31,47 @@ SESSION_CONF = {
 }
 
 
+# the Spark Connect server (``sc://host:port``) the jobs' sessions use inside connect_to
+_REMOTE: ContextVar[str | None] = ContextVar("batchml_spark_remote", default=None)
+# pyspark's switch that makes pyspark.sql.functions build Connect columns (pyspark.sql.utils.is_remote)
+_CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
+
+
+@contextlib.contextmanager
+def connect_to(url: str) -> Iterator[None]:
+    """Within the block, :func:`get_session` returns a new session of the Spark Connect server at
+    ``url`` (``sc://host:port``). pyspark chooses Connect or classic columns process-wide (an
+    environment variable), so the block switches it on and restores it after: a classic session in
+    the same process (a test's) works again once the block is left."""
+    if not url.startswith("sc://"):
+        raise ValueError(f"not a Spark Connect URL (sc://host:port): {url!r}")
+    before = os.environ.get(_CONNECT_MODE)
+    token = _REMOTE.set(url)
+    os.environ[_CONNECT_MODE] = "1"
+    try:
+        yield
+    finally:
+        _REMOTE.reset(token)
+        if before is None:
+            os.environ.pop(_CONNECT_MODE, None)
+        else:
+            os.environ[_CONNECT_MODE] = before
+
+
 def get_session(app_name: str, master: str | None = None) -> SparkSession:
-    """The session of a job: under spark-submit the master comes from the submit command."""
+    """The session of a job: under spark-submit the master comes from the submit command; inside
+    :func:`connect_to`, a new session of the Connect server (the server's own settings are static:
+    only the ``spark.sql.*`` settings of SESSION_CONF are the session's)."""
+    remote = _REMOTE.get()
+    if remote is not None:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        builder = ConnectSession.builder.remote(remote).appName(app_name)
+        for key, value in SESSION_CONF.items():
+            if key.startswith("spark.sql."):
+                builder = builder.config(key, value)
+        return builder.create()
+
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)

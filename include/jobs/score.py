@@ -4,14 +4,16 @@
 
 ``plans.json`` is the scoring plan (include.scoring.plan_scoring): per day the feature partition and
 the model (registry URI, version, run id, threshold). The driver loads each model once from the
-registry, before it starts Spark, and broadcasts the fitted scorer, so executors need no registry access; each Spark task
+registry, before it starts Spark, and ships the fitted scorer in the scoring function's closure (PySpark
+broadcasts a closure above spark.broadcast.UDFCompressionThreshold itself; a Spark Connect session,
+which has no ``sparkContext.broadcast``, sends it with the plan), so executors need no registry access; each Spark task
 scores its rows with ``mapInArrow``: each Arrow batch's model inputs become one float32 numpy matrix
 for the estimator's numpy entry point and the keys, score and flag go back as an Arrow batch, with
 no pandas frame on the way (include.scoring.score_batch), with the top 3 reasons of the flagged rows
 (only those are explained); the day is written once with its reasons columns and split by the driver
 into the predictions file and a reasons file (``<output>/reasons/ds=<day>``, include.scoring.split_reasons). Every day is staged as one parquet file: a
 day of a few Spark partitions (a nightly day is one) is scored and written by one task; a large one
-(PARALLEL_MIN_PARTITIONS) is scored by as many tasks as it has partitions, then gathered into one
+(PARALLEL_MIN_PARTITIONS input splits, counted from the file sizes: :func:`input_splits`) is scored by as many tasks as it has partitions, then gathered into one
 writer (``repartition(1)``, where ``coalesce(1)`` would score it all in one task).
 
 Model files that do not load (bad registry state: a retry cannot fix them) end the job with one
@@ -48,6 +50,20 @@ ARROW_BATCH_ROWS = 100_000
 # writer by a shuffle; below, coalesce(1) scores it in the writing task (bench/bench_scoring.py: the
 # shuffle lost at 1 M rows, 2 partitions, and won at 10 M rows, 9 partitions, on 2 cores).
 PARALLEL_MIN_PARTITIONS = 4
+# Spark's file scan splits its input into pieces of spark.sql.files.maxPartitionBytes (default 128 MiB)
+SPLIT_BYTES = 128 * 1024 * 1024
+
+
+def input_splits(features: str | Path) -> int:
+    """The input partitions Spark's file scan makes of a feature partition (a parquet file or a folder
+    of them), from the file sizes: ``ceil(bytes / SPLIT_BYTES)``, at least 1. The same on a classic
+    and a Spark Connect session (which has no ``rdd.getNumPartitions``) and with no Spark call; it is
+    the count Spark plans once a day is larger than the cores times SPLIT_BYTES (below, Spark splits
+    finer, but such a day stays under PARALLEL_MIN_PARTITIONS either way on the 2 cores of a node)."""
+    path = Path(features)
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    size = sum(f.stat().st_size for f in files)
+    return max(1, -(-size // SPLIT_BYTES))
 
 
 def load_scorers(plans: list[dict]) -> dict:
@@ -88,15 +104,14 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
     loaded = load_scorers(plans) if scorers is None else scorers
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     scored_at = dt.datetime.now(dt.UTC)  # aware: Spark reads a naive datetime in the JVM's local zone, not UTC
-    broadcasts = {uri: spark.sparkContext.broadcast(scorer) for uri, scorer in loaded.items()}
     every_day_reasons = reasons
     for plan in plans:
         model = plan["model"]
-        broadcast, threshold = broadcasts[model["uri"]], float(model["threshold"])
+        scorer, threshold = loaded[model["uri"]], float(model["threshold"])
         reasons = every_day_reasons and plan.get("reasons", True)
 
-        def predict(batches, broadcast=broadcast, threshold=threshold, reasons=reasons):
-            scorer = broadcast.value
+        # the scorer travels in the closure: on a classic session PySpark broadcasts a large one itself
+        def predict(batches, scorer=scorer, threshold=threshold, reasons=reasons):
             for batch in batches:
                 yield score_batch(scorer, batch, threshold, reasons)
 
@@ -109,7 +124,7 @@ def run(spark, plans: list[dict], output: Path, scorers: dict | None = None, rea
                                                                           else BATCH_SCHEMA)
         # one file per day: a day of a few input partitions is scored by the writing task; a large one is
         # scored in parallel and gathered (the shuffle cost more than it saved at 1 M rows, 2 partitions)
-        parallel = features.rdd.getNumPartitions() >= PARALLEL_MIN_PARTITIONS
+        parallel = input_splits(plan["features"]) >= PARALLEL_MIN_PARTITIONS
         one = scored.repartition(1) if parallel else scored.coalesce(1)
         folder = output / f"ds={plan['ds']}"
         if not reasons:
