@@ -52,6 +52,39 @@ def _exit_code(exc: BaseException) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def spark_connect_url(conn_id: str) -> str | None:
+    """The ``sc://`` URL of ``conn_id`` when it is a Spark Connect connection (type ``spark_connect``,
+    or a host that starts with ``sc://``), by the provider's SparkConnectHook; None for any other
+    connection, or none of that name (spark-submit then reports it as it always has)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    if conn.conn_type != "spark_connect" and not (conn.host or "").startswith("sc://"):
+        return None
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+
+    return SparkConnectHook(conn_id).get_connection_url()
+
+
+def _job_module(application: str) -> str:
+    """``include/jobs/score.py`` -> ``include.jobs.score``: the module of a job file of this repository;
+    AirflowFailException naming the file for one outside it (a Connect session runs only the
+    repository's jobs, in the task's process)."""
+    path = Path(application).resolve()
+    try:
+        relative = path.relative_to(REPO_ROOT)
+    except ValueError:
+        raise AirflowFailException(f"{application} is not a job of this repository ({REPO_ROOT}): a Spark "
+                                   "Connect connection runs only the repository's jobs; use spark-submit") from None
+    if path.suffix != ".py" or not path.is_file():
+        raise AirflowFailException(f"{application} is not a Python job file")
+    return ".".join(relative.with_suffix("").parts)
+
+
 def _days(value: str | Sequence[str]) -> list[str]:
     """ISO days from one day or a list of days; ValueError naming a bad one."""
     import datetime as dt
@@ -318,6 +351,11 @@ class SparkJobOperator(SparkSubmitOperator):
     (``include.spark.JobFailure``): this operator then fails without retry with that message. Any
     other failed application (a lost executor, an unreachable cluster) is retried.
 
+    When the connection is a Spark Connect one (type ``spark_connect``, or a host ``sc://...``;
+    ``make spark-connect`` starts a server), there is no spark-submit: the job's ``main(argv)`` runs
+    in the task's process on a session of that long-lived server (``include.spark.connect_to``), with
+    the same failure mapping (its exit code; an exception it raises is retried).
+
     :param error_output: the job's output folder, where it leaves ``_error.json`` (templated).
     """
 
@@ -331,6 +369,9 @@ class SparkJobOperator(SparkSubmitOperator):
         from include.spark import ERROR_FILE, NO_RETRY_EXIT_CODES, reported_failure
 
         (Path(self.error_output) / ERROR_FILE).unlink(missing_ok=True)  # a previous try's
+        remote = spark_connect_url(self._conn_id)
+        if remote is not None:
+            return self._run_on_connect(remote)
         try:
             return super().execute(context)
         except AirflowException as exc:
@@ -342,6 +383,28 @@ class SparkJobOperator(SparkSubmitOperator):
                 raise AirflowFailException(f"{self.task_id}: {what} (spark-submit exit code {code}: not retried)") \
                     from None
             raise
+
+    def _run_on_connect(self, remote: str) -> int:
+        """The job's ``main(application_args)`` on a session of the Connect server at ``remote``."""
+        import importlib
+        import time
+
+        from include.spark import NO_RETRY_EXIT_CODES, connect_to, reported_failure
+
+        module = _job_module(self.application)
+        args = [str(a) for a in (self.application_args or [])]
+        self.log.info("Spark Connect %s: %s.main(%s)", remote, module, args)
+        began = time.perf_counter()
+        with connect_to(remote):
+            code = importlib.import_module(module).main(args)
+        self.log.info("%s finished with code %s in %.1f s", module, code, time.perf_counter() - began)
+        if code in (0, None):
+            return 0
+        failure = reported_failure(Path(self.error_output))
+        if code in NO_RETRY_EXIT_CODES or failure is not None:
+            what = f"{failure['kind']}: {failure['message']}" if failure else f"{module} exited with code {code}"
+            raise AirflowFailException(f"{self.task_id}: {what} (exit code {code} on Spark Connect: not retried)")
+        raise AirflowException(f"{self.task_id}: {module} exited with code {code} on Spark Connect {remote}")
 
 
 class BatchScoringOperator(SparkJobOperator):
