@@ -191,18 +191,49 @@ def test_ml_monitor_in_airflow_and_chromium(data_root, tmp_path):
                                stderr=subprocess.STDOUT, text=True)
     fill_history(days=120, rows_per_day=100, failed_day=358, performance=True)
     versions = register_champion()
+    shadowed = _shadow_beside_the_champion(versions["mlp"], days=60)
     output, _ = migrate.communicate(timeout=120)
     assert migrate.returncode == 0, output[-4000:]
 
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        _look(chromium, tmp_path, admins, users, versions, started)
+        _look(chromium, tmp_path, admins, users, versions, started, shadowed)
     finally:  # the servers' logs next to the screenshots, for whoever looks at a failure
         for log in tmp_path.glob("api-*.log"):
             shutil.copy(log, ARTIFACTS / f"ml-monitor-{log.name}")
 
 
-def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: dict, started: float) -> None:
+def _shadow_beside_the_champion(version: str, days: int) -> int:
+    """The ``shadow`` alias on ``version`` and, for the newest ``days`` scored days, its performance rows
+    beside the champion's (role ``shadow``, as monitoring writes them: the champion's rows of the day with
+    the shadow's version and figures, a little better on average precision, a little worse on AUC)."""
+    from include import registry, warehouse
+    from include.drift.performance import CHAMPION_ROLE, SHADOW_ROLE
+    from tests.unit.test_ml_monitor import MODEL
+
+    registry.set_alias(MODEL, registry.SHADOW, version)
+    table = warehouse.performance_days
+    with warehouse.engine().begin() as conn:
+        rows = [dict(r) for r in conn.execute(table.select().where(table.c.role == CHAMPION_ROLE)
+                                              .order_by(table.c.scored_day.desc()).limit(days)).mappings()]
+        shifts = {"average_precision": 0.04, "auc_roc": -0.01, "card_precision": 0.01, "precision_at_threshold": 0.03,
+                  "recall_at_threshold": -0.02}
+        for i, r in enumerate(rows):
+            wobble = 0.01 * ((i % 5) - 2)
+            for k, d in shifts.items():
+                for key in (k, f"est_{k}"):
+                    if r.get(key) is not None:
+                        r[key] = min(1.0, r[key] + d + wobble)
+            reference = json.loads(r["reference_json"])
+            r.update(role=SHADOW_ROLE, model_version=version, threshold=0.33, alerts=None,
+                     reference_json=json.dumps({**reference, "average_precision": 0.6513}))
+            r.pop("id", None)
+        conn.execute(table.insert(), rows)
+    return len(rows)
+
+
+def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: dict, started: float,
+          shadowed: int) -> None:
     from tests.unit.test_ml_monitor import END, MONITORED
 
     with (_api_server(admins, tmp_path / "api-admins.log") as base,
@@ -247,9 +278,16 @@ def _look(chromium: str, tmp_path: Path, admins: dict, users: dict, versions: di
         assert html.count('data-success="false"') == 1 and 'class="grid score-histogram"' in html
         # live performance: a chart per figure, realised solid, the last 7 days' estimates dashed
         assert html.count('<svg class="live"') == 6 and 'class="alert-mark"' in html
-        assert 'class="estimate"' in html and 'stroke-dasharray="4 3"' in html and "7 still waiting" in html
+        # the last 7 scored days wait for their labels, the champion's and the shadow's rows (the page counts rows)
+        assert 'class="estimate"' in html and 'stroke-dasharray="4 3"' in html and "14 still waiting" in html
+        # the shadow challenger's line beside the champion's on every chart, the legend naming its alias
+        assert html.count('class="realised" data-role="shadow"') == 6, "a shadow line per live chart"
+        assert html.count('class="estimate" data-role="shadow"') >= 4
+        assert f'id="role-shadow" data-versions="{versions["mlp"]}"' in html and "alias <code>shadow</code>" in html
+        assert shadowed == 60
 
         shots = {"page": (ARTIFACTS / "ml-monitor.png", page_url, "1400,1000"),
+                 # the whole page down to the live performance table: the champion's and the shadow's lines
                  "full": (ARTIFACTS / "ml-monitor-full.png", page_url, "1400,2300"),
                  "ui": (ARTIFACTS / "ml-monitor-in-airflow-ui.png", f"{base}/plugin/ml-monitor", "1400,1000")}
         for path, url, size in shots.values():
