@@ -7,11 +7,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 ENV := source scripts/airflow-env.sh
-DAYS ?= 80
+DAYS ?= 75
 NIGHTS ?= 3
 DRIFT ?= amount_shift
 DRIFT_NIGHT ?= 2
-SHADOW_DAYS ?= 2
 START ?= 2026-01-01
 CUSTOMERS ?= 2500
 TERMINALS ?= 5000
@@ -20,7 +19,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 QUALITY_ARGS ?=
 
-.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-quality bench-drift-library new-pipeline clean
+.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-quality bench-drift-library bench-scale new-pipeline clean
 
 venv:
 	scripts/bootstrap.sh
@@ -36,7 +35,7 @@ TEST_HOME := $(CURDIR)/.airflow-test
 
 demo: airflow-home
 	$(ENV)
-	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED) --shadow-days $(SHADOW_DAYS)
+	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
 
 test: venv
 	scripts/postgres-up.sh
@@ -106,6 +105,14 @@ bench-drift-library: venv
 	bench/.venv-evidently/bin/pip install --quiet -r bench/requirements-evidently.txt
 	$(ENV)
 	python bench/bench_drift_library.py $(DRIFT_LIBRARY_ARGS)
+
+# A night's stages at 10x (50,000 simulated customers) and 100x (the 10x days tiled 10 times, disjoint ids):
+# wall time, cost per row, peak RSS per process; the days are cached in bench/results/scale/ (git-ignored).
+# Only 10x: make bench-scale SCALE_ARGS="--hundred none"
+SCALE_ARGS ?=
+bench-scale: venv
+	$(ENV)
+	python bench/bench_scale.py $(SCALE_ARGS)
 
 # Scaffold a new pipeline from the reference one (docs/adding-a-pipeline.md): make new-pipeline NAME=churn
 new-pipeline: venv
