@@ -7,10 +7,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 ENV := source scripts/airflow-env.sh
-DAYS ?= 75
+DAYS ?= 80
 NIGHTS ?= 3
 DRIFT ?= amount_shift
 DRIFT_NIGHT ?= 2
+SHADOW_DAYS ?= 2
 START ?= 2026-01-01
 CUSTOMERS ?= 2500
 TERMINALS ?= 5000
@@ -35,7 +36,7 @@ TEST_HOME := $(CURDIR)/.airflow-test
 
 demo: airflow-home
 	$(ENV)
-	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED)
+	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED) --shadow-days $(SHADOW_DAYS)
 
 test: venv
 	scripts/postgres-up.sh
