@@ -20,7 +20,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 QUALITY_ARGS ?=
 
-.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow rollback warehouse-rebuild bench bench-scoring bench-quality bench-drift-library bench-scale new-pipeline clean
+.PHONY: venv airflow-home demo test reliability-report lint airflow mlflow spark-connect rollback warehouse-rebuild bench bench-scoring bench-quality bench-drift-library bench-scale new-pipeline clean
 
 venv:
 	scripts/bootstrap.sh
@@ -68,6 +68,13 @@ airflow: airflow-home
 mlflow: venv
 	$(ENV)
 	python -m tools.mlflow_ui
+
+# A long-lived Spark Connect server on 127.0.0.1:15002 (Ctrl-C stops it). Spark tasks use it instead of
+# spark-submit (no JVM start per task) when spark_default is a Spark Connect connection:
+#   export AIRFLOW_CONN_SPARK_DEFAULT='spark-connect://127.0.0.1:15002'
+spark-connect: venv
+	$(ENV)
+	python -m tools.spark_connect
 
 # Move the champion alias back to previous_champion (the promotion before the last)
 rollback: venv
