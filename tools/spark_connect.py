@@ -47,15 +47,17 @@ def server_command(host: str, port: int, master: str = "local[2]", driver_memory
     return cmd
 
 
-def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: the venv's Python for its workers and the repository importable."""
+def server_env(host: str = "127.0.0.1", base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: the venv's Python for its workers and the repository importable; on
+    loopback, the Spark driver bound to loopback too (elsewhere it keeps the machine's address)."""
     env = dict(os.environ if base is None else base)
     python = REPO_ROOT / ".venv" / "bin" / "python"
     env.setdefault("PYSPARK_PYTHON", str(python if python.exists() else sys.executable))
     paths = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
                                                    if p and p not in paths)])
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if host in ("127.0.0.1", "localhost"):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     venv_bin = str(REPO_ROOT / ".venv" / "bin")
     if venv_bin not in env.get("PATH", "").split(os.pathsep):
         env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
@@ -93,7 +95,7 @@ def connect_server(log: Path, host: str = "127.0.0.1", port: int | None = None, 
     port = free_port(host) if port is None else port
     if accepts(host, port):
         raise ServiceError(f"{host}:{port} is taken: another Spark Connect server (or something else) listens there")
-    with supervised("spark-connect", server_command(host, port, master, driver_memory), log=log, env=server_env(),
+    with supervised("spark-connect", server_command(host, port, master, driver_memory), log=log, env=server_env(host),
                     cwd=REPO_ROOT, banner=f"--- spark-connect on {host}:{port}", ready=lambda: accepts(host, port),
                     timeout=timeout, grace=10) as process:
         yield Server(f"sc://{host}:{port}", process)

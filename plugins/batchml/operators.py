@@ -412,7 +412,8 @@ class BatchScoringOperator(SparkJobOperator):
 
     A ``SparkSubmitOperator`` with the job, its arguments and the project's defaults filled in: the
     ``spark_default`` connection (``local[*]``, or a cluster) and the ``spark`` pool. The driver
-    loads each model of the plan once and broadcasts it; every day is staged as one parquet file
+    loads each model of the plan once and ships it to the executors with the scoring function (a
+    ``spark_connect`` connection: on a session of that server, see SparkJobOperator); every day is staged as one parquet file
     under ``staging`` (checked and published by the tasks after it).
 
     A plan that cannot be read fails without retry (rerun the task that wrote it). A job that exits
