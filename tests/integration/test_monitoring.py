@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
 import pytest
 
 from include import warehouse
 from include.config import LABEL_DELAY_DAYS
+from include.drift import monitor
 from include.drift.config import load_monitoring_config
 from include.drift.monitor import monitor_day
 from include.features.pipeline import publish_staged_features
@@ -23,8 +25,8 @@ from include.jobs.score import run as score_job
 from include.pipelines.fraud.features.baseline import MODEL_INPUTS
 from include.pipelines.fraud.simulator import DriftScenario, SimulatorConfig, simulate
 from include.pipelines.fraud.simulator.landing import write_raw_partitions
-from include.scoring import plan_scoring, publish_predictions
-from include.storage import day_range, staging_dir
+from include.scoring import PREDICTIONS, plan_scoring, publish_predictions
+from include.storage import day_range, partition_file, staging_dir
 from include.training import pipeline
 from include.training.config import parse_training_config
 from include.training.train import train_family
@@ -62,6 +64,62 @@ def _history(spark, root, days: int, drift: DriftScenario | None) -> dict[str, d
     return {d: monitor_day(d, "fraud-detector", monitoring, root) for d in _scored_history(spark, root, days, drift)}
 
 
+NAME = "fraud-detector"
+
+
+def _report(root, day: str) -> dict:
+    return json.loads((root / "reports" / "drift" / f"ds={day}" / "report.json").read_text())
+
+
+def _close(a, b, path: str = "") -> None:
+    """Equal, floats to 1e-12 relative."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def _assert_small_batches_report_the_whole_day(data_root, day: str) -> None:
+    """The report of a day read 250 rows at a time equals the report of the day read in one batch, and the
+    whole-frame figures of the same day computed with pandas, scipy and scikit-learn as monitoring computed
+    them before it streamed (include.drift.monitor reads a day in bounded batches)."""
+    cfg = load_monitoring_config()
+    rows = len(pd.read_parquet(partition_file(*PREDICTIONS, day, data_root)))
+    assert rows > 4 * 250
+
+    monitor.monitor_day(day, NAME, cfg, data_root, size=10**9)
+    whole = _report(data_root, day)
+    monitor.monitor_day(day, NAME, cfg, data_root, size=250)
+    streamed = _report(data_root, day)
+    for key in ("rows", "columns", "drifted", "performance", "estimate", "alerts"):
+        _close(streamed[key], whole[key], key)
+    assert streamed["drifted"] and streamed["performance"] is not None
+
+    # the figures of the same day computed on whole pandas frames, as monitoring did before it streamed
+    features = pd.read_parquet(partition_file("features", "baseline", day, data_root), columns=MODEL_INPUTS)
+    preds = pd.read_parquet(partition_file(*PREDICTIONS, day, data_root))
+    frame = monitor.drift_of_day(features, preds["score"], monitor.load_reference(str(preds["run_id"].iloc[0])),
+                                 cfg, MODEL_INPUTS)
+    _close(streamed["columns"], json.loads(json.dumps(frame)), "columns (whole frame)")
+
+    labelled_day = dt.date.fromisoformat(day) - dt.timedelta(days=LABEL_DELAY_DAYS)
+    scored = pd.read_parquet(partition_file(*PREDICTIONS, labelled_day, data_root))
+    labels = pd.read_parquet(partition_file("raw", "labels", dt.date.fromisoformat(day), data_root),
+                             columns=["transaction_id", "tx_fraud"])
+    merged = scored.merge(labels, on="transaction_id", how="inner").assign(ds=labelled_day)
+    perf = streamed["performance"]
+    want = monitor.performance_verdict(merged, perf["expected"], perf["threshold"], cfg)
+    _close({k: perf[k] for k in want}, json.loads(json.dumps(want)), "performance (whole frame)")
+
+
 def test_thirty_stable_days_raise_no_alert(spark, data_root):
     results = _history(spark, data_root, 66 + 30, None)
     assert len(results) == 30
@@ -94,6 +152,8 @@ def test_injected_drift_is_detected_within_two_days_and_triggers_training_once(s
     with warehouse.engine().connect() as conn:
         n = conn.execute(warehouse.drift_metrics.select().where(warehouse.drift_metrics.c.ds == first)).all()
     assert len(n) == len(MODEL_INPUTS)  # the model inputs less tx_during_weekend (excluded), plus the score
+    if drift.kind == "amount_shift":  # the same history, read in small batches
+        _assert_small_batches_report_the_whole_day(data_root, max(results))
 
 
 def test_terminal_wave_is_detected_within_two_days_of_its_first_labels(spark, data_root):
