@@ -430,7 +430,7 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
     error_line = (f'<p id="estimate-error">Mean absolute error of the estimate over the {len(both)} days with both: '
                   f'{", ".join(mae)}.</p>' if mae else
                   '<p class="muted" id="estimate-error">No day has both an estimate and its labels yet.</p>')
-    waiting = [r for r in rows if r["estimated"]]
+    waiting = {r["scored_day"] for r in rows if r["estimated"]}  # a row per day and role: count days
     notes = sorted({r["estimate_note"] for r in rows if r.get("estimate_note")})
     note = "".join(f'<p class="muted estimate-note">No estimate: {_e(n)}</p>' for n in notes[-3:])
     calibrated = [r for r in rows if r.get("calibration")]
@@ -461,7 +461,7 @@ def _performance_section(data: MonitorData, days: list[dt.date]) -> str:
         + f'<td>{_e(r.get("alerts") or r.get("verdict") or ("labels not arrived" if r["estimated"] else ""))}</td></tr>'
         for r in recent)
     head = "".join(f"<th>{_e(label)}</th>" for _, label, _, _, _ in LIVE_METRICS)
-    return (f'{legend}<p>{len(rows)} days, {len(waiting)} still waiting for their labels (estimate only).</p>{note}'
+    return (f'{legend}<p>{len({r["scored_day"] for r in rows})} days, {len(waiting)} still waiting for their labels (estimate only).</p>{note}'
             f'<div class="scroll">{charts}</div>{error_line}'
             f'<h3>Newest {len(recent)} scored days</h3><div class="scroll"><table class="performance"><tr><th>scored</th>'
             f'<th>labels</th><th>version</th><th>frauds</th>{head}<th>verdict</th></tr>{table}</table></div>')
