@@ -22,14 +22,15 @@ the real engines (Spark, Great Expectations, MLflow, the warehouse through SQLAl
 configuration of its own (the pipeline's, with ``shadow.days: N``; BATCHML_TRAINING_CONFIG), so that a
 challenger the gate approves waits in shadow instead of being promoted. The first champion is trained
 as of ``history end - 8`` and a challenger (``--challenger``, xgboost) as of the next day; the gate's
-approval puts it behind the alias ``shadow``. The last 7 history days, whose labels arrive on the
-nights, are then scored by both (one ``scoring`` run with params ``start``/``end``; its Asset event
-starts ``shadow_scoring`` and ``monitoring`` over the same days): neither model saw those labels
-(training as of D reads labels up to D - 7). Every night, monitoring measures both on the labels that
-arrive and ``review_shadow`` promotes or refuses the challenger once it has N label days.
+approval puts it behind the alias ``shadow``. The history days after the first champion are then
+scored by both (a ``features_baseline`` Asset event starts ``scoring``, whose ``predictions_fraud``
+event starts ``shadow_scoring``); the labels of the last 7 arrive on the nights, and neither model saw
+them (training as of D reads labels up to D - 7). Every night, monitoring measures both on the labels
+that arrive and ``review_shadow`` promotes or refuses the challenger once it has N label days (one by
+default: the first night's monitoring decides, before any retraining it may start replaces the shadow).
 ``--shadow-days 0`` trains the first champion on the last history day and shows no shadow.
 
-    python -m tools.demo --days 80 --nights 3 --drift amount_shift --drift-night 2 --shadow-days 2
+    python -m tools.demo --days 80 --nights 3 --drift amount_shift --drift-night 2 --shadow-days 1
 
 ``--days`` must leave the first champion's reference window (as_of - 34 .. as_of - 21) clear of the
 37-day warm-up of the terminal windows, or every night reports drift against a reference computed on
@@ -46,9 +47,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from include.assets import FEATURES_BASELINE
 from include.config import LABEL_DELAY_DAYS, REPO_ROOT, data_root, mlflow_tracking_uri
 from include.pipelines.fraud.simulator.generator import DriftScenario, SimulatorConfig, simulate
 from include.pipelines.fraud.simulator.landing import write_landing_files
+from include.run_days import event_extra
 from include.storage import as_date, day_range, landing_file, parquet_row_count, partition_file
 from tools.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
 
@@ -78,7 +81,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--terminals", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=int(os.environ.get("BATCHML_DEMO_PORT", 8080)))
-    p.add_argument("--shadow-days", type=int, default=2,
+    p.add_argument("--shadow-days", type=int, default=1,
                    help="label days of shadow evidence before the challenger's review (training.yaml shadow.days "
                         "in the demo's own training configuration); 0: no shadow challenger")
     p.add_argument("--challenger", default="xgboost", help="the model trained as the shadow challenger")
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                     challenger_as_of = champion_as_of + dt.timedelta(days=1)
                     train(api, challenger_as_of, f"      the shadow challenger (shadow.days {args.shadow_days} in "
                           f"{os.environ['BATCHML_TRAINING_CONFIG']})", models=[args.challenger])
-                    backfill_in_shadow(api, day_range(challenger_as_of + dt.timedelta(days=1), history_end), root)
+                    backfill_in_shadow(api, day_range(champion_as_of + dt.timedelta(days=1), history_end), root)
                 run_nights(api, nights, root)
                 if args.shadow_backfill:
                     shadow_backfill(api, nights, root)
@@ -279,14 +282,18 @@ def backfill_in_shadow(api: AirflowAPI, days: list[dt.date], root: Path) -> None
         print("      no version behind the alias shadow (the gate's decision above says why): no shadow to show",
               flush=True)
         return
-    print(f"      the last {len(days)} history days {days[0]}..{days[-1]} (their labels arrive on the nights) scored by "
-          f"the champion, and in shadow by v{shadow.version}: one scoring run (params start/end) whose Asset event "
-          "starts shadow_scoring", flush=True)
+    print(f"      the history days after the first champion, {days[0]}..{days[-1]} (the labels of the last 7 arrive on "
+          f"the nights), scored by the champion, and in shadow by v{shadow.version}: a features_baseline Asset event "
+          "starts scoring, whose predictions event starts shadow_scoring", flush=True)
     t0, since = time.perf_counter(), now()
-    api.set_paused("monitoring", True)  # nothing of these days is labelled yet
+    # An Asset event, not a manual run: the first Asset-triggered run of a DAG consumes every event since the
+    # DAG was parsed (Airflow's event window), so a manual backfill here would leave the history's features
+    # event for the first night's scoring run, which would score these days again. This run consumes it now
+    # (the days before the first champion stay unscored) and the nights' runs consume only their own day.
+    api.set_paused("monitoring", True)  # its first night monitors these days, once their labels start to arrive
     try:
-        run = api.trigger("scoring", {"start": days[0].isoformat(), "end": days[-1].isoformat()})
-        api.wait_run("scoring", run["dag_run_id"])
+        api.announce(FEATURES_BASELINE.name, event_extra(days))
+        api.wait_triggered_run("scoring", since)
         api.wait_triggered_run("shadow_scoring", since)
     finally:
         api.set_paused("monitoring", False)

@@ -200,6 +200,15 @@ class AirflowAPI:
         return self._call("GET", "/assets/events", params={"limit": 100, "order_by": "-timestamp", **params})[
             "asset_events"]
 
+    def announce(self, asset: str, extra: dict) -> dict:
+        """Create an event of the Asset named ``asset`` (``POST /assets/events``), as a task's outlet would:
+        the DAGs scheduled on it run as Asset-triggered runs."""
+        assets = self._call("GET", "/assets", params={"name_pattern": asset, "limit": 100})["assets"]
+        ids = [a["id"] for a in assets if a["name"] == asset]
+        if not ids:
+            raise AirflowServiceError(f"no Asset named {asset!r} is known to the API server")
+        return self._call("POST", "/assets/events", json={"asset_id": ids[0], "extra": extra})
+
     def queued_asset_events(self, dag_id: str) -> list[dict]:
         """The Asset events queued for ``dag_id`` that no run of it has consumed yet."""
         return self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]

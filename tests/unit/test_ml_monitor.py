@@ -126,7 +126,7 @@ def fill_history(days: int = 365, end: dt.date = END, rows_per_day: int = 200, f
             "promotions": len(promos), "performance": fill_performance(end, days, version) if performance else 0}
 
 
-def fill_performance(end: dt.date, days: int, version: str = "1") -> int:
+def fill_performance(end: dt.date, days: int, version: str = "1", role: str = "champion") -> int:
     """``days`` scored days of live performance ending on ``end``, as monitoring leaves them: the last
     LABEL_DELAY_DAYS estimated only, the others with both halves, a performance alert every 30th day.
     One bulk insert (the monitoring writes are the same rows, one day at a time)."""
@@ -148,7 +148,7 @@ def fill_performance(end: dt.date, days: int, version: str = "1") -> int:
                                      for k in warehouse.PERFORMANCE_FIGURES}
         blank = dict.fromkeys(c.name for c in warehouse.performance_days.columns)  # one shape for the bulk insert
         rows.append({**blank, "ds": scored + dt.timedelta(days=LABEL_DELAY_DAYS), "scored_day": scored, "model_name": MODEL,
-                     "role": "champion", "model_version": version, "threshold": 0.3, "estimated": waiting,
+                     "role": role, "model_version": version, "threshold": 0.3, "estimated": waiting,
                      "n_scored": 9100, "calibration": "isotonic", "estimated_at": dt.datetime(2026, 7, 1, tzinfo=dt.UTC),
                      "reference_json": json.dumps({"auc_roc": 0.86, "average_precision": 0.64,
                                                    "precision_at_threshold": 0.52, "recall_at_threshold": 0.66,
