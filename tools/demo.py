@@ -234,7 +234,8 @@ def report_training(as_of: dt.date, seconds: float, leaderboard: bool) -> dict:
     from include.training.config import load_training_config
 
     cfg = load_training_config()
-    decision = warehouse.decision_for(cfg.registered_model, as_of) or {}
+    # the training run's own decision, not a promotion on shadow evidence decided by monitoring that day
+    decision = warehouse.gate_decision_for(cfg.registered_model, as_of) or {}
     print(f"      trained in {seconds:.0f}s; gate: {decision.get('decision')} version "
           f"{decision.get('challenger_version')}: {decision.get('reason')}", flush=True)
     if leaderboard:
