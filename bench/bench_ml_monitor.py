@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -54,7 +55,7 @@ def main() -> int:
     for kind in ("sqlite", "postgresql"):
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["BATCHML_DATA_ROOT"] = tmp
-            with fresh_database("batchml_bench_monitor") if kind == "postgresql" else _nothing() as url:
+            with fresh_database("batchml_bench_monitor") if kind == "postgresql" else nullcontext() as url:
                 if url:
                     os.environ["BATCHML_WAREHOUSE_URL"] = url
                 else:
@@ -70,14 +71,6 @@ def main() -> int:
                           flush=True)
                 warehouse.dispose_engines()
     return 0
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ class AirflowAPI:
         r.raise_for_status()
         return cls(base_url, r.json()["access_token"], alive)
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
+    def call(self, method: str, path: str, **kwargs) -> Any:
         r = self.client.request(method, path, **kwargs)
         if r.status_code >= 400:
             raise AirflowServiceError(f"{method} {path}: HTTP {r.status_code} {r.text[:500]}")
@@ -143,12 +143,12 @@ class AirflowAPI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.alive()
-            dags = self._call("GET", "/dags", params={"limit": 100})["dags"]
+            dags = self.call("GET", "/dags", params={"limit": 100})["dags"]
             known = {d["dag_id"] for d in dags
                      if since is None or (d.get("last_parsed_time") and
                                           dt.datetime.fromisoformat(d["last_parsed_time"]) >= since)}
             if set(dag_ids) <= known:
-                errors = self._call("GET", "/importErrors")["import_errors"]
+                errors = self.call("GET", "/importErrors")["import_errors"]
                 if errors:
                     raise AirflowServiceError(f"DAG import errors: {errors}")
                 return
@@ -156,20 +156,20 @@ class AirflowAPI:
         raise AirflowServiceError(f"DAGs {sorted(set(dag_ids) - known)} not parsed after {timeout:.0f}s")
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+        self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: dt.datetime | None = None) -> dict:
         """A manual run; without a logical date (the run's days are in ``conf``) it can be repeated."""
-        return self._call("POST", f"/dags/{dag_id}/dagRuns",
+        return self.call("POST", f"/dags/{dag_id}/dagRuns",
                           json={"logical_date": logical_date.isoformat() if logical_date else None,
                                 "conf": conf or {}})
 
     def runs(self, dag_id: str = "~", **params) -> list[dict]:
-        return self._call("GET", f"/dags/{dag_id}/dagRuns",
+        return self.call("GET", f"/dags/{dag_id}/dagRuns",
                           params={"limit": 100, "order_by": "-run_after", **params})["dag_runs"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
         return sorted(t["task_id"] for t in self.task_instances(dag_id, run_id) if t["state"] == "failed")
@@ -179,7 +179,7 @@ class AirflowAPI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.alive()
-            run = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] == "success":
                 return run
             if run["state"] == "failed":
@@ -193,31 +193,31 @@ class AirflowAPI:
         ``task_ids``; with their downstream tasks by default): the scheduler runs them again."""
         body = {"dag_run_id": run_id, "dry_run": False, "only_failed": False, "reset_dag_runs": True,
                 "include_downstream": downstream, **({"task_ids": task_ids} if task_ids else {})}
-        return self._call("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"]
+        return self.call("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"]
 
     def asset_events(self, **params) -> list[dict]:
         """Asset events, newest first (filters: ``source_dag_id``, ``source_task_id``, ``asset_id``...)."""
-        return self._call("GET", "/assets/events", params={"limit": 100, "order_by": "-timestamp", **params})[
+        return self.call("GET", "/assets/events", params={"limit": 100, "order_by": "-timestamp", **params})[
             "asset_events"]
 
     def announce(self, asset: str, extra: dict) -> dict:
         """Create an event of the Asset named ``asset`` (``POST /assets/events``), as a task's outlet would:
         the DAGs scheduled on it run as Asset-triggered runs."""
-        assets = self._call("GET", "/assets", params={"name_pattern": asset, "limit": 100})["assets"]
+        assets = self.call("GET", "/assets", params={"name_pattern": asset, "limit": 100})["assets"]
         ids = [a["id"] for a in assets if a["name"] == asset]
         if not ids:
             raise AirflowServiceError(f"no Asset named {asset!r} is known to the API server")
-        return self._call("POST", "/assets/events", json={"asset_id": ids[0], "extra": extra})
+        return self.call("POST", "/assets/events", json={"asset_id": ids[0], "extra": extra})
 
     def queued_asset_events(self, dag_id: str) -> list[dict]:
         """The Asset events queued for ``dag_id`` that no run of it has consumed yet."""
-        return self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]
+        return self.call("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]
 
     def runs_of(self, dag_ids: list[str], since: dt.datetime) -> dict[str, list[dict]]:
         """The runs of ``dag_ids`` created after ``since`` by DAG, oldest first (one request)."""
         body = {"dag_ids": list(dag_ids), "run_after_gte": since.isoformat(), "order_by": "run_after",
                 "page_limit": 1000}
-        page = self._call("POST", "/dags/~/dagRuns/list", json=body)
+        page = self.call("POST", "/dags/~/dagRuns/list", json=body)
         if page["total_entries"] > len(page["dag_runs"]):  # [api] maximum_page_limit caps a page
             raise AirflowServiceError(f"{page['total_entries']} runs of {dag_ids} since {since.isoformat()}, "
                                       f"more than one page ({len(page['dag_runs'])})")
@@ -227,7 +227,7 @@ class AirflowAPI:
         return runs
 
     def unpaused(self, dag_ids: list[str]) -> list[str]:
-        dags = self._call("GET", "/dags", params={"limit": 100})["dags"]
+        dags = self.call("GET", "/dags", params={"limit": 100})["dags"]
         return [d["dag_id"] for d in dags if d["dag_id"] in dag_ids and not d["is_paused"]]
 
     def settle(self, dag_ids: list[str], since: dt.datetime, quiet: float = 8, poll: float = 0.5,

@@ -44,26 +44,19 @@ def _airflow_home(home: Path) -> dict[str, str]:
     return env
 
 
-def _request(api, method: str, path: str, **kwargs):
-    response = api.client.request(method, path, **kwargs)
-    assert response.status_code < 400, f"{method} {path}: HTTP {response.status_code} {response.text[:500]}"
-    return response.json() if response.content else None
-
-
 class Ingest:
     """``ingest``'s publish step for one source and day: the landing file into raw/, then its Asset event."""
 
     def __init__(self, api, root: Path):
         self.api, self.root = api, root
-        self.asset_ids = {a["name"]: a["id"] for a in _request(api, "GET", "/assets", params={"limit": 100})["assets"]}
+        self.asset_ids = {a["name"]: a["id"] for a in api.call("GET", "/assets", params={"limit": 100})["assets"]}
 
     def publish(self, source: str, day: dt.date) -> None:
         from include.ingest import publish_landing
         from include.storage import file_sha256, landing_file
 
         publish_landing(source, day, file_sha256(landing_file(source, day, self.root)), self.root)
-        _request(self.api, "POST", "/assets/events",
-                 json={"asset_id": self.asset_ids[f"raw_{source}"], "extra": {"ds": day.isoformat()}})
+        self.api.announce(f"raw_{source}", {"ds": day.isoformat()})
 
 
 def _wait(what: str, condition, timeout: float = 600):
@@ -80,12 +73,12 @@ def _task_state(api, run_id: str, task_id: str) -> str | None:
 
 
 def _consumed_days(api, run_id: str) -> list[tuple[str, str]]:
-    events = _request(api, "GET", f"/dags/features/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    events = api.call("GET", f"/dags/features/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
     return sorted((e["extra"]["ds"], e["name"] or e["uri"]) for e in events)
 
 
 def _plan(api, run_id: str) -> dict:
-    entry = _request(api, "GET", f"/dags/features/dagRuns/{run_id}/taskInstances/plan/xcomEntries/return_value",
+    entry = api.call("GET", f"/dags/features/dagRuns/{run_id}/taskInstances/plan/xcomEntries/return_value",
                      params={"deserialize": True})
     return entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
 
@@ -107,12 +100,12 @@ def test_days_whose_queued_events_airflow_drops_get_features(data_root, small_si
         api.set_paused("features", False)
         # a run holds the features DAG's one slot (max_active_runs=1): its plan waits for a pool slot; its day is
         # not over yet, so once it runs it skips (no Spark)
-        slots = _request(api, "GET", "/pools/default_pool")["slots"]
-        _request(api, "PATCH", "/pools/default_pool", json={"slots": 0}, params={"update_mask": "slots"})
+        slots = api.call("GET", "/pools/default_pool")["slots"]
+        api.call("PATCH", "/pools/default_pool", json={"slots": 0}, params={"update_mask": "slots"})
         tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
         holder = api.trigger("features", {"start": tomorrow})["dag_run_id"]
         _wait("the holding run is running",
-              lambda: _request(api, "GET", f"/dags/features/dagRuns/{holder}")["state"] == "running")
+              lambda: api.call("GET", f"/dags/features/dagRuns/{holder}")["state"] == "running")
         for source, day in (("transactions", D1), ("labels", D1), ("transactions", D2), ("labels", D2),
                             ("transactions", D3)):
             ingest.publish(source, day)
@@ -120,7 +113,7 @@ def test_days_whose_queued_events_airflow_drops_get_features(data_root, small_si
         assert sorted(q["asset_id"] for q in queued) == sorted(ingest.asset_ids[f"raw_{s}"] for s in
                                                                 ("transactions", "labels")), queued  # 5 events, 2 rows
 
-        _request(api, "PATCH", "/pools/default_pool", json={"slots": slots}, params={"update_mask": "slots"})
+        api.call("PATCH", "/pools/default_pool", json={"slots": slots}, params={"update_mask": "slots"})
         second = _wait("the run after the holding one", lambda: api.runs(
             "features", run_type="asset_triggered", run_after_gte=since.isoformat()))[-1]["dag_run_id"]
         _wait("its plan", lambda: _task_state(api, second, "plan") in ("success", "failed", "up_for_retry"))

@@ -228,7 +228,7 @@ def test_runs_dated_in_the_future_are_skipped_with_a_reason(ops, baseline, relia
              "training": "prepare"}
     observed = {}
     for dag_id, run in runs.items():
-        state = ops.api._call("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}")["state"]
+        state = ops.api.call("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}")["state"]
         tasks = ops.states(dag_id, run["dag_run_id"])
         observed[dag_id] = (state, tasks[first[dag_id]])
         assert state == "success" and tasks[first[dag_id]] == "skipped", (dag_id, state, tasks)
@@ -251,13 +251,13 @@ def test_a_run_with_a_future_logical_date_is_held_and_writes_nothing(ops, baseli
     tomorrow = today_utc() + dt.timedelta(days=1)
     run = ops.api.trigger("ingest", None, utc_midnight(tomorrow))
     time.sleep(20)  # several scheduler loops
-    state = ops.api._call("GET", f"/dags/ingest/dagRuns/{run['dag_run_id']}")["state"]
+    state = ops.api.call("GET", f"/dags/ingest/dagRuns/{run['dag_run_id']}")["state"]
     tasks = ops.states("ingest", run["dag_run_id"])
     started = {t: st for t, st in tasks.items() if st in ("running", "success", "failed", "skipped", "up_for_retry")}
     assert state in ("queued", "running") and not started, (state, tasks)
     # Airflow deletes no running run: mark it failed first (what the operator does with a typo)
-    ops.api._call("PATCH", f"/dags/ingest/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
-    ops.api._call("DELETE", f"/dags/ingest/dagRuns/{run['dag_run_id']}")
+    ops.api.call("PATCH", f"/dags/ingest/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+    ops.api.call("DELETE", f"/dags/ingest/dagRuns/{run['dag_run_id']}")
     assert not list(ops.root.glob(f"*/*/ds={tomorrow.isoformat()}"))
     assert not list((ops.root / "quarantine").glob(f"**/ds={tomorrow.isoformat()}"))
     case.observed = f"run {state}, no task started after 20 s; deleted; nothing written for {tomorrow}"
@@ -460,7 +460,7 @@ def test_a_late_day_recomputes_exactly_the_days_it_affects(ops, late_day, reliab
     for dag_id in ("ingest", "features", "scoring", "monitoring"):
         assert [r["state"] for r in runs[dag_id]] == ["success"], (dag_id, runs[dag_id])
     features_run = runs["features"][0]
-    planned = ops.api._call("GET", f"/dags/features/dagRuns/{features_run['dag_run_id']}/taskInstances/plan/xcomEntries/"
+    planned = ops.api.call("GET", f"/dags/features/dagRuns/{features_run['dag_run_id']}/taskInstances/plan/xcomEntries/"
                                    "return_value")["value"]
     planned = json.loads(planned) if isinstance(planned, str) else planned
     assert planned["days"] == [N2.isoformat(), N3.isoformat()], planned
