@@ -1,4 +1,4 @@
-"""The ML monitor's page over a year of history, on SQLite and on PostgreSQL: gather + HTML + JSON.
+"""The ML monitor's page over a year of history, on SQLite and on PostgreSQL: the page (gather + HTML) and the JSON endpoint (gather + JSON), timed apart.
 
 The history is the one tests/unit/test_ml_monitor.py writes (``fill_history``: per day 15 features and
 the score in drift_metrics, predictions through ``warehouse.replace_predictions`` and so their
@@ -25,18 +25,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def measure(repeat: int, windows: tuple[int, ...]) -> dict[int, list[float]]:
+def measure(repeat: int, windows: tuple[int, ...]) -> dict[tuple[int, str], list[float]]:
+    """Seconds per request, by (window days, what): the page (gather + HTML) and the JSON endpoint
+    (gather + JSON), each as the view serves it."""
     from include import ml_monitor
 
     ml_monitor.gather(days=7, registry_timeout_s=5)  # the first connection outside the timing
-    timings: dict[int, list[float]] = {}
+    timings: dict[tuple[int, str], list[float]] = {}
     for days in windows:
         for _ in range(repeat):
-            began = time.perf_counter()
-            data = ml_monitor.gather(days=days, registry_timeout_s=5)
-            ml_monitor.render_html(data)
-            json.dumps(ml_monitor.as_json(data), allow_nan=False)
-            timings.setdefault(days, []).append(time.perf_counter() - began)
+            for what, encode in (("page", ml_monitor.render_html),
+                                 ("json", lambda d: json.dumps(ml_monitor.as_json(d), allow_nan=False))):
+                began = time.perf_counter()
+                encode(ml_monitor.gather(days=days, registry_timeout_s=5))
+                timings.setdefault((days, what), []).append(time.perf_counter() - began)
     return timings
 
 
@@ -51,7 +53,7 @@ def main() -> int:
     from tests.postgres import fresh_database
     from tests.unit.test_ml_monitor import END, fill_history, fill_performance
 
-    print("| warehouse | window days | best s | median s | runs |\n|---|---|---|---|---|")
+    print("| warehouse | window days | request | best s | median s | runs |\n|---|---|---|---|---|---|")
     for kind in ("sqlite", "postgresql"):
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["BATCHML_DATA_ROOT"] = tmp
@@ -66,8 +68,8 @@ def main() -> int:
                 fill_history(days=365, rows_per_day=args.rows, failed_day=100, performance=True)
                 if args.shadow:
                     fill_performance(END, 365, version="2", role="shadow")
-                for days, runs in measure(args.repeat, (90, 365)).items():
-                    print(f"| {kind} | {days} | {min(runs):.3f} | {statistics.median(runs):.3f} | {len(runs)} |",
+                for (days, what), runs in measure(args.repeat, (90, 365)).items():
+                    print(f"| {kind} | {days} | {what} | {min(runs):.3f} | {statistics.median(runs):.3f} | {len(runs)} |",
                           flush=True)
                 warehouse.dispose_engines()
     return 0

@@ -96,10 +96,15 @@ def _expanded_size(value: Any, memo: dict[int, int], open_: set[int]) -> int:
     return memo[key]
 
 
+# parsed texts, by their text: reading a file is cheap, parsing it with the line-aware loader is not
+_PARSED: dict[str | bytes, Any] = {}
+
+
 def read_yaml(path: Path) -> Any:
     """The parsed file (None when empty); ConfigError naming the file when it is missing, not a regular
     file, too large, not UTF-8 (or UTF-16/32 with a byte-order mark), not YAML, has a key twice in one
     mapping, or aliases that expand past ``MAX_CONFIG_VALUES`` values or into themselves."""
+    import copy
     import errno
     import stat
 
@@ -130,6 +135,8 @@ def read_yaml(path: Path) -> Any:
             line = data[:exc.start].count(b"\n") + 1
             raise ConfigError(f"{path}: not UTF-8 text: byte {data[exc.start]:#04x} at line {line} "
                               f"(offset {exc.start}); save the file as UTF-8") from None
+    if data in _PARSED:  # the same text parsed before (the ML monitor reads its configurations per request)
+        return copy.deepcopy(_PARSED[data])
     try:
         raw = yaml.load(data, Loader=_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
@@ -143,7 +150,10 @@ def read_yaml(path: Path) -> Any:
     if size > MAX_CONFIG_VALUES:
         raise ConfigError(f"{path}: its aliases (*name) expand to {size:,} values, more than {MAX_CONFIG_VALUES:,}: "
                           "not a configuration (a 'billion laughs')")
-    return raw
+    if len(_PARSED) >= 32:
+        _PARSED.clear()
+    _PARSED[data] = raw
+    return copy.deepcopy(raw)  # the caller may change what it gets
 
 
 def validate_config(model, raw: Any, where: str, context: dict[str, Any] | None = None, *,

@@ -59,7 +59,8 @@ def psi_colour(psi: float | None, warn: float, alert: float) -> str:
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> str:
     t = min(max(t, 0.0), 1.0)
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
+    r, g, b_ = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return f"#{r:02x}{g:02x}{b_:02x}"
 
 
 def _share_colour(share: float) -> str:
@@ -125,9 +126,11 @@ def _grid_svg(kind: str, days: list[dt.date], rows: list[tuple[str, str]], heigh
     width, total_h = LABEL_W + cell * len(days) + 50, top + height * len(rows) + 4
     parts = [f'<svg class="grid {kind}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" '
              f'role="img" aria-label="{_e(kind)} by day">', _day_labels(days, cell, step)]
+    size = f'width="{cell - 1}" height="{height - 1}"'  # the same for every cell
     for r, (key, label) in enumerate(rows):
         y = top + r * height
-        parts.append(f'<text x="{LABEL_W - 6}" y="{y + height - 4}" class="label" text-anchor="end">{_e(label)}</text>')
+        shown = _e(label)
+        parts.append(f'<text x="{LABEL_W - 6}" y="{y + height - 4}" class="label" text-anchor="end">{shown}</text>')
         if right and key in right:
             parts.append(f'<text x="{LABEL_W + cell * len(days) + 6}" y="{y + height - 4}" class="axis">'
                          f'{_e(right[key])}</text>')
@@ -135,13 +138,11 @@ def _grid_svg(kind: str, days: list[dt.date], rows: list[tuple[str, str]], heigh
             found = cell_of(key, day)
             x = LABEL_W + i * cell
             if found is None:
-                parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{height - 1}" fill="#f1f1f1">'
-                             f'<title>{_e(label)} {day}: no data</title></rect>')
+                parts.append(f'<rect x="{x}" y="{y}" {size} fill="#f1f1f1"><title>{shown} {day}: no data</title></rect>')
                 continue
             colour, title, attrs = found
-            data = "".join(f' data-{k}="{_e(v)}"' for k, v in attrs.items())
-            parts.append(f'<rect class="cell" x="{x}" y="{y}" width="{cell - 1}" height="{height - 1}" '
-                         f'fill="{colour}"{data}><title>{_e(title)}</title></rect>')
+            data = "".join([f' data-{k}="{_e(v)}"' for k, v in attrs.items()])
+            parts.append(f'<rect class="cell" x="{x}" y="{y}" {size} fill="{colour}"{data}><title>{_e(title)}</title></rect>')
     parts.append("</svg>")
     return "".join(parts)
 
