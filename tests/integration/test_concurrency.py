@@ -1,5 +1,5 @@
 """Several runs at once on one lake and one PostgreSQL warehouse give what the same days run one by
-one give: a backfill of 30 days split over concurrent processes (two of them on the same days at the
+one give: a backfill of 10 days split over concurrent processes (two of them on the same days at the
 same time, as a duplicate trigger would), and processes opening a fresh warehouse together."""
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from tests.postgres import fresh_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-DAYS = [d.isoformat() for d in day_range(SMALL.end_date - dt.timedelta(days=29), SMALL.end_date)]
-# (run id, first day, last day): two runs cover the 30 days; the third repeats the second's days
-RUNS = [("backfill-a", DAYS[0], DAYS[14]), ("backfill-b", DAYS[15], DAYS[29]), ("backfill-b-again", DAYS[15], DAYS[29])]
+DAYS = [d.isoformat() for d in day_range(SMALL.end_date - dt.timedelta(days=9), SMALL.end_date)]
+HALF = len(DAYS) // 2
+# (run id, first day, last day): two runs cover the 10 days; the third repeats the second's days. Each run is a
+# Spark application of its own: three at once on 2 cores, so the days are few (30 took 320 s of the suite)
+RUNS = [("backfill-a", DAYS[0], DAYS[HALF - 1]), ("backfill-b", DAYS[HALF], DAYS[-1]),
+        ("backfill-b-again", DAYS[HALF], DAYS[-1])]
 
 # One backfill run of the features and scoring DAGs, their steps in order (the checkpoints, which
 # write no partition, left out): plan, spark job, publish; one Spark application for both jobs.
@@ -80,10 +83,10 @@ def _champion_before(day: str) -> None:
 def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_template, tmp_path_factory, tmp_path,
                                                         monkeypatch, reliability):
     case = reliability.case(
-        "concurrency", "backfill of 30 days (features + scoring) by 3 processes at once on one lake and one "
-                       "PostgreSQL warehouse, two of them on the same 15 days",
+        "concurrency", "backfill of 10 days (features + scoring) by 3 processes at once on one lake and one "
+                       "PostgreSQL warehouse, two of them on the same 5 days",
         expected="every run succeeds; features, prediction partitions, warehouse predictions and day summaries "
-                 "equal those of the same 30 days run one after the other in one process; no duplicate row")
+                 "equal those of the same 10 days run one after the other in one process; no duplicate row")
     tracking_uri = champion_store(feature_lake_template, tmp_path_factory)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
 
@@ -115,7 +118,7 @@ def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_temp
         failed = {run[0]: err[-2500:] for run, ((_, err), code) in zip(RUNS, results, strict=True) if code != 0}
         assert not failed, failed
         published = [json.loads(out.strip().splitlines()[-1]) for (out, _), _code in results]
-        assert [sorted(p["rows"]) for p in published] == [DAYS[:15], DAYS[15:], DAYS[15:]]
+        assert [sorted(p["rows"]) for p in published] == [DAYS[:HALF], DAYS[HALF:], DAYS[HALF:]]
         got = _outputs(concurrent, DAYS)
         predictions = got[2]
         dups = predictions.duplicated(["ds", "transaction_id"]).sum()
@@ -125,7 +128,7 @@ def test_concurrent_backfill_equals_days_run_one_by_one(spark, feature_lake_temp
         pd.testing.assert_frame_equal(got[1][day], reference[1][day], obj=f"predictions ds={day}")
     pd.testing.assert_frame_equal(got[2], reference[2], obj="warehouse predictions")
     pd.testing.assert_frame_equal(got[3], reference[3], obj="warehouse prediction_days")
-    case.observed = (f"3 runs succeeded in {seconds:.0f}s; {len(predictions)} warehouse rows over 30 days, no "
+    case.observed = (f"3 runs succeeded in {seconds:.0f}s; {len(predictions)} warehouse rows over {len(DAYS)} days, no "
                      "duplicate; features, partitions, rows and day summaries equal to the one-by-one run")
 
 
