@@ -8,10 +8,12 @@ SHELL := /bin/bash
 
 ENV := source scripts/airflow-env.sh
 DAYS ?= 80
-NIGHTS ?= 3
+NIGHTS ?= 2
 DRIFT ?= amount_shift
 DRIFT_NIGHT ?= 2
 SHADOW_DAYS ?= 1
+SPARK ?= connect
+TRIALS ?= 1
 START ?= 2026-01-01
 CUSTOMERS ?= 2500
 TERMINALS ?= 5000
@@ -36,7 +38,7 @@ TEST_HOME := $(CURDIR)/.airflow-test
 
 demo: airflow-home
 	$(ENV)
-	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED) --shadow-days $(SHADOW_DAYS)
+	python -m tools.demo --days $(DAYS) --nights $(NIGHTS) --drift $(DRIFT) --drift-night $(DRIFT_NIGHT) --port $(PORT) --start $(START) --customers $(CUSTOMERS) --terminals $(TERMINALS) --seed $(SEED) --shadow-days $(SHADOW_DAYS) --spark $(SPARK) --trials $(TRIALS)
 
 test: venv
 	scripts/postgres-up.sh

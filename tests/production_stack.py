@@ -100,6 +100,8 @@ def production(tmp_path_factory):
         demo = (f"source scripts/airflow-env.sh && scripts/airflow-home.sh && python -m tools.demo --days {DAYS} "
                 f"--nights 1 --drift amount_shift --magnitude {MAGNITUDE:g} --drift-night 1 --start {START} "
                 f"--port {free_port()} --customers {CUSTOMERS} --terminals {TERMINALS} --seed {SEED} --no-simulate "
+                # the Spark tasks go to the standalone cluster through spark_default (AIRFLOW_CONN_SPARK_DEFAULT)
+                "--spark submit "
                 # one night cannot hold the shadow challenger's story (its labels arrive 7 days later): the
                 # retrained version is put in shadow and scores the night (shadow_scoring through the
                 # scheduler), and monitoring reruns the night (the shadow's performance_days row)

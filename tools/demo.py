@@ -4,7 +4,9 @@ the real engines (Spark, Great Expectations, MLflow, the warehouse through SQLAl
 
 1. Simulate ``--days`` of history and ``--nights`` more days; a drift scenario (``--drift``) starts on
    night ``--drift-night``. Every day's landing files are written up front; ingest reads one day.
-2. Start the Airflow services on ``--port`` (the UI shows the runs as they happen).
+2. Start a Spark Connect server (``--spark connect``, the default: the Spark tasks run their jobs on it
+   and pay no JVM start; ``--spark submit`` runs a spark-submit application per task) and the Airflow
+   services on ``--port`` (the UI shows the runs as they happen).
 3. History: one ``ingest`` run over the whole range (params ``start``/``end``); its Asset event
    triggers one ``features`` run over the range (one Spark application); then ``training`` as of the
    last day with the logistic baseline only (param ``models``): a quick first champion.
@@ -30,7 +32,7 @@ that arrive and ``review_shadow`` promotes or refuses the challenger once it has
 default: the first night's monitoring decides, before any retraining it may start replaces the shadow).
 ``--shadow-days 0`` trains the first champion on the last history day and shows no shadow.
 
-    python -m tools.demo --days 80 --nights 3 --drift amount_shift --drift-night 2 --shadow-days 1
+    python -m tools.demo --days 80 --nights 2 --drift amount_shift --drift-night 2 --shadow-days 1 --trials 1
 
 ``--days`` must leave the first champion's reference window (as_of - 34 .. as_of - 21) clear of the
 37-day warm-up of the terminal windows, or every night reports drift against a reference computed on
@@ -40,6 +42,7 @@ truncated windows. The weekly time schedule of training (Sundays 03:00) is not p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -53,7 +56,8 @@ from include.pipelines.fraud.simulator.generator import DriftScenario, Simulator
 from include.pipelines.fraud.simulator.landing import write_landing_files
 from include.run_days import event_extra
 from include.storage import as_date, day_range, landing_file, parquet_row_count, partition_file
-from tools.local_airflow import AirflowAPI, AirflowServiceError, LocalAirflow
+from tools.local_airflow import AirflowAPI, LocalAirflow
+from tools.supervisor import ServiceError
 
 DEFAULT_MAGNITUDE = {"amount_shift": 1.5, "night_shift": 0.3, "terminal_wave": 20}
 MIN_HISTORY_DAYS = 72  # first training as of day 71: its reference window starts on day 37
@@ -70,7 +74,7 @@ FIRST_MODEL = "logistic"
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--days", type=int, default=80, help="days of history before the nights")
-    p.add_argument("--nights", type=int, default=3, help="nightly cycles after the first training")
+    p.add_argument("--nights", type=int, default=2, help="nightly cycles after the first training")
     p.add_argument("--drift", choices=[*DEFAULT_MAGNITUDE, "none"], default="amount_shift")
     p.add_argument("--drift-night", type=int, default=2, help="the night (1-based) the drift starts")
     p.add_argument("--magnitude", type=float, help=f"drift magnitude (default per kind: {DEFAULT_MAGNITUDE})")
@@ -85,6 +89,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="label days of shadow evidence before the challenger's review (training.yaml shadow.days "
                         "in the demo's own training configuration); 0: no shadow challenger")
     p.add_argument("--challenger", default="xgboost", help="the model trained as the shadow challenger")
+    p.add_argument("--trials", type=int, help="at most this many Optuna trials per model family (default: the "
+                   "training configuration's; `make demo` passes 1 to stay under 10 minutes on 2 cores)")
+    p.add_argument("--spark", choices=("connect", "submit"), default="connect",
+                   help="connect: the Spark tasks run their jobs on one Spark Connect server the demo starts "
+                        "(no JVM start per task); submit: a spark-submit application per task, through the "
+                        "spark_default connection as configured (airflow_settings.yaml, or the environment)")
     p.add_argument("--shadow-backfill", action="store_true",
                    help="after the nights, point the alias shadow at the newest version and score the nights with "
                         "it in shadow (shadow_scoring, params start/end), then rerun monitoring on them: the shadow's "
@@ -96,6 +106,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     lead = SHADOW_LEAD_DAYS if args.shadow_days > 0 else 0
     if args.shadow_days < 0:
         p.error(f"--shadow-days {args.shadow_days}: must be >= 0")
+    if args.trials is not None and args.trials < 1:
+        p.error(f"--trials {args.trials}: must be >= 1")
     if args.days < MIN_HISTORY_DAYS + lead:
         p.error(f"--days {args.days}: at least {MIN_HISTORY_DAYS + lead} days of history are needed for a reference "
                 "window past the feature warm-up" + (f" (the first champion is trained {lead} days before the "
@@ -131,16 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         simulate_landing(cfg, root)
     env = {"BATCHML_TIME_SCHEDULES": "off"}  # the simulated dates lie in the past: no clock schedule may run
-    if args.shadow_days > 0:  # the services and this process read the same training configuration
+    if args.shadow_days > 0 or args.trials is not None:  # the services and this process read the same one
         env["BATCHML_TRAINING_CONFIG"] = os.environ["BATCHML_TRAINING_CONFIG"] = str(
-            demo_training_config(root, args.shadow_days))
+            demo_training_config(root, args.shadow_days, args.trials))
     airflow = LocalAirflow(home, port=args.port, env=env)
     # a kill of the demo stops the services too: the supervisor turns SIGTERM into SystemExit(143)
     print(f"[2/6] starting the Airflow scheduler, DAG processor, triggerer and API server (logs in {airflow.logs})",
           flush=True)
-    started = now()
     try:
-        with airflow:
+        with contextlib.ExitStack() as services:
+            if args.spark == "connect":
+                env["AIRFLOW_CONN_SPARK_DEFAULT"] = start_spark_connect(services, root)
+            started = now()
+            services.enter_context(airflow)
             api = airflow.api()
             user, password = airflow.admin_password()
             print(f"      watch the runs at http://localhost:{args.port} (user {user}, password {password})",
@@ -168,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 for dag_id in DAGS:  # no run for the real calendar's dates once the demo is over
                     api.set_paused(dag_id, True)
         print_summary(nights)
-    except AirflowServiceError as exc:
+    except ServiceError as exc:
         print(f"demo stopped: {exc}\n      task logs: {home / 'logs'}; service logs: {airflow.logs}", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - began:.0f}s. The run history is in the Airflow UI: make airflow "
@@ -178,10 +193,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def demo_training_config(root: Path, shadow_days: int) -> Path:
+def start_spark_connect(services: contextlib.ExitStack, root: Path) -> str:
+    """A Spark Connect server for the demo's length (tools.spark_connect), and the spark_default
+    connection URI that points the Spark tasks at it."""
+    from tools.spark_connect import connect_server
+
+    log = root / "logs" / "spark-connect.log"
+    began = time.perf_counter()
+    server = services.enter_context(connect_server(log))
+    print(f"      Spark Connect server at {server.url} for the Spark tasks ({time.perf_counter() - began:.0f}s; "
+          f"log {log}; --spark submit runs a spark-submit application per task instead)", flush=True)
+    return "spark-connect://" + server.url.removeprefix("sc://")
+
+
+def demo_training_config(root: Path, shadow_days: int, trials: int | None) -> Path:
     """The pipeline's training configuration (include.training.config.config_path: the shipped file, or the
-    one BATCHML_TRAINING_CONFIG names) with ``shadow.days`` set, validated and written under the data root
-    (git-ignored), for the Airflow services and this process alike."""
+    one BATCHML_TRAINING_CONFIG names) with ``shadow.days`` set and, with ``trials``, every family's search
+    budget at most ``trials``; validated and written under the data root (git-ignored), for the Airflow
+    services and this process alike."""
     import yaml
 
     from include.schema import read_yaml
@@ -190,11 +219,17 @@ def demo_training_config(root: Path, shadow_days: int) -> Path:
     source = config_path()
     raw = read_yaml(source)
     raw["shadow"] = {**(raw.get("shadow") or {}), "days": shadow_days}
+    changes = f"shadow.days {shadow_days}"
+    if trials is not None:
+        raw["tuning"] = {**(raw.get("tuning") or {}), "trials": trials}
+        for model in raw.get("models") or []:
+            if isinstance(model, dict) and isinstance(model.get("trials"), int):
+                model["trials"] = min(model["trials"], trials)
+        changes += f", at most {trials} tuning trial(s) per family"
     target = root / "demo" / "training.yaml"
-    parse_training_config(raw, source=f"{source} with shadow.days {shadow_days}")  # fails here, not in a task
+    parse_training_config(raw, source=f"{source} with {changes}")  # fails here, not in a task
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(f"# make demo: {source} with shadow.days {shadow_days} (tools/demo.py)\n"
-                      + yaml.safe_dump(raw, sort_keys=False))
+    target.write_text(f"# make demo: {source} with {changes} (tools/demo.py)\n" + yaml.safe_dump(raw, sort_keys=False))
     return target
 
 
