@@ -298,9 +298,8 @@ def _dicts(result) -> list[dict[str, Any]]:
 
 def promotion_history(model_name: str) -> list[dict[str, Any]]:
     with engine().connect() as conn:
-        rows = _dicts(conn.execute(select(promotions).where(promotions.c.model_name == model_name)
-                            .order_by(promotions.c.decided_at)))
-    return rows
+        return _dicts(conn.execute(select(promotions).where(promotions.c.model_name == model_name)
+                                   .order_by(promotions.c.decided_at)))
 
 
 def reconcile_promotions(model_name: str) -> list[dict[str, Any]]:
@@ -587,29 +586,26 @@ def training_triggered_since(model_name: str, since: dt.date, before: dt.date) -
 def drift_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:
     """The drift rows of the days in [start, end] (of ``model_name`` only, when given), by day and column."""
     with engine().connect() as conn:
-        rows = _dicts(conn.execute(select(drift_metrics).where(
+        return _dicts(conn.execute(select(drift_metrics).where(
             drift_metrics.c.ds.between(start, end), *([drift_metrics.c.model_name == model_name] if model_name else []))
             .order_by(drift_metrics.c.ds, drift_metrics.c.column_name)))
-    return rows
 
 
 def alerts_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:
     """The alerts of the days in [start, end] (of ``model_name`` only, when given), oldest first."""
     with engine().connect() as conn:
-        rows = _dicts(conn.execute(select(alerts).where(
+        return _dicts(conn.execute(select(alerts).where(
             alerts.c.ds.between(start, end), *([alerts.c.model_name == model_name] if model_name else []))
             .order_by(alerts.c.ds, alerts.c.id)))
-    return rows
 
 
 def performance_between(start: dt.date, end: dt.date, model_name: str) -> list[dict[str, Any]]:
     """The ``performance_days`` rows of ``model_name`` whose transactions were scored in [start, end],
     every role, by scored day and role: one query on the (model_name, scored_day) index."""
     with engine().connect() as conn:
-        rows = _dicts(conn.execute(select(performance_days).where(
+        return _dicts(conn.execute(select(performance_days).where(
             performance_days.c.model_name == model_name, performance_days.c.scored_day.between(start, end))
             .order_by(performance_days.c.scored_day, performance_days.c.role)))
-    return rows
 
 
 def top_flags(day: dt.date, limit: int = 5) -> list[dict[str, Any]]:
@@ -666,9 +662,8 @@ def record_data_quality(row: dict[str, Any]) -> None:
 def data_quality_between(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     """The validation rows of the days in [start, end], by day and dataset."""
     with engine().connect() as conn:
-        rows = _dicts(conn.execute(select(data_quality).where(data_quality.c.ds.between(start, end))
-                            .order_by(data_quality.c.ds, data_quality.c.dataset)))
-    return rows
+        return _dicts(conn.execute(select(data_quality).where(data_quality.c.ds.between(start, end))
+                                   .order_by(data_quality.c.ds, data_quality.c.dataset)))
 
 
 def prediction_days_between(start: dt.date, end: dt.date, model_name: str | None = None) -> list[dict[str, Any]]:

@@ -196,14 +196,14 @@ def main(argv: list[str] | None = None) -> int:
 def start_spark_connect(services: contextlib.ExitStack, root: Path) -> str:
     """A Spark Connect server for the demo's length (tools.spark_connect), and the spark_default
     connection URI that points the Spark tasks at it."""
-    from tools.spark_connect import connect_server
+    from tools.spark_connect import connect_server, server_log
 
-    log = root / "logs" / "spark-connect.log"
+    log = server_log(root)
     began = time.perf_counter()
     server = services.enter_context(connect_server(log))
     print(f"      Spark Connect server at {server.url} for the Spark tasks ({time.perf_counter() - began:.0f}s; "
           f"log {log}; --spark submit runs a spark-submit application per task instead)", flush=True)
-    return "spark-connect://" + server.url.removeprefix("sc://")
+    return server.airflow_conn
 
 
 def demo_training_config(root: Path, shadow_days: int, trials: int | None) -> Path:

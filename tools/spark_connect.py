@@ -83,6 +83,16 @@ class Server(NamedTuple):
     url: str  # sc://host:port
     process: Process
 
+    @property
+    def airflow_conn(self) -> str:
+        """The ``spark_default`` connection URI (the provider's ``spark_connect`` type) of this server."""
+        return "spark-connect://" + self.url.removeprefix("sc://")
+
+
+def server_log(root: Path) -> Path:
+    """Where a server for the data root ``root`` writes its log."""
+    return root / "logs" / "spark-connect.log"
+
 
 @contextlib.contextmanager
 def connect_server(log: Path, host: str = "127.0.0.1", port: int | None = None, master: str = "local[2]",
@@ -112,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", default="local[2]")
     p.add_argument("--driver-memory", default="2g")
     args = p.parse_args(argv)
-    log = data_root() / "logs" / "spark-connect.log"
+    log = server_log(data_root())
     print(f"starting Spark Connect on {args.host}:{args.port} ({args.master}); log: {log}", flush=True)
     with connect_server(log, args.host, args.port, args.master, args.driver_memory) as server:
         print(f"Spark Connect ready at {server.url}. Point the Spark tasks at it with\n"
-              f"  export AIRFLOW_CONN_SPARK_DEFAULT='spark-connect://{args.host}:{args.port}'\n"
+              f"  export AIRFLOW_CONN_SPARK_DEFAULT='{server.airflow_conn}'\n"
               "Ctrl-C stops it.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
